@@ -1,0 +1,328 @@
+"""The event vocabulary, the event record, and the log that holds them.
+
+Every pool transition is one :class:`Event`. The kinds, and what each one's
+fields mean, are defined here and nowhere else:
+
+============  =================================================================
+kind          meaning and payload
+============  =================================================================
+``connect``   a new driver connection was opened. ``conn`` is its new serial,
+              ``duration_s`` how long opening it took.
+``checkout``  a caller got a connection. ``wait_s`` is how long it waited for a
+              free slot (0.0 when it did not wait), ``reused`` is True when the
+              connection came from the idle heap rather than being just opened.
+``checkin``   a caller returned its connection and the pool kept it idle.
+              ``duration_s`` is how long it was held.
+``wait``      a caller found the pool full (``max_connections`` in use) and
+              starts waiting. Recorded once per waiting caller.
+``timeout``   ``MaxConnectionsExceeded`` was raised to a caller. ``wait_s`` is
+              how long it waited (0.0 when the pool was built with
+              ``timeout=None`` and so fails at once).
+``close``     a driver connection left the pool for good. ``reason`` says why
+              (see :data:`CLOSE_REASONS`), ``duration_s`` is its age.
+``error``     opening a driver connection failed. ``reason`` is the exception's
+              type name, ``message`` its text with credentials masked.
+============  =================================================================
+
+Close reasons: ``stale`` (older than ``stale_timeout``, found at checkout or
+check-in), ``broken`` (found dead at checkout and discarded: peewee drops such
+a connection without closing it, poolviz records it anyway), ``not_reusable``
+(the driver said it cannot be reused at check-in), ``idle`` (``close_idle()``),
+``manual`` (``manual_close()``), ``all`` (``close_all()``) and ``stale_in_use``
+(``close_stale()``, which closes connections still checked out).
+
+Every event also carries ``seq`` (gap-free within a log), ``t`` (seconds on a
+monotonic clock since the log started), ``conn`` (poolviz's serial for the
+driver connection, never reused; 0 when the event concerns none), ``thread``
+(the caller's thread name) and the pool's counts right after the event:
+``in_use``, ``idle`` and ``waiting``.
+
+``dispose()`` forgets connections without closing them (after ``fork()`` the
+parent owns them), so it records no ``close`` events; the counts on the next
+event show the pool empty.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger("poolviz")
+
+KINDS = ("connect", "checkout", "checkin", "wait", "timeout", "close", "error")
+CLOSE_REASONS = ("stale", "broken", "not_reusable", "idle", "manual", "all", "stale_in_use")
+NO_CONN = 0
+DEFAULT_CAPACITY = 1_000_000
+
+
+class Event(NamedTuple):
+    """One pool transition. See the module docstring for each field's meaning per kind."""
+
+    seq: int
+    t: float
+    kind: str
+    conn: int
+    thread: str
+    wait_s: float
+    duration_s: float
+    reused: bool
+    reason: str
+    message: str
+    in_use: int
+    idle: int
+    waiting: int
+
+
+FIELDS: tuple[str, ...] = Event._fields
+Listener = Callable[[Event], Any]
+_make_event = Event._make
+
+
+class Subscription:
+    """What :meth:`EventLog.subscribe` returns: call it (or leave its ``with`` block) to unsubscribe."""
+
+    __slots__ = ("_log", "_listener")
+
+    def __init__(self, log: EventLog, listener: Listener) -> None:
+        self._log = log
+        self._listener = listener
+
+    def __call__(self) -> None:
+        self._log.unsubscribe(self._listener)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self()
+
+
+_COUNTERS = (
+    "requests_num",
+    "requests_queued",
+    "requests_wait_ms",
+    "requests_errors",
+    "usage_ms",
+    "returns_bad",
+    "connections_num",
+    "connections_ms",
+    "connections_errors",
+    "connections_lost",
+    "connections_closed",
+)
+
+
+class EventLog:
+    """A thread-safe, bounded record of pool events, with listeners and counters.
+
+    The log keeps the newest ``capacity`` events; older ones are dropped and
+    counted in :attr:`dropped`. Counters (:meth:`get_stats`) count every event,
+    dropped or not. Listeners are called by the pool after it releases its
+    lock, in the thread that caused the event; a listener that raises is
+    counted in :attr:`listener_errors` and logged, and the pool carries on.
+    """
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
+        self.capacity = capacity
+        self.meta: dict[str, Any] = {}
+        self._events: deque[Event] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+        self._seq = itertools.count()
+        self._listeners: tuple[Listener, ...] = ()
+        self._pending = threading.local()
+        self._t0 = time.perf_counter()
+        self.dropped = 0
+        self.listener_errors = 0
+        self._counters = dict.fromkeys(_COUNTERS, 0)
+        self._last: Event | None = None
+
+    @property
+    def t0(self) -> float:
+        """The ``time.perf_counter()`` reading that ``t == 0`` stands for."""
+        return self._t0
+
+    def now(self) -> float:
+        """Seconds since this log started, on the clock events use."""
+        return time.perf_counter() - self._t0
+
+    def record(
+        self,
+        kind: str,
+        conn: int,
+        thread: str,
+        in_use: int,
+        idle: int,
+        waiting: int,
+        wait_s: float = 0.0,
+        duration_s: float = 0.0,
+        reused: bool = False,
+        reason: str = "",
+        message: str = "",
+    ) -> Event:
+        """Append one event; the pool calls this under its own lock so ``seq`` follows its order."""
+        with self._lock:
+            event = _make_event(
+                (
+                    next(self._seq),
+                    time.perf_counter() - self._t0,
+                    kind,
+                    conn,
+                    thread,
+                    wait_s,
+                    duration_s,
+                    reused,
+                    reason,
+                    message,
+                    in_use,
+                    idle,
+                    waiting,
+                )
+            )
+            events = self._events
+            if len(events) == self.capacity:
+                self.dropped += 1
+            events.append(event)
+            self._last = event
+            self._count(event)
+        if self._listeners:
+            pending = getattr(self._pending, "events", None)
+            if pending is None:
+                pending = self._pending.events = []
+            pending.append(event)
+        return event
+
+    def _count(self, event: Event) -> None:
+        c = self._counters
+        kind = event.kind
+        if kind == "checkout":
+            c["requests_num"] += 1
+            if event.wait_s:
+                c["requests_wait_ms"] += event.wait_s * 1000.0
+        elif kind == "checkin":
+            c["usage_ms"] += event.duration_s * 1000.0
+        elif kind == "wait":
+            c["requests_queued"] += 1
+        elif kind == "timeout":
+            c["requests_num"] += 1
+            c["requests_errors"] += 1
+            c["requests_wait_ms"] += event.wait_s * 1000.0
+        elif kind == "connect":
+            c["connections_num"] += 1
+            c["connections_ms"] += event.duration_s * 1000.0
+        elif kind == "close":
+            c["connections_closed"] += 1
+            reason = event.reason
+            if reason == "broken":
+                c["connections_lost"] += 1
+            elif reason == "not_reusable":
+                c["returns_bad"] += 1
+        elif kind == "error":
+            c["connections_errors"] += 1
+
+    def flush(self) -> None:
+        """Deliver this thread's recorded events to the listeners. Never call it holding a pool lock."""
+        pending = getattr(self._pending, "events", None)
+        if not pending:
+            return
+        self._pending.events = []
+        listeners = self._listeners
+        for event in pending:
+            for listener in listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    with self._lock:
+                        self.listener_errors += 1
+                    logger.exception("poolviz listener %r raised; the pool carries on", listener)
+
+    def subscribe(self, listener: Listener) -> Subscription:
+        """Call ``listener(event)`` for every later event; returns a :class:`Subscription` to undo it."""
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, got {listener!r}")
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+        return Subscription(self, listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        """Stop calling ``listener``; unknown listeners are ignored."""
+        with self._lock:
+            self._listeners = tuple(f for f in self._listeners if f is not listener)
+
+    def snapshot(self) -> list[Event]:
+        """The events currently held, oldest first."""
+        with self._lock:
+            return list(self._events)
+
+    def since(self, seq: int) -> list[Event]:
+        """Held events with ``seq >= seq``, oldest first (cheap for a poller that keeps its place)."""
+        with self._lock:
+            events = self._events
+            if not events or events[-1].seq < seq:
+                return []
+            start = max(0, seq - events[0].seq)
+            return list(itertools.islice(events, start, None))
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.snapshot())
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @property
+    def last(self) -> Event | None:
+        """The most recent event, kept even when the log has been cleared."""
+        return self._last
+
+    def clear(self) -> None:
+        """Forget the held events and the drop count. ``seq`` keeps counting, so it stays unique."""
+        with self._lock:
+            self._events.clear()
+            self.dropped = 0
+
+    def get_stats(self) -> dict[str, float]:
+        """Counters since creation or the last :meth:`pop_stats`, plus the pool's current counts."""
+        with self._lock:
+            return self._stats()
+
+    def pop_stats(self) -> dict[str, float]:
+        """Like :meth:`get_stats`, then reset the counters to zero (the counts are gauges and stay)."""
+        with self._lock:
+            stats = self._stats()
+            self._counters = dict.fromkeys(_COUNTERS, 0)
+        return stats
+
+    def _stats(self) -> dict[str, float]:
+        stats: dict[str, float] = dict(self._counters)
+        last = self._last
+        stats["pool_size"] = last.in_use + last.idle if last else 0
+        stats["pool_available"] = last.idle if last else 0
+        stats["requests_waiting"] = last.waiting if last else 0
+        stats["events_dropped"] = self.dropped
+        stats["listener_errors"] = self.listener_errors
+        if "max_connections" in self.meta:
+            stats["pool_max"] = self.meta["max_connections"]
+        return stats
+
+    def to_frame(self) -> pd.DataFrame:
+        """The held events as a pandas DataFrame, one column per :data:`FIELDS`.
+
+        ``frame.attrs`` carries ``dropped`` (events lost to the capacity),
+        ``capacity`` and the log's ``meta`` (pool class, ``max_connections``,
+        masked URL), so a saved trace says what it came from.
+        """
+        from .frames import events_to_frame
+
+        with self._lock:
+            events = list(self._events)
+            attrs = {"dropped": self.dropped, "capacity": self.capacity, **self.meta}
+        return events_to_frame(events, attrs)

@@ -1,0 +1,71 @@
+"""Database URLs (peewee's ``playhouse.db_url`` form) to instrumented pools."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from playhouse.db_url import parseresult_to_dict
+
+from .credentials import mask_url
+from .pools import (
+    InstrumentedPooledMySQLDatabase,
+    InstrumentedPooledPostgresqlDatabase,
+    InstrumentedPooledSqliteDatabase,
+    _Instrumented,
+)
+
+POOL_SCHEMES: dict[str, type[_Instrumented]] = {
+    "sqlite+pool": InstrumentedPooledSqliteDatabase,
+    "mysql+pool": InstrumentedPooledMySQLDatabase,
+    "mariadb+pool": InstrumentedPooledMySQLDatabase,
+    "postgres+pool": InstrumentedPooledPostgresqlDatabase,
+    "postgresql+pool": InstrumentedPooledPostgresqlDatabase,
+}
+_PLAIN_CLASSES = {
+    "sqlite": "SqliteDatabase",
+    "mysql": "MySQLDatabase",
+    "mariadb": "MySQLDatabase",
+    "postgres": "PostgresqlDatabase",
+    "postgresql": "PostgresqlDatabase",
+}
+
+
+def connect(url: str, **kwargs: Any) -> Any:
+    """An instrumented pool for ``url``, e.g. ``mysql+pool://user:pw@host:3306/db?max_connections=8``.
+
+    Query parameters and ``kwargs`` go to the pool (``max_connections``,
+    ``stale_timeout``, ``timeout``) or to the driver, as with peewee's
+    ``playhouse.db_url.connect``. Only ``+pool`` schemes are accepted: the
+    plain ones give a database that opens one connection per thread and
+    ignores ``max_connections``, so they are refused with the form to use.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a string like 'sqlite+pool:///app.db', got {url!r}")
+    shown = mask_url(url)
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower()
+    if scheme in _PLAIN_CLASSES:
+        raise ValueError(
+            f"{shown!r} would not pool: {scheme}:// gives peewee's plain "
+            f"{_PLAIN_CLASSES[scheme]}, one connection per thread with no limit. "
+            f"Use {scheme}+pool://{shown.split('://', 1)[-1]} instead."
+        )
+    cls = POOL_SCHEMES.get(scheme)
+    if cls is None:
+        allowed = ", ".join(f"{s}://" for s in POOL_SCHEMES)
+        raise ValueError(f"unknown database URL scheme {parsed.scheme!r} in {shown!r}; use one of {allowed}")
+    try:
+        params = parseresult_to_dict(parsed, unquote_password=True, unquote_user=True)
+    except ValueError as exc:
+        raise ValueError(f"cannot read database URL {shown!r}: {exc}") from None
+    params.update(kwargs)
+    database = params.pop("database", None)
+    if not database:
+        raise ValueError(
+            f"{shown!r} names no database: use {scheme}:///path.db for a file or "
+            f"{scheme}://host/dbname for a server"
+        )
+    db = cls(database, **params)
+    db.events.meta["url"] = shown
+    return db
