@@ -18,13 +18,13 @@ from .urls import connect
 
 __all__ = [
     "CLOSE_REASONS",
-    "FIELDS",
-    "KINDS",
     "Event",
     "EventLog",
+    "FIELDS",
     "InstrumentedPooledMySQLDatabase",
     "InstrumentedPooledPostgresqlDatabase",
     "InstrumentedPooledSqliteDatabase",
+    "KINDS",
     "MaxConnectionsExceeded",
     "Subscription",
     "check_pool_args",

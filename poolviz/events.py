@@ -84,12 +84,13 @@ class Event(NamedTuple):
 FIELDS: tuple[str, ...] = Event._fields
 Listener = Callable[[Event], Any]
 _make_event = Event._make
+_new_event = tuple.__new__  # _new_event(Event, raw): Event._make without its checks
 
 
 class Subscription:
     """What :meth:`EventLog.subscribe` returns: call it (or leave its ``with`` block) to unsubscribe."""
 
-    __slots__ = ("_log", "_listener")
+    __slots__ = ("_listener", "_log")
 
     def __init__(self, log: EventLog, listener: Listener) -> None:
         self._log = log
@@ -121,30 +122,36 @@ _COUNTERS = (
 
 
 class EventLog:
-    """A thread-safe, bounded record of pool events, with listeners and counters.
+    """A bounded record of pool events, with listeners and counters.
 
     The log keeps the newest ``capacity`` events; older ones are dropped and
     counted in :attr:`dropped`. Counters (:meth:`get_stats`) count every event,
     dropped or not. Listeners are called by the pool after it releases its
     lock, in the thread that caused the event; a listener that raises is
     counted in :attr:`listener_errors` and logged, and the pool carries on.
+
+    Writers call :meth:`record` holding :attr:`lock` (a pool passes its own
+    pool lock, so recording costs no second lock and ``seq`` follows the pool's
+    order). Readers take the lock only to copy, so a reader holds the pool
+    for as long as a copy takes: :meth:`since` copies only what is new.
     """
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, lock: Any = None) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
         self.capacity = capacity
+        self.lock = lock if lock is not None else threading.RLock()
         self.meta: dict[str, Any] = {}
-        self._events: deque[Event] = deque(maxlen=capacity)
-        self._lock = threading.Lock()
+        self._events: deque[tuple[Any, ...]] = deque(maxlen=capacity)
         self._seq = itertools.count()
         self._listeners: tuple[Listener, ...] = ()
         self._pending = threading.local()
         self._t0 = time.perf_counter()
         self.dropped = 0
         self.listener_errors = 0
-        self._counters = dict.fromkeys(_COUNTERS, 0)
-        self._last: Event | None = None
+        self._counters: dict[str, float] = dict.fromkeys(_COUNTERS, 0)
+        self._counted = 0  # seq of the first event not yet in the counters
+        self._last: tuple[Any, ...] | None = None
 
     @property
     def t0(self) -> float:
@@ -168,66 +175,75 @@ class EventLog:
         reused: bool = False,
         reason: str = "",
         message: str = "",
-    ) -> Event:
-        """Append one event; the pool calls this under its own lock so ``seq`` follows its order."""
-        with self._lock:
-            event = _make_event(
-                (
-                    next(self._seq),
-                    time.perf_counter() - self._t0,
-                    kind,
-                    conn,
-                    thread,
-                    wait_s,
-                    duration_s,
-                    reused,
-                    reason,
-                    message,
-                    in_use,
-                    idle,
-                    waiting,
-                )
-            )
-            events = self._events
-            if len(events) == self.capacity:
-                self.dropped += 1
-            events.append(event)
-            self._last = event
-            self._count(event)
+    ) -> None:
+        """Append one event. Call it holding :attr:`lock`; this is the pools' hot path."""
+        events = self._events
+        if len(events) == self.capacity:
+            self._drop_oldest()
+        event = (
+            next(self._seq),
+            time.perf_counter() - self._t0,
+            kind,
+            conn,
+            thread,
+            wait_s,
+            duration_s,
+            reused,
+            reason,
+            message,
+            in_use,
+            idle,
+            waiting,
+        )
+        events.append(event)
         if self._listeners:
-            pending = getattr(self._pending, "events", None)
-            if pending is None:
-                pending = self._pending.events = []
-            pending.append(event)
-        return event
+            try:
+                self._pending.events.append(event)
+            except AttributeError:
+                self._pending.events = [event]
 
-    def _count(self, event: Event) -> None:
+    def _drop_oldest(self) -> None:
+        oldest = self._events[0]
+        if oldest[0] >= self._counted:
+            self._count(oldest)
+            self._counted = oldest[0] + 1
+        self.dropped += 1
+
+    def _count(self, event: tuple[Any, ...]) -> None:
         c = self._counters
-        kind = event.kind
+        kind = event[2]
         if kind == "checkout":
             c["requests_num"] += 1
-            if event.wait_s:
-                c["requests_wait_ms"] += event.wait_s * 1000.0
+            c["requests_wait_ms"] += event[5] * 1000.0
         elif kind == "checkin":
-            c["usage_ms"] += event.duration_s * 1000.0
+            c["usage_ms"] += event[6] * 1000.0
         elif kind == "wait":
             c["requests_queued"] += 1
         elif kind == "timeout":
             c["requests_num"] += 1
             c["requests_errors"] += 1
-            c["requests_wait_ms"] += event.wait_s * 1000.0
+            c["requests_wait_ms"] += event[5] * 1000.0
         elif kind == "connect":
             c["connections_num"] += 1
-            c["connections_ms"] += event.duration_s * 1000.0
+            c["connections_ms"] += event[6] * 1000.0
         elif kind == "close":
             c["connections_closed"] += 1
-            reason = event.reason
-            if reason == "broken":
+            if event[8] == "broken":
                 c["connections_lost"] += 1
-            elif reason == "not_reusable":
+            elif event[8] == "not_reusable":
                 c["returns_bad"] += 1
         elif kind == "error":
             c["connections_errors"] += 1
+
+    def _catch_up(self) -> None:
+        # Counters are brought up to date when read, not on the hot path.
+        events = self._events
+        if not events or events[-1][0] < self._counted:
+            return
+        start = max(0, self._counted - events[0][0])
+        for event in itertools.islice(events, start, None):
+            self._count(event)
+        self._counted = events[-1][0] + 1
 
     def flush(self) -> None:
         """Deliver this thread's recorded events to the listeners. Never call it holding a pool lock."""
@@ -236,12 +252,13 @@ class EventLog:
             return
         self._pending.events = []
         listeners = self._listeners
-        for event in pending:
+        for raw in pending:
+            event = _new_event(Event, raw)
             for listener in listeners:
                 try:
                     listener(event)
                 except Exception:
-                    with self._lock:
+                    with self.lock:
                         self.listener_errors += 1
                     logger.exception("poolviz listener %r raised; the pool carries on", listener)
 
@@ -249,28 +266,35 @@ class EventLog:
         """Call ``listener(event)`` for every later event; returns a :class:`Subscription` to undo it."""
         if not callable(listener):
             raise TypeError(f"listener must be callable, got {listener!r}")
-        with self._lock:
+        with self.lock:
             self._listeners = (*self._listeners, listener)
         return Subscription(self, listener)
 
     def unsubscribe(self, listener: Listener) -> None:
         """Stop calling ``listener``; unknown listeners are ignored."""
-        with self._lock:
+        with self.lock:
             self._listeners = tuple(f for f in self._listeners if f is not listener)
 
     def snapshot(self) -> list[Event]:
         """The events currently held, oldest first."""
-        with self._lock:
-            return list(self._events)
+        with self.lock:
+            raw = list(self._events)
+        return list(map(_make_event, raw))
 
     def since(self, seq: int) -> list[Event]:
         """Held events with ``seq >= seq``, oldest first (cheap for a poller that keeps its place)."""
-        with self._lock:
+        with self.lock:
             events = self._events
-            if not events or events[-1].seq < seq:
+            if not events or events[-1][0] < seq:
                 return []
-            start = max(0, seq - events[0].seq)
-            return list(itertools.islice(events, start, None))
+            first = events[0][0]
+            if seq <= first:
+                raw = list(events)
+            else:
+                # Walk from the newer end: a poller usually asks for a few recent events.
+                count = events[-1][0] - seq + 1
+                raw = list(itertools.islice(reversed(events), count))[::-1]
+        return list(map(_make_event, raw))
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.snapshot())
@@ -281,32 +305,39 @@ class EventLog:
     @property
     def last(self) -> Event | None:
         """The most recent event, kept even when the log has been cleared."""
-        return self._last
+        with self.lock:
+            raw = self._events[-1] if self._events else self._last
+        return _make_event(raw) if raw is not None else None
 
     def clear(self) -> None:
-        """Forget the held events and the drop count. ``seq`` keeps counting, so it stays unique."""
-        with self._lock:
+        """Forget the held events and the drop count. ``seq`` keeps counting and so do the counters."""
+        with self.lock:
+            self._catch_up()
+            if self._events:
+                self._last = self._events[-1]
             self._events.clear()
             self.dropped = 0
 
     def get_stats(self) -> dict[str, float]:
         """Counters since creation or the last :meth:`pop_stats`, plus the pool's current counts."""
-        with self._lock:
+        with self.lock:
             return self._stats()
 
     def pop_stats(self) -> dict[str, float]:
         """Like :meth:`get_stats`, then reset the counters to zero (the counts are gauges and stay)."""
-        with self._lock:
+        with self.lock:
             stats = self._stats()
             self._counters = dict.fromkeys(_COUNTERS, 0)
         return stats
 
     def _stats(self) -> dict[str, float]:
+        self._catch_up()
         stats: dict[str, float] = dict(self._counters)
-        last = self._last
-        stats["pool_size"] = last.in_use + last.idle if last else 0
-        stats["pool_available"] = last.idle if last else 0
-        stats["requests_waiting"] = last.waiting if last else 0
+        last = self._events[-1] if self._events else self._last
+        in_use, idle, waiting = last[10:13] if last else (0, 0, 0)
+        stats["pool_size"] = in_use + idle
+        stats["pool_available"] = idle
+        stats["requests_waiting"] = waiting
         stats["events_dropped"] = self.dropped
         stats["listener_errors"] = self.listener_errors
         if "max_connections" in self.meta:
@@ -322,7 +353,7 @@ class EventLog:
         """
         from .frames import events_to_frame
 
-        with self._lock:
-            events = list(self._events)
+        with self.lock:
+            raw = list(self._events)
             attrs = {"dropped": self.dropped, "capacity": self.capacity, **self.meta}
-        return events_to_frame(events, attrs)
+        return events_to_frame(raw, attrs)

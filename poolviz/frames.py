@@ -27,9 +27,10 @@ DTYPES: dict[str, Any] = {
 assert tuple(DTYPES) == FIELDS
 
 
-def events_to_frame(events: Iterable[Event], attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def events_to_frame(events: Iterable[Event] | Iterable[tuple[Any, ...]], attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """A DataFrame with one row per event and one typed column per field."""
     rows = events if isinstance(events, list) else list(events)
+    data: dict[str, Any]
     if rows:
         columns = list(zip(*rows, strict=True))
         data = {name: columns[i] for i, name in enumerate(FIELDS)}

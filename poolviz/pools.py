@@ -1,7 +1,7 @@
 """Instrumented peewee pools: the same pools, with an event for every transition.
 
 ``_Instrumented`` only overrides peewee's own hooks (``_connect``, ``_close``,
-``_close_raw``, ``_is_closed``, ``_is_stale``, ``_can_reuse``) and the public
+``_close_raw``, ``_is_stale``) and the public
 methods around them, calls peewee's code for the real work and records what it
 did. No pool decision is made here, so reuse order, exceptions, stale handling
 and rollback on check-in stay peewee's.
@@ -18,6 +18,7 @@ import functools
 import itertools
 import math
 import threading
+from threading import get_ident
 from time import perf_counter
 from typing import Any
 
@@ -43,10 +44,7 @@ def check_pool_args(max_connections: Any, stale_timeout: Any, timeout: Any) -> N
     reaches zero, so only ``None`` means unlimited here.
     """
     if max_connections is not None and not _is_positive_int(max_connections):
-        raise ValueError(
-            "max_connections must be a positive integer (or None for no limit), "
-            f"got {max_connections!r}"
-        )
+        raise ValueError(f"max_connections must be a positive integer (or None for no limit), got {max_connections!r}")
     for name, value in (("stale_timeout", stale_timeout), ("timeout", timeout)):
         if value is None:
             continue
@@ -89,9 +87,12 @@ def backend_of(db: object) -> str:
 class _ConnInfo:
     """What poolviz knows of one driver connection, keyed in the pool by ``id(conn)``."""
 
-    __slots__ = ("serial", "opened", "checked_out")
+    # Holding the connection keeps its id() from being reused while it is tracked,
+    # even after peewee has dropped it (a dead connection discarded at checkout).
+    __slots__ = ("checked_out", "conn", "opened", "serial")
 
-    def __init__(self, serial: int, opened: float, checked_out: float | None) -> None:
+    def __init__(self, conn: Any, serial: int, opened: float, checked_out: float | None) -> None:
+        self.conn = conn
         self.serial = serial
         self.opened = opened
         self.checked_out = checked_out
@@ -100,10 +101,27 @@ class _ConnInfo:
 class _Local(threading.local):
     """Per-thread scratch state; the class attributes are each thread's starting values."""
 
-    wait_start: float | None = None
-    mark: float = 0.0
+    name: str | None = None
     reason: str | None = None
     scope: str | None = None
+
+
+def _next_impl(cls: type, name: str) -> Any:
+    """The implementation of ``name`` that the mixin overrides in ``cls`` (what ``super()`` finds).
+
+    Looked up once per class so the hot path calls it without building a
+    ``super()`` object. For peewee's own ``@locked`` methods it is the body
+    without the lock: the mixin already holds the pool lock around those
+    calls, so taking the reentrant lock a second time would only cost time.
+    """
+    mro = cls.__mro__
+    for klass in mro[mro.index(_Instrumented) + 1 :]:
+        if name in klass.__dict__:
+            impl = klass.__dict__[name]
+            if klass is PooledDatabase and name in ("_connect", "_close"):
+                impl = getattr(impl, "__wrapped__", None) or impl
+            return impl
+    raise AttributeError(name)
 
 
 class _Instrumented:
@@ -112,6 +130,10 @@ class _Instrumented:
     # poolviz's own classes refuse settings that mislead (see check_pool_args);
     # pools passed through instrument() keep whatever peewee accepted.
     _pv_validates = False
+    _pv_next_open: Any
+    _pv_next_connect: Any
+    _pv_next_close: Any
+    _pv_next_is_stale: Any
 
     events: EventLog
     _pool_lock: threading.RLock
@@ -121,6 +143,14 @@ class _Instrumented:
     _stale_timeout: float | None
     _wait_timeout: float | None
     connect_params: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Stored as staticmethods and called as impl(self, ...).
+        cls._pv_next_open = staticmethod(_next_impl(cls, "connect"))
+        cls._pv_next_connect = staticmethod(_next_impl(cls, "_connect"))
+        cls._pv_next_close = staticmethod(_next_impl(cls, "_close"))
+        cls._pv_next_is_stale = staticmethod(_next_impl(cls, "_is_stale"))
 
     def __init__(
         self,
@@ -133,7 +163,7 @@ class _Instrumented:
         **kwargs: Any,
     ) -> None:
         check_pool_args(max_connections, stale_timeout, timeout)
-        self._pv_setup(EventLog(event_capacity))
+        EventLog(event_capacity)  # refuse a bad capacity before anything is built
         super().__init__(  # type: ignore[call-arg]
             database,
             max_connections=max_connections,
@@ -141,7 +171,7 @@ class _Instrumented:
             timeout=timeout,
             **kwargs,
         )
-        self._pv_describe()
+        self._pv_setup(event_capacity)
 
     def init(
         self,
@@ -163,14 +193,20 @@ class _Instrumented:
         if hasattr(self, "events"):
             self._pv_describe()
 
-    def _pv_setup(self, events: EventLog) -> None:
-        self.events = events
+    def _pv_setup(self, event_capacity: int) -> None:
+        self.events = EventLog(event_capacity, lock=self._pool_lock)
         self._pv_local = _Local()
         self._pv_conns: dict[int, _ConnInfo] = {}
         self._pv_serial = itertools.count(1)
         self._pv_in_use = 0
         self._pv_idle = 0
         self._pv_waiting = 0
+        # Callers now waiting for a free slot: thread ident -> when they began.
+        self._pv_waiters: dict[int, float] = {}
+        # id() of the connection being checked in: if peewee closes it there and
+        # it is not stale, the driver refused it (_can_reuse returned False).
+        self._pv_checkin_key: int | None = None
+        self._pv_describe()
 
     def _pv_describe(self) -> None:
         self.events.meta.update(
@@ -186,17 +222,37 @@ class _Instrumented:
         """The pool's limit (``None`` or 0: unlimited, as peewee reads it)."""
         return self._max_connections
 
-    def _pv_record(self, kind: str, serial: int = NO_CONN, **payload: Any) -> None:
+    def _pv_record(
+        self,
+        kind: str,
+        serial: int = NO_CONN,
+        wait_s: float = 0.0,
+        duration_s: float = 0.0,
+        reused: bool = False,
+        reason: str = "",
+        message: str = "",
+    ) -> None:
         # Called with the pool lock held, so seq follows the pool's own order.
         self.events.record(
             kind,
             serial,
-            _current_thread().name,
+            self._pv_thread_name(),
             self._pv_in_use,
             self._pv_idle,
             self._pv_waiting,
-            **payload,
+            wait_s,
+            duration_s,
+            reused,
+            reason,
+            message,
         )
+
+    def _pv_thread_name(self) -> str:
+        local = self._pv_local
+        name = local.name
+        if name is None:
+            name = local.name = _current_thread().name
+        return name
 
     def _pv_notify(self) -> None:
         # Listeners run only once this thread holds no pool lock (close_all
@@ -205,97 +261,146 @@ class _Instrumented:
             self.events.flush()
 
     def connect(self, reuse_if_open: bool = False) -> bool:
-        local = self._pv_local
-        local.wait_start = None
+        # _connect() records and notifies; this level only sees a waiting
+        # caller leave: by timing out, or by a driver error or an interrupt.
         try:
-            return super().connect(reuse_if_open)  # type: ignore[misc,no-any-return]
+            return self._pv_next_open(self, reuse_if_open)  # type: ignore[no-any-return]
         except MaxConnectionsExceeded:
-            if local.wait_start is not None:
-                with self._pool_lock:
-                    waited = perf_counter() - local.wait_start
-                    local.wait_start = None
-                    self._pv_waiting -= 1
-                    self._pv_record("timeout", wait_s=waited)
+            if self._pv_waiters:
+                self._pv_stop_waiting(timed_out=True)
             raise
         finally:
-            if local.wait_start is not None:
-                # Left the wait some other way (a driver error, an interrupt).
-                with self._pool_lock:
-                    local.wait_start = None
-                    self._pv_waiting -= 1
-            self._pv_notify()
+            if self._pv_waiters and get_ident() in self._pv_waiters:
+                self._pv_stop_waiting(timed_out=False)
+
+    def _pv_stop_waiting(self, timed_out: bool) -> None:
+        with self._pool_lock:
+            started = self._pv_waiters.pop(get_ident(), None)
+            if started is not None:
+                self._pv_waiting -= 1
+                if timed_out:
+                    self._pv_record("timeout", NO_CONN, perf_counter() - started)
+        self._pv_notify()
 
     def _connect(self) -> Any:
-        local = self._pv_local
-        with self._pool_lock:
-            local.mark = perf_counter()
-            try:
-                conn = super()._connect()  # type: ignore[misc]
-            except MaxConnectionsExceeded:
-                if not self._wait_timeout:
-                    self._pv_record("timeout")
-                elif local.wait_start is None:
-                    local.wait_start = perf_counter()
-                    self._pv_waiting += 1
-                    self._pv_record("wait")
-                raise
-            except Exception as exc:
-                message = mask_text(str(exc), secrets_of(self.connect_params))
-                self._pv_record("error", reason=type(exc).__name__, message=message)
-                raise
-            now = perf_counter()
-            info = self._pv_conns.get(id(conn))
-            if info is None:
-                info = self._pv_conns[id(conn)] = _ConnInfo(next(self._pv_serial), now, now)
-                self._pv_record("connect", info.serial, duration_s=now - local.mark)
-                reused = False
-            else:
-                info.checked_out = now
-                self._pv_idle -= 1
-                reused = True
-            self._pv_in_use += 1
-            waited = 0.0
-            if local.wait_start is not None:
-                waited = now - local.wait_start
-                local.wait_start = None
-                self._pv_waiting -= 1
-            self._pv_record("checkout", info.serial, wait_s=waited, reused=reused)
-        return conn
+        try:
+            with self._pool_lock:
+                start = perf_counter()
+                try:
+                    conn = self._pv_next_connect(self)
+                except MaxConnectionsExceeded:
+                    self._pv_reconcile(None)
+                    self._pv_full()
+                    raise
+                except Exception as exc:
+                    self._pv_reconcile(None)
+                    message = mask_text(str(exc), secrets_of(self.connect_params))
+                    self._pv_record("error", NO_CONN, 0.0, 0.0, False, type(exc).__name__, message)
+                    raise
+                now = perf_counter()
+                conns = self._pv_conns
+                info = conns.get(id(conn))
+                if self._pv_idle - (info is not None) != len(self._connections):
+                    self._pv_reconcile(conn)
+                if info is None:
+                    info = conns[id(conn)] = _ConnInfo(conn, next(self._pv_serial), now, now)
+                    self._pv_record("connect", info.serial, 0.0, now - start)
+                    reused = False
+                else:
+                    info.checked_out = now
+                    self._pv_idle -= 1
+                    reused = True
+                self._pv_in_use += 1
+                waited = 0.0
+                if self._pv_waiters:
+                    started = self._pv_waiters.pop(get_ident(), None)
+                    if started is not None:
+                        waited = now - started
+                        self._pv_waiting -= 1
+                self.events.record(
+                    "checkout",
+                    info.serial,
+                    self._pv_local.name or self._pv_thread_name(),
+                    self._pv_in_use,
+                    self._pv_idle,
+                    self._pv_waiting,
+                    waited,
+                    0.0,
+                    reused,
+                )
+                return conn
+        finally:
+            if self.events._listeners:
+                self._pv_notify()
+
+    def _pv_reconcile(self, returned: Any) -> None:
+        # peewee pops idle connections it finds dead (``_is_closed``) and drops
+        # them without closing; any idle connection we track that is no longer
+        # in the heap, and is not the one being handed out, went that way.
+        if self._pv_idle - (returned is not None and id(returned) in self._pv_conns) == len(self._connections):
+            return
+        in_heap = {id(conn) for _ts, _counter, conn in self._connections}
+        if returned is not None:
+            in_heap.add(id(returned))
+        for info in [i for i in self._pv_conns.values() if i.checked_out is None]:
+            if id(info.conn) not in in_heap:
+                self._pv_forget(info.conn, "broken")
+
+    def _pv_full(self) -> None:
+        # The pool is full. Without a timeout peewee raises to the caller now;
+        # with one, connect() waits and retries, and only the first try says so.
+        if not self._wait_timeout:
+            self._pv_record("timeout")
+        elif get_ident() not in self._pv_waiters:
+            self._pv_waiters[get_ident()] = perf_counter()
+            self._pv_waiting += 1
+            self._pv_record("wait")
 
     def _close(self, conn: Any, close_conn: bool = False) -> None:
         local = self._pv_local
         with self._pool_lock:
-            key = id(conn)
-            was_in_use = key in self._in_use
-            outer_scope = local.scope
+            was_in_use = id(conn) in self._in_use
             if close_conn:
-                local.scope = "manual"
-            try:
-                super()._close(conn, close_conn)  # type: ignore[misc]
-            finally:
-                local.scope = outer_scope
-                local.reason = None
-            info = self._pv_conns.get(key)
-            if was_in_use and info is not None and key not in self._in_use:
-                # Was in use, still tracked (not closed): it went back to the heap.
-                now = perf_counter()
-                held = now - info.checked_out
-                info.checked_out = None
-                self._pv_in_use -= 1
-                self._pv_idle += 1
-                self._pv_record("checkin", info.serial, duration_s=held)
-        self._pv_notify()
+                self._pv_scoped("manual", self._pv_next_close, self, conn, True)
+            else:
+                self._pv_checkin_key = id(conn)
+                try:
+                    self._pv_next_close(self, conn, False)
+                finally:
+                    self._pv_checkin_key = None
+            if was_in_use and id(conn) not in self._in_use:
+                info = self._pv_conns.get(id(conn))
+                if info is not None:
+                    # Was in use, still tracked (so not closed): it went back to the heap.
+                    held = perf_counter() - info.checked_out  # type: ignore[operator]
+                    info.checked_out = None
+                    self._pv_in_use -= 1
+                    self._pv_idle += 1
+                    self.events.record(
+                        "checkin",
+                        info.serial,
+                        local.name or self._pv_thread_name(),
+                        self._pv_in_use,
+                        self._pv_idle,
+                        self._pv_waiting,
+                        0.0,
+                        held,
+                    )
+        if self.events._listeners:
+            self._pv_notify()
 
     def _close_raw(self, conn: Any) -> None:
         local = self._pv_local
-        reason = local.reason or local.scope or "manual"
+        reason = local.reason
         local.reason = None
+        if reason is None:
+            # Closed while being checked in and not stale: the driver refused it.
+            reason = "not_reusable" if id(conn) == self._pv_checkin_key else local.scope or "manual"
         # manual_close() calls this without the pool lock: the driver close
         # stays outside it, as in peewee; only the bookkeeping takes the lock.
         super()._close_raw(conn)  # type: ignore[misc]
         with self._pool_lock:
             self._pv_forget(conn, reason)
-            local.mark = perf_counter()
         self._pv_notify()
 
     def _pv_forget(self, conn: Any, reason: str) -> None:
@@ -306,27 +411,13 @@ class _Instrumented:
             self._pv_idle -= 1
         else:
             self._pv_in_use -= 1
-        self._pv_record("close", info.serial, reason=reason, duration_s=perf_counter() - info.opened)
-
-    def _is_closed(self, conn: Any) -> bool:
-        closed: bool = super()._is_closed(conn)  # type: ignore[misc]
-        if closed:
-            # peewee discards it without closing it; record the discard all the same.
-            self._pv_forget(conn, "broken")
-        self._pv_local.mark = perf_counter()
-        return closed
+        self._pv_record("close", info.serial, 0.0, perf_counter() - info.opened, False, reason)
 
     def _is_stale(self, timestamp: float) -> bool:
-        stale: bool = super()._is_stale(timestamp)  # type: ignore[misc]
+        stale: bool = self._pv_next_is_stale(self, timestamp)
         if stale:
             self._pv_local.reason = "stale"
         return stale
-
-    def _can_reuse(self, conn: Any) -> bool:
-        reusable: bool = super()._can_reuse(conn)  # type: ignore[misc]
-        if not reusable:
-            self._pv_local.reason = "not_reusable"
-        return reusable
 
     def _pv_scoped(self, scope: str, method: Any, *args: Any) -> Any:
         local = self._pv_local
@@ -361,10 +452,11 @@ class _Instrumented:
         # instrument() on a pool already in use: give its connections serials, silently.
         now = perf_counter()
         for _ts, _counter, conn in self._connections:
-            self._pv_conns[id(conn)] = _ConnInfo(next(self._pv_serial), now, None)
+            self._pv_conns[id(conn)] = _ConnInfo(conn, next(self._pv_serial), now, None)
             self._pv_idle += 1
         for pool_conn in self._in_use.values():
-            self._pv_conns[id(pool_conn.connection)] = _ConnInfo(next(self._pv_serial), now, now)
+            conn = pool_conn.connection
+            self._pv_conns[id(conn)] = _ConnInfo(conn, next(self._pv_serial), now, now)
             self._pv_in_use += 1
 
 
@@ -431,11 +523,10 @@ def instrument(db: PooledDatabase, *, event_capacity: int = DEFAULT_CAPACITY) ->
     if isinstance(db, _Instrumented):
         return db
     with db._pool_lock:
-        db.__class__ = _instrumented_class(type(db))
+        db.__class__ = _instrumented_class(type(db))  # type: ignore[arg-type]
         instrumented: Any = db
-        instrumented._pv_setup(EventLog(event_capacity))
+        instrumented._pv_setup(event_capacity)
         instrumented._pv_adopt()
-        instrumented._pv_describe()
     return db
 
 

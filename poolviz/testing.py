@@ -17,7 +17,7 @@ from typing import Any
 from peewee import Database
 from playhouse.pool import PooledDatabase
 
-from .events import Event, EventLog
+from .events import CLOSE_REASONS, FIELDS, Event, EventLog
 from .pools import _Instrumented
 
 
@@ -76,11 +76,17 @@ class _FakePool(PooledDatabase):
 class FakePooledDatabase(_FakePool, FakeDatabase):
     """peewee's pool over fake connections (plain, not instrumented)."""
 
+    def __init__(self, database: Any = "fake", **kwargs: Any) -> None:
+        super().__init__(database, **kwargs)
+
 
 class InstrumentedFakePooledDatabase(_Instrumented, FakePooledDatabase):
     """:class:`FakePooledDatabase` with poolviz's events."""
 
     _pv_validates = True
+
+    def __init__(self, database: Any = "fake", **kwargs: Any) -> None:
+        super().__init__(database, **kwargs)
 
 
 class Canary:
@@ -114,3 +120,104 @@ def capture_events(source: Any) -> Iterator[Canary]:
     canary = Canary(None if isinstance(source, EventLog) else source)
     with log.subscribe(canary):
         yield canary
+
+
+def check_invariants(events: Any, max_connections: int | None = None, *, allow_open: bool = True) -> list[str]:
+    """Replay an event stream and return every broken invariant (an empty list when all hold).
+
+    Checked: ``seq`` gap-free; each connection opened once and never used after
+    its close; a connection checked out by one caller at a time, each checkout
+    ended by a ``checkin`` or ``close`` of the same ``conn``; ``in_use`` never
+    above ``max_connections``; and the counts on every event equal the replay's.
+    ``events`` is an :class:`EventLog`, a list of :class:`Event` or a DataFrame.
+    A log that does not start at ``seq`` 0 (cleared, or events dropped) is
+    only checked for gaps, limits and reasons: its earlier history is unknown.
+    """
+    rows = _as_events(events)
+    if rows and rows[0].seq != 0:
+        return _check_partial(rows, max_connections)
+    problems: list[str] = []
+    state: dict[int, str] = {}  # conn -> 'new' | 'in_use' | 'idle' | 'closed'
+    in_use = idle = waiting = 0
+    waiting_threads: set[str] = set()
+    for i, e in enumerate(rows):
+        if i and e.seq != rows[i - 1].seq + 1:
+            problems.append(f"seq gap: {rows[i - 1].seq} then {e.seq}")
+        current = state.get(e.conn)
+        if e.kind == "connect":
+            if current is not None:
+                problems.append(f"seq {e.seq}: conn {e.conn} opened twice")
+            state[e.conn] = "new"
+        elif e.kind == "checkout":
+            if current == "idle":
+                idle -= 1
+            elif current != "new":
+                problems.append(f"seq {e.seq}: checkout of conn {e.conn} that is {current or 'unknown'}")
+            state[e.conn] = "in_use"
+            in_use += 1
+            if e.thread in waiting_threads:
+                waiting_threads.discard(e.thread)
+                waiting -= 1
+        elif e.kind == "checkin":
+            if current != "in_use":
+                problems.append(f"seq {e.seq}: checkin of conn {e.conn} that is {current or 'unknown'}")
+            else:
+                in_use -= 1
+            state[e.conn] = "idle"
+            idle += 1
+        elif e.kind == "close":
+            if current == "in_use":
+                in_use -= 1
+            elif current == "idle":
+                idle -= 1
+            elif current != "new":
+                problems.append(f"seq {e.seq}: close of conn {e.conn} that is {current or 'unknown'}")
+            if e.reason not in CLOSE_REASONS:
+                problems.append(f"seq {e.seq}: unknown close reason {e.reason!r}")
+            state[e.conn] = "closed"
+        elif e.kind == "wait":
+            waiting_threads.add(e.thread)
+            waiting += 1
+        elif e.kind == "timeout":
+            if e.thread in waiting_threads:
+                waiting_threads.discard(e.thread)
+                waiting -= 1
+        elif e.kind != "error":
+            problems.append(f"seq {e.seq}: unknown kind {e.kind!r}")
+        if (e.in_use, e.idle, e.waiting) != (in_use, idle, waiting):
+            problems.append(
+                f"seq {e.seq} ({e.kind}): counts in_use/idle/waiting "
+                f"{e.in_use}/{e.idle}/{e.waiting}, replay gives {in_use}/{idle}/{waiting}"
+            )
+        if max_connections and e.in_use > max_connections:
+            problems.append(f"seq {e.seq}: in_use {e.in_use} above max_connections {max_connections}")
+        if e.kind == "error" and e.thread in waiting_threads:
+            # The caller leaves its wait after the error is recorded.
+            waiting_threads.discard(e.thread)
+            waiting -= 1
+    if not allow_open:
+        still = sorted(c for c, s in state.items() if s == "in_use")
+        if still:
+            problems.append(f"connections still checked out at the end: {still}")
+    return problems
+
+
+def _check_partial(rows: list[Event], max_connections: int | None) -> list[str]:
+    problems = []
+    for previous, e in itertools.pairwise(rows):
+        if e.seq != previous.seq + 1:
+            problems.append(f"seq gap: {previous.seq} then {e.seq}")
+    for e in rows:
+        if max_connections and e.in_use > max_connections:
+            problems.append(f"seq {e.seq}: in_use {e.in_use} above max_connections {max_connections}")
+        if e.kind == "close" and e.reason not in CLOSE_REASONS:
+            problems.append(f"seq {e.seq}: unknown close reason {e.reason!r}")
+    return problems
+
+
+def _as_events(events: Any) -> list[Event]:
+    if isinstance(events, EventLog):
+        return events.snapshot()
+    if hasattr(events, "itertuples"):
+        return [Event(*row) for row in events[list(FIELDS)].itertuples(index=False, name=None)]
+    return list(events)

@@ -63,8 +63,7 @@ def connect(url: str, **kwargs: Any) -> Any:
     database = params.pop("database", None)
     if not database:
         raise ValueError(
-            f"{shown!r} names no database: use {scheme}:///path.db for a file or "
-            f"{scheme}://host/dbname for a server"
+            f"{shown!r} names no database: use {scheme}:///path.db for a file or {scheme}://host/dbname for a server"
         )
     db = cls(database, **params)
     db.events.meta["url"] = shown

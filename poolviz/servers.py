@@ -1,0 +1,69 @@
+"""Where the database servers are, and whether they answer.
+
+URLs come from ``POOLVIZ_MYSQL_URL`` and ``POOLVIZ_PG_URL``, with defaults that
+work on a machine with local servers (MariaDB's ``root`` with no password,
+PostgreSQL's ``postgres`` with trust authentication, both on database ``test``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+from .credentials import mask_url
+
+DEFAULT_MYSQL_URL = "mysql+pool://root@127.0.0.1:3306/test"
+DEFAULT_PG_URL = "postgresql+pool://postgres@127.0.0.1:5432/test"
+DEFAULT_PORTS = {"mysql": 3306, "mariadb": 3306, "postgres": 5432, "postgresql": 5432}
+
+
+def mysql_url() -> str:
+    """The MariaDB/MySQL server's URL (``POOLVIZ_MYSQL_URL`` or the local default)."""
+    return os.environ.get("POOLVIZ_MYSQL_URL") or DEFAULT_MYSQL_URL
+
+
+def postgres_url() -> str:
+    """The PostgreSQL server's URL (``POOLVIZ_PG_URL`` or the local default)."""
+    return os.environ.get("POOLVIZ_PG_URL") or DEFAULT_PG_URL
+
+
+def servers_required() -> bool:
+    """True when a missing server must fail tests rather than skip them (CI sets this)."""
+    return os.environ.get("POOLVIZ_REQUIRE_SERVERS", "") not in ("", "0", "false", "no")
+
+
+def reachable(url: str, timeout: float = 2.0) -> str | None:
+    """None when ``url``'s server accepts a connection and a query, else a one-line reason."""
+    from .urls import connect
+
+    parsed = urlparse(url)
+    if parsed.scheme.startswith("sqlite"):
+        return None
+    host = parsed.hostname or "127.0.0.1"
+    try:
+        port = parsed.port or DEFAULT_PORTS.get(parsed.scheme.split("+")[0], 0)
+    except ValueError:
+        return f"{mask_url(url)}: the port is not a number"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        return f"no server at {host}:{port} ({exc.strerror or exc})"
+    try:
+        db = connect(url, max_connections=1, connect_timeout=max(2, int(timeout)))
+        try:
+            with db.connection_context():
+                db.execute_sql("SELECT 1")
+        finally:
+            db.close_all()
+    except Exception as exc:  # any driver error means "not usable", with its reason
+        return f"{mask_url(url)} refused: {type(exc).__name__}: {db_error_text(exc)}"
+    return None
+
+
+def db_error_text(exc: BaseException) -> str:
+    """An exception's message on one line, credentials masked."""
+    from .credentials import mask_text
+
+    return mask_text(" ".join(str(exc).split()))

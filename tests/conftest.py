@@ -1,0 +1,106 @@
+"""Shared fixtures: pools on every backend, real servers or a clear skip (a failure in CI)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import poolviz
+from poolviz import servers
+
+FALLBACK_MYSQL_URL = "mysql+pool://poolviz:poolviz@127.0.0.1:3306/test"
+
+
+def _create_mysql_user() -> bool:
+    """If root may not log in over TCP, make a test user through the local socket."""
+    if not shutil.which("mariadb"):
+        return False
+    sql = (
+        "CREATE USER IF NOT EXISTS 'poolviz'@'127.0.0.1' IDENTIFIED BY 'poolviz';"
+        "CREATE USER IF NOT EXISTS 'poolviz'@'localhost' IDENTIFIED BY 'poolviz';"
+        "GRANT ALL ON test.* TO 'poolviz'@'127.0.0.1'; GRANT ALL ON test.* TO 'poolviz'@'localhost';"
+        "GRANT PROCESS, CONNECTION ADMIN ON *.* TO 'poolviz'@'127.0.0.1';"
+    )
+    result = subprocess.run(["mariadb", "-e", sql], capture_output=True, timeout=20)
+    return result.returncode == 0
+
+
+def _server_url(name: str) -> str:
+    """The URL for a server, or skip (fail when POOLVIZ_REQUIRE_SERVERS is set) with the reason."""
+    if name == "mysql":
+        url = servers.mysql_url()
+        reason = servers.reachable(url)
+        denied = reason and "Access denied" in reason and not os.environ.get("POOLVIZ_MYSQL_URL")
+        if denied and _create_mysql_user():
+            url = FALLBACK_MYSQL_URL
+            reason = servers.reachable(url)
+    else:
+        url = servers.postgres_url()
+        reason = servers.reachable(url)
+    if reason:
+        message = f"{name} server not usable: {reason}"
+        if servers.servers_required():
+            pytest.fail(message + " (POOLVIZ_REQUIRE_SERVERS is set)")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> str:
+    """A usable MariaDB/MySQL URL."""
+    return _server_url("mysql")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A usable PostgreSQL URL."""
+    return _server_url("postgresql")
+
+
+BACKENDS = ["sqlite", "mysql", "postgresql", "psycopg3"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each backend in turn (psycopg3 is PostgreSQL through psycopg 3)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_pool(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """A factory for instrumented pools on the current backend; every pool is closed afterwards."""
+    pools: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        if backend == "sqlite":
+            db = poolviz.connect(f"sqlite+pool:///{tmp_path / 'pool.db'}", **kwargs)
+        elif backend == "mysql":
+            db = poolviz.connect(request.getfixturevalue("mysql_url"), **kwargs)
+        elif backend == "psycopg3":
+            db = poolviz.connect(request.getfixturevalue("pg_url"), prefer_psycopg3=True, **kwargs)
+        else:
+            db = poolviz.connect(request.getfixturevalue("pg_url"), **kwargs)
+        pools.append(db)
+        return db
+
+    yield make
+    for db in pools:
+        db.close_all()
+
+
+@pytest.fixture
+def no_new_threads() -> Iterator[None]:
+    """Fail the test if it leaves a thread running."""
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    for t in left:
+        t.join(timeout=5)
+    left = [t.name for t in left if t.is_alive()]
+    assert not left, f"threads left running: {left}"
