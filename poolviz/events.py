@@ -22,6 +22,13 @@ kind          meaning and payload
               (see :data:`CLOSE_REASONS`), ``duration_s`` is its age.
 ``error``     opening a driver connection failed. ``reason`` is the exception's
               type name, ``message`` its text with credentials masked.
+``leak``      (only with ``leak_threshold``) a connection has been held longer
+              than the threshold. ``thread`` is the holder, ``message`` where it
+              was checked out, ``duration_s`` how long it has been held,
+              ``reason`` ``held`` or ``thread_exited`` (its holder is gone and
+              will never return it).
+``unleak``    a connection reported as leaked came back (check-in or close);
+              ``duration_s`` is how long it was held in all.
 ============  =================================================================
 
 Close reasons: ``stale`` (older than ``stale_timeout``, found at checkout or
@@ -57,7 +64,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("poolviz")
 
-KINDS = ("connect", "checkout", "checkin", "wait", "timeout", "close", "error")
+KINDS = ("connect", "checkout", "checkin", "wait", "timeout", "close", "error", "leak", "unleak")
 CLOSE_REASONS = ("stale", "broken", "not_reusable", "idle", "manual", "all", "stale_in_use")
 NO_CONN = 0
 DEFAULT_CAPACITY = 1_000_000

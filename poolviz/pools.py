@@ -33,6 +33,7 @@ from playhouse.pool import (
 
 from .credentials import mask_text, secrets_of
 from .events import DEFAULT_CAPACITY, NO_CONN, EventLog
+from .leaks import Leak, check_leak_threshold, origin_summary
 
 _current_thread = threading.current_thread
 
@@ -89,13 +90,17 @@ class _ConnInfo:
 
     # Holding the connection keeps its id() from being reused while it is tracked,
     # even after peewee has dropped it (a dead connection discarded at checkout).
-    __slots__ = ("checked_out", "conn", "opened", "serial")
+    __slots__ = ("checked_out", "conn", "holder", "leaked", "opened", "origin", "serial")
 
     def __init__(self, conn: Any, serial: int, opened: float, checked_out: float | None) -> None:
         self.conn = conn
         self.serial = serial
         self.opened = opened
         self.checked_out = checked_out
+        # Filled in only when leak detection is on.
+        self.holder: threading.Thread | None = None
+        self.origin = ""
+        self.leaked = False
 
 
 class _Local(threading.local):
@@ -160,9 +165,11 @@ class _Instrumented:
         timeout: float | None = None,
         *,
         event_capacity: int = DEFAULT_CAPACITY,
+        leak_threshold: float | None = None,
         **kwargs: Any,
     ) -> None:
         check_pool_args(max_connections, stale_timeout, timeout)
+        check_leak_threshold(leak_threshold)
         EventLog(event_capacity)  # refuse a bad capacity before anything is built
         super().__init__(  # type: ignore[call-arg]
             database,
@@ -171,7 +178,7 @@ class _Instrumented:
             timeout=timeout,
             **kwargs,
         )
-        self._pv_setup(event_capacity)
+        self._pv_setup(event_capacity, leak_threshold)
 
     def init(
         self,
@@ -193,8 +200,9 @@ class _Instrumented:
         if hasattr(self, "events"):
             self._pv_describe()
 
-    def _pv_setup(self, event_capacity: int) -> None:
+    def _pv_setup(self, event_capacity: int, leak_threshold: float | None) -> None:
         self.events = EventLog(event_capacity, lock=self._pool_lock)
+        self.leak_threshold = leak_threshold
         self._pv_local = _Local()
         self._pv_conns: dict[int, _ConnInfo] = {}
         self._pv_serial = itertools.count(1)
@@ -328,6 +336,10 @@ class _Instrumented:
                     0.0,
                     reused,
                 )
+                if self.leak_threshold is not None:
+                    info.holder = _current_thread()
+                    info.origin = origin_summary()
+                    self._pv_scan_leaks(now)
                 return conn
         finally:
             if self.events._listeners:
@@ -372,6 +384,8 @@ class _Instrumented:
                 info = self._pv_conns.get(id(conn))
                 if info is not None:
                     # Was in use, still tracked (so not closed): it went back to the heap.
+                    if info.leaked:
+                        self._pv_unleak(info)
                     held = perf_counter() - info.checked_out  # type: ignore[operator]
                     info.checked_out = None
                     self._pv_in_use -= 1
@@ -386,6 +400,8 @@ class _Instrumented:
                         0.0,
                         held,
                     )
+            if self.leak_threshold is not None:
+                self._pv_scan_leaks(perf_counter())
         if self.events._listeners:
             self._pv_notify()
 
@@ -410,6 +426,8 @@ class _Instrumented:
         if info.checked_out is None:
             self._pv_idle -= 1
         else:
+            if info.leaked:
+                self._pv_unleak(info)
             self._pv_in_use -= 1
         self._pv_record("close", info.serial, 0.0, perf_counter() - info.opened, False, reason)
 
@@ -418,6 +436,84 @@ class _Instrumented:
         if stale:
             self._pv_local.reason = "stale"
         return stale
+
+    def _pv_scan_leaks(self, now: float) -> None:
+        # With the pool lock held. Cheap enough for pools of tens of connections,
+        # and only run when a leak_threshold is set.
+        threshold = self.leak_threshold
+        for info in self._pv_conns.values():
+            if info.checked_out is not None and not info.leaked and now - info.checked_out > threshold:
+                info.leaked = True
+                holder = info.holder
+                self.events.record(
+                    "leak",
+                    info.serial,
+                    holder.name if holder else "?",
+                    self._pv_in_use,
+                    self._pv_idle,
+                    self._pv_waiting,
+                    0.0,
+                    now - info.checked_out,
+                    False,
+                    "held" if holder is None or holder.is_alive() else "thread_exited",
+                    info.origin,
+                )
+
+    def _pv_unleak(self, info: _ConnInfo) -> None:
+        info.leaked = False
+        holder = info.holder
+        self.events.record(
+            "unleak",
+            info.serial,
+            holder.name if holder else "?",
+            self._pv_in_use,
+            self._pv_idle,
+            self._pv_waiting,
+            0.0,
+            perf_counter() - info.checked_out,  # type: ignore[operator]
+            False,
+            "",
+            info.origin,
+        )
+
+    def leaks(self) -> list[Leak]:
+        """Connections now held longer than ``leak_threshold`` (recording ``leak`` events for new ones)."""
+        if self.leak_threshold is None:
+            raise ValueError("leak detection is off: build the pool with leak_threshold=<seconds>")
+        with self._pool_lock:
+            now = perf_counter()
+            self._pv_scan_leaks(now)
+            found = [
+                Leak(
+                    info.serial,
+                    info.holder.name if info.holder else "?",
+                    bool(info.holder and info.holder.is_alive()),
+                    now - info.checked_out,  # type: ignore[operator]
+                    info.origin,
+                )
+                for info in self._pv_conns.values()
+                if info.leaked
+            ]
+        self._pv_notify()
+        return found
+
+    def reclaim_dead_threads(self) -> int:
+        """Close the connections checked out by threads that have exited; returns how many.
+
+        A thread that dies holding a connection never returns it, and peewee
+        cannot tell: the slot stays taken for good. Its transaction state is
+        unknown, so the connection is closed (reason ``manual``), not reused.
+        """
+        with self._pool_lock:
+            dead = [
+                info.conn
+                for info in self._pv_conns.values()
+                if info.checked_out is not None and info.holder is not None and not info.holder.is_alive()
+            ]
+            for conn in dead:
+                self._close(conn, close_conn=True)
+        self._pv_notify()
+        return len(dead)
 
     def _pv_scoped(self, scope: str, method: Any, *args: Any) -> Any:
         local = self._pv_local
@@ -507,7 +603,9 @@ def _instrumented_class(cls: type) -> type:
     return type(f"Instrumented{cls.__name__}", (_Instrumented, cls), {"__module__": cls.__module__})
 
 
-def instrument(db: PooledDatabase, *, event_capacity: int = DEFAULT_CAPACITY) -> PooledDatabase:
+def instrument(
+    db: PooledDatabase, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None
+) -> PooledDatabase:
     """Instrument an existing peewee pool in place and return it.
 
     Works on any ``playhouse.pool.PooledDatabase`` instance, your own
@@ -522,10 +620,12 @@ def instrument(db: PooledDatabase, *, event_capacity: int = DEFAULT_CAPACITY) ->
         )
     if isinstance(db, _Instrumented):
         return db
+    check_leak_threshold(leak_threshold)
+    EventLog(event_capacity)
     with db._pool_lock:
         db.__class__ = _instrumented_class(type(db))  # type: ignore[arg-type]
         instrumented: Any = db
-        instrumented._pv_setup(event_capacity)
+        instrumented._pv_setup(event_capacity, leak_threshold)
         instrumented._pv_adopt()
     return db
 

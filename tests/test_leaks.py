@@ -1,0 +1,72 @@
+"""Leak detection: connections held past leak_threshold, and connections of threads that died."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from poolviz import InstrumentedPooledSqliteDatabase
+from poolviz.testing import InstrumentedFakePooledDatabase, check_invariants
+
+
+def hold_past(threshold: float) -> None:
+    """Sleep just past a threshold: the one place a leak test must let time pass."""
+    time.sleep(threshold * 1.5)
+
+
+def test_held_connection_is_reported_once_then_unleaked() -> None:
+    """A connection held past the threshold gets one leak event (holder, origin), and unleak on return."""
+    db = InstrumentedFakePooledDatabase(max_connections=2, leak_threshold=0.02)
+    conn = db._connect()
+    hold_past(0.02)
+    leaks = db.leaks()
+    db.leaks()
+    assert [(leak.conn, leak.thread, leak.thread_alive) for leak in leaks] == [(1, "MainThread", True)]
+    assert "test_leaks.py" in leaks[0].origin
+    db._close(conn)
+    kinds = [(e.kind, e.reason) for e in db.events.snapshot()]
+    assert kinds == [("connect", ""), ("checkout", ""), ("leak", "held"), ("unleak", ""), ("checkin", "")]
+    assert db.leaks() == []
+    assert check_invariants(db.events, 2, allow_open=False) == []
+
+
+def test_leaks_are_found_by_other_callers_too() -> None:
+    """Another caller's checkout notices a leak without anyone asking."""
+    db = InstrumentedFakePooledDatabase(max_connections=3, leak_threshold=0.02)
+    db._connect()
+    hold_past(0.02)
+    db._close(db._connect())
+    assert "leak" in [e.kind for e in db.events.snapshot()]
+
+
+def test_thread_that_died_holding_a_connection_is_reported_and_reclaimed(tmp_path) -> None:
+    """A thread that exits without closing keeps its slot; leaks() says so and reclaim frees it."""
+    db = InstrumentedPooledSqliteDatabase(str(tmp_path / "leak.db"), max_connections=1, leak_threshold=0.02)
+    worker = threading.Thread(target=lambda: db.execute_sql("SELECT 1"), name="forgetful")
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive()
+    hold_past(0.02)
+    (leak,) = db.leaks()
+    assert (leak.thread, leak.thread_alive) == ("forgetful", False)
+    assert db.reclaim_dead_threads() == 1
+    with db.connection_context():
+        db.execute_sql("SELECT 1")
+    steps = [(e.kind, e.conn, e.reason) for e in db.events.snapshot()]
+    assert ("leak", 1, "thread_exited") in steps and ("close", 1, "manual") in steps
+    assert steps[-2:] == [("checkout", 2, ""), ("checkin", 2, "")]
+
+
+def test_leak_detection_is_off_by_default() -> None:
+    """Without leak_threshold, leaks() says how to turn it on."""
+    with pytest.raises(ValueError, match="leak_threshold=<seconds>"):
+        InstrumentedFakePooledDatabase().leaks()
+
+
+@pytest.mark.parametrize("value", [0, -1, "1s", True])
+def test_bad_leak_threshold_is_refused(value: object) -> None:
+    """leak_threshold must be a positive number of seconds, and the error names the value."""
+    with pytest.raises(ValueError, match=rf"leak_threshold must be None or a number of seconds > 0, got {value!r}"):
+        InstrumentedFakePooledDatabase(leak_threshold=value)
