@@ -441,6 +441,7 @@ class _Instrumented:
         # With the pool lock held. Cheap enough for pools of tens of connections,
         # and only run when a leak_threshold is set.
         threshold = self.leak_threshold
+        assert threshold is not None
         for info in self._pv_conns.values():
             if info.checked_out is not None and not info.leaked and now - info.checked_out > threshold:
                 info.leaked = True
