@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 from .credentials import mask_url
@@ -67,3 +70,31 @@ def db_error_text(exc: BaseException) -> str:
     from .credentials import mask_text
 
     return mask_text(" ".join(str(exc).split()))
+
+
+class Choice(NamedTuple):
+    """The database a notebook section will use, and a line saying why."""
+
+    url: str
+    backend: str
+    note: str
+
+
+def choose(backend: str, sqlite_path: str | os.PathLike[str] | None = None) -> Choice:
+    """The server for ``backend`` ('mysql' or 'postgresql') when reachable, else SQLite with a note.
+
+    Lets a notebook run its server sections on a machine with nothing
+    installed: the note is one visible line saying what was used instead.
+    """
+    if backend not in ("mysql", "postgresql"):
+        raise ValueError(f"backend must be 'mysql' or 'postgresql', got {backend!r}")
+    url = mysql_url() if backend == "mysql" else postgres_url()
+    reason = reachable(url)
+    if reason is None:
+        return Choice(url, backend, f"Using {backend} at {mask_url(url)}")
+    path = Path(sqlite_path) if sqlite_path else Path(tempfile.gettempdir()) / f"poolviz-{backend}-fallback.db"
+    return Choice(
+        f"sqlite+pool:///{path}",
+        "sqlite",
+        f"{backend} is not reachable ({reason}); this section runs on SQLite instead.",
+    )

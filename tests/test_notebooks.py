@@ -1,0 +1,73 @@
+"""The teaching notebooks: stored clean, shaped alike, and every one runs top to bottom."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+IDS = [p.stem for p in PATHS]
+
+
+def load(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def test_the_series_is_numbered_from_zero() -> None:
+    """The notebooks are numbered 00, 01, 02 ... with no gaps, one idea each."""
+    numbers = [int(p.name[:2]) for p in PATHS]
+    assert numbers == list(range(len(numbers))) and len(numbers) >= 10
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_stored_without_outputs(path: Path) -> None:
+    """No notebook is stored with outputs or execution counts."""
+    for cell in load(path).cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: stored output"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_has_intro_parameters_and_an_exercise(path: Path) -> None:
+    """Each notebook opens with prose, has a tagged parameters cell first among code, and a Try-it exercise."""
+    cells = load(path).cells
+    assert cells[0].cell_type == "markdown", "starts with an introduction"
+    first_code = next(c for c in cells if c.cell_type == "code")
+    assert "parameters" in first_code.metadata.get("tags", []), "first code cell is the parameters cell"
+    exercises = [c for c in cells if c.cell_type == "markdown" and "Try it" in c.source]
+    assert exercises, "has at least one exercise"
+    assert any("<details>" in c.source for c in cells if c.cell_type == "markdown"), "solutions can be revealed"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_never_shows_a_password(path: Path) -> None:
+    """No notebook source spells out a password in a URL."""
+    text = path.read_text()
+    assert not re.search(r"://[^:/@\s\"']+:[^@\s\"'*]+@", text), "a URL with a password"
+
+
+@pytest.mark.notebook
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_notebook_runs(path: Path, tmp_path: Path) -> None:
+    """The notebook executes top to bottom with small parameters and no error."""
+    from nbclient import NotebookClient
+
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    os.environ["POOLVIZ_SMALL"] = "1"
+    notebook = load(path)
+    client = NotebookClient(
+        notebook,
+        timeout=240,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert errors == []
