@@ -1,0 +1,342 @@
+"""Events to numbers: holds, occupancy, waits, throughput and Little's law (pandas).
+
+Every function takes the frame that :meth:`poolviz.EventLog.to_frame` returns
+(one row per event, the columns of :data:`poolviz.FIELDS`) and works on whole
+columns at once, so a trace of a million events takes well under a second.
+
+Two conventions run through the module:
+
+* **Where a trace starts.** A trace that holds the log's very first event
+  (``seq == 0``) and whose first event shows an empty pool (a ``connect`` or
+  ``error`` with nothing in use, idle or waiting) started from an empty pool at
+  ``t = 0``: its time span, and the :func:`occupancy` series, begin at 0. Any
+  other trace (events dropped by a bounded log, a slice of a longer one, a pool
+  passed to ``instrument()`` while busy) begins at its first event, because the
+  state before it is not known.
+* **Holds still open at the end.** A checkout with no later ``checkin`` or
+  ``close`` of its connection has ``end`` and ``duration`` NaN and ``open``
+  True in :func:`hold_intervals`, so means over ``duration`` count finished
+  holds only. :func:`littles_law` counts such a hold up to the end of the trace,
+  which is the time it has spent in the system so far.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .events import KINDS, NO_CONN
+
+HOLD_COLUMNS = ("conn", "thread", "start", "end", "duration", "wait_s", "end_kind", "end_reason", "open")
+OCCUPANCY_COLUMNS = ("t", "in_use", "idle", "waiting")
+LIFETIME_COLUMNS = ("conn", "opened", "closed", "lifetime", "checkouts", "close_reason")
+
+_CONNECT = KINDS.index("connect")
+_CHECKOUT = KINDS.index("checkout")
+_CHECKIN = KINDS.index("checkin")
+_TIMEOUT = KINDS.index("timeout")
+_CLOSE = KINDS.index("close")
+_ERROR = KINDS.index("error")
+_LEAK = KINDS.index("leak")
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame in ``seq`` order (``to_frame`` already is; hand-built frames may not be)."""
+    if frame["seq"].is_monotonic_increasing:
+        return frame
+    return frame.sort_values("seq", kind="stable")
+
+
+def _kind_codes(frame: pd.DataFrame) -> np.ndarray:
+    """The ``kind`` column as small integers indexing :data:`KINDS` (-1 for an unknown kind)."""
+    kind = frame["kind"]
+    # Unordered categoricals compare equal whatever their category order, so
+    # check the order itself: the codes must index KINDS.
+    if not (isinstance(kind.dtype, pd.CategoricalDtype) and tuple(kind.cat.categories) == KINDS):
+        kind = kind.astype(pd.CategoricalDtype(KINDS))
+    return kind.cat.codes.to_numpy()
+
+
+def _starts_empty(frame: pd.DataFrame, codes: np.ndarray) -> bool:
+    """True when the (ordered) frame begins with the log's first event, on an empty pool."""
+    if frame.empty:
+        return False
+    first = frame.iloc[0]
+    return bool(
+        first["seq"] == 0
+        and codes[0] in (_CONNECT, _ERROR)
+        and first["in_use"] == 0
+        and first["idle"] == 0
+        and first["waiting"] == 0
+    )
+
+
+def _bounds(frame: pd.DataFrame, codes: np.ndarray) -> tuple[float, float]:
+    """``(start, end)`` of the (ordered) frame's time span; NaNs for an empty frame."""
+    if frame.empty:
+        return math.nan, math.nan
+    t = frame["t"].to_numpy(dtype=float)
+    start = 0.0 if _starts_empty(frame, codes) else float(t[0])
+    return start, float(t[-1])
+
+
+def _time_mean(t: np.ndarray, values: np.ndarray) -> float:
+    """Mean of a step series (each value holds until the next ``t``) over ``t[0]..t[-1]``."""
+    if len(t) < 2 or t[-1] <= t[0]:
+        return math.nan
+    return float(np.dot(values[:-1], np.diff(t)) / (t[-1] - t[0]))
+
+
+def hold_intervals(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per checkout: who held which connection, from when to when, and how it ended.
+
+    Each checkout is paired with the next ``checkin`` or ``close`` of the same
+    connection (``end_kind``; ``end_reason`` is the close reason, ``""`` for a
+    check-in). ``wait_s`` is how long the caller waited before the checkout. A
+    hold still open when the trace ends has ``end``/``duration`` NaN,
+    ``end_kind``/``end_reason`` ``""`` and ``open`` True. Rows are in checkout order.
+    """
+    frame = _ordered(frame)
+    codes = _kind_codes(frame)
+    conn = frame["conn"].to_numpy()
+    rows = np.flatnonzero(np.isin(codes, (_CHECKOUT, _CHECKIN, _CLOSE)) & (conn != NO_CONN))
+    # Group those rows by connection, keeping event order inside each group:
+    # a checkout's end is then simply the row after it.
+    rows = rows[np.argsort(conn[rows], kind="stable")]
+    c, k = conn[rows], codes[rows]
+    is_checkout = k == _CHECKOUT
+    next_same_conn = np.append(c[1:] == c[:-1], False)
+    next_kind = np.append(k[1:], -1)
+    ended = is_checkout & next_same_conn & ((next_kind == _CHECKIN) | (next_kind == _CLOSE))
+
+    start_rows = rows[is_checkout]
+    end_rows = np.append(rows[1:], -1)[is_checkout]
+    closed = ended[is_checkout]
+    order = np.argsort(start_rows, kind="stable")
+    start_rows, end_rows, closed = start_rows[order], end_rows[order], closed[order]
+
+    t = frame["t"].to_numpy(dtype=float)
+    end_at = np.where(closed, end_rows, start_rows)  # a valid row everywhere; masked below
+    start = t[start_rows]
+    end = np.where(closed, t[end_at], np.nan)
+    by_close = closed & (codes[end_at] == _CLOSE)
+    end_kind = np.where(closed, np.where(by_close, "close", "checkin"), "")
+    end_reason = np.where(by_close, frame["reason"].to_numpy(dtype=object)[end_at], "")
+    return pd.DataFrame(
+        {
+            "conn": conn[start_rows].astype("int64"),
+            "thread": frame["thread"].to_numpy(dtype=object)[start_rows],
+            "start": start,
+            "end": end,
+            "duration": end - start,
+            "wait_s": frame["wait_s"].to_numpy(dtype=float)[start_rows],
+            "end_kind": end_kind.astype(object),
+            "end_reason": end_reason.astype(object),
+            "open": ~closed,
+        },
+        columns=list(HOLD_COLUMNS),
+    )
+
+
+def occupancy(frame: pd.DataFrame) -> pd.DataFrame:
+    """The pool's counts as a step series: each row's values hold until the next row's ``t``.
+
+    One row per event, in event order, with the counts right after it. A trace
+    that starts from an empty pool (see the module docstring) gets one extra
+    row of zeros at ``t = 0`` first, so time averages cover the whole log.
+    """
+    frame = _ordered(frame)
+    codes = _kind_codes(frame)
+    occ = frame.loc[:, list(OCCUPANCY_COLUMNS)].reset_index(drop=True)
+    if _starts_empty(frame, codes):
+        zero = pd.DataFrame({"t": [0.0], "in_use": [0], "idle": [0], "waiting": [0]})
+        occ = pd.concat([zero.astype(occ.dtypes.to_dict()), occ], ignore_index=True)
+    return occ
+
+
+def _request_waits(frame: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
+    """``wait_s`` of every request that finished, whether it got a connection or timed out."""
+    mask = (codes == _CHECKOUT) | (codes == _TIMEOUT)
+    return frame["wait_s"].to_numpy(dtype=float)[mask]
+
+
+def wait_stats(frame: pd.DataFrame) -> dict[str, Any]:
+    """How long requests waited: checkouts and timeouts alike, those that did not wait counting as 0.
+
+    Keys: ``count`` (requests), ``waited`` (requests that waited at all),
+    ``mean_s``, ``p50_s``, ``p95_s``, ``p99_s``, ``max_s`` (NaN with no requests).
+    Percentiles interpolate linearly between observations, as ``numpy.quantile`` does.
+    """
+    frame = _ordered(frame)
+    waits = _request_waits(frame, _kind_codes(frame))
+    if not len(waits):
+        return {
+            "count": 0,
+            "waited": 0,
+            **dict.fromkeys(("mean_s", "p50_s", "p95_s", "p99_s", "max_s"), math.nan),
+        }
+    p50, p95, p99 = np.quantile(waits, (0.5, 0.95, 0.99))
+    return {
+        "count": len(waits),
+        "waited": int(np.count_nonzero(waits > 0)),
+        "mean_s": float(waits.mean()),
+        "p50_s": float(p50),
+        "p95_s": float(p95),
+        "p99_s": float(p99),
+        "max_s": float(waits.max()),
+    }
+
+
+def span(frame: pd.DataFrame) -> float:
+    """Seconds the trace covers (from 0 when it starts from an empty pool); NaN when empty."""
+    frame = _ordered(frame)
+    start, end = _bounds(frame, _kind_codes(frame))
+    return end - start
+
+
+def throughput(frame: pd.DataFrame) -> float:
+    """Checkouts per second over the trace's :func:`span` (NaN for a span of zero)."""
+    frame = _ordered(frame)
+    codes = _kind_codes(frame)
+    start, end = _bounds(frame, codes)
+    if not end > start:
+        return math.nan
+    return float(np.count_nonzero(codes == _CHECKOUT) / (end - start))
+
+
+def _check_max_connections(max_connections: Any) -> int:
+    if isinstance(max_connections, bool) or not isinstance(max_connections, (int, np.integer)) or max_connections < 1:
+        raise ValueError(f"max_connections must be a positive integer, got {max_connections!r}")
+    return int(max_connections)
+
+
+def utilisation(frame: pd.DataFrame, max_connections: int) -> float:
+    """Time-weighted mean of ``in_use / max_connections`` over the :func:`occupancy` series."""
+    limit = _check_max_connections(max_connections)
+    occ = occupancy(frame)
+    return _time_mean(occ["t"].to_numpy(dtype=float), occ["in_use"].to_numpy(dtype=float)) / limit
+
+
+def timeouts(frame: pd.DataFrame) -> int:
+    """How many requests got ``MaxConnectionsExceeded``."""
+    return int(np.count_nonzero(_kind_codes(frame) == _TIMEOUT))
+
+
+def connection_lifetimes(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per connection serial seen in the trace, in serial order.
+
+    ``opened`` is the ``t`` of its ``connect`` (or, if that event was dropped,
+    its close time minus the age the ``close`` reports), ``closed`` the ``t`` of
+    its ``close`` (NaN while still open), ``lifetime`` the difference,
+    ``checkouts`` how many checkouts the trace holds for it and ``close_reason``
+    the close reason (``""`` while open).
+    """
+    frame = _ordered(frame)
+    codes = _kind_codes(frame)
+    has_conn = frame["conn"].to_numpy() != NO_CONN
+    conns = pd.Index(np.unique(frame["conn"].to_numpy()[has_conn]), name="conn")
+    opened = frame.loc[(codes == _CONNECT) & has_conn].groupby("conn")["t"].first()
+    closes = frame.loc[(codes == _CLOSE) & has_conn].groupby("conn")[["t", "duration_s", "reason"]].last()
+    checkouts = frame.loc[(codes == _CHECKOUT) & has_conn].groupby("conn").size()
+
+    out = pd.DataFrame(index=conns)
+    closed = closes["t"].reindex(conns).astype(float)
+    out["opened"] = opened.reindex(conns).astype(float).fillna(closed - closes["duration_s"].reindex(conns))
+    out["closed"] = closed
+    out["lifetime"] = out["closed"] - out["opened"]
+    out["checkouts"] = checkouts.reindex(conns, fill_value=0).astype("int64")
+    out["close_reason"] = closes["reason"].reindex(conns).fillna("").astype(object)
+    return out.reset_index().loc[:, list(LIFETIME_COLUMNS)]
+
+
+def littles_law(frame: pd.DataFrame) -> dict[str, float]:
+    """Little's law checked on the trace: is the mean number in the system equal to λ·W?
+
+    ``L`` is the time-average of ``in_use + waiting`` over the :func:`occupancy`
+    series; ``lambda_rps`` is requests (checkouts + timeouts) per second; ``W_s``
+    is the mean time a request spends in the system, its wait plus its hold (a
+    timeout holds nothing; an open hold counts up to the end of the trace).
+    ``L_from_lambda_W`` is λ·W and ``relative_error`` is ``(λ·W - L) / L``. On
+    a trace that starts and ends with an empty pool the two agree up to clock
+    rounding; requests already in the system when a trace begins, or still
+    waiting when it ends, show up as error.
+    """
+    frame = _ordered(frame)
+    codes = _kind_codes(frame)
+    start, end = _bounds(frame, codes)
+    occ = occupancy(frame)
+    t = occ["t"].to_numpy(dtype=float)
+    L = _time_mean(t, (occ["in_use"] + occ["waiting"]).to_numpy(dtype=float))
+    requests = int(np.count_nonzero((codes == _CHECKOUT) | (codes == _TIMEOUT)))
+    holds = hold_intervals(frame)
+    held = float((holds["end"].fillna(end) - holds["start"]).sum())
+    waited = float(_request_waits(frame, codes).sum())
+    span_s = end - start
+    lam = requests / span_s if span_s > 0 else math.nan
+    W = (waited + held) / requests if requests else math.nan
+    predicted = lam * W
+    error = (predicted - L) / L if L else math.nan
+    return {"L": L, "lambda_rps": lam, "W_s": W, "L_from_lambda_W": predicted, "relative_error": error}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready copy: numpy scalars to Python ones, NaN and infinities to None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def summarize(frame: pd.DataFrame, max_connections: int | None = None) -> dict[str, Any]:
+    """The trace in one JSON-ready dict of plain numbers (NaN becomes None).
+
+    ``max_connections`` defaults to the one recorded in ``frame.attrs``; without
+    a limit, ``utilisation`` is None. Keys: ``events``, ``dropped_events``,
+    ``span_s``, ``requests``, ``checkouts``, ``timeouts``, ``throughput_rps``,
+    ``max_connections``, ``utilisation``, ``waited``, ``wait_mean_s``,
+    ``wait_p50_s``, ``wait_p95_s``, ``wait_p99_s``, ``wait_max_s``,
+    ``hold_mean_s`` (finished holds), ``holds_open``, ``connections_opened``,
+    ``connections_closed``, ``closed_by_reason`` (reason to count),
+    ``connect_errors``, ``leaks`` (leak reports) and Little's law as ``littles_L``, ``littles_lambda_rps``,
+    ``littles_W_s``, ``littles_L_from_lambda_W``, ``littles_relative_error``.
+    """
+    frame = _ordered(frame)
+    codes = _kind_codes(frame)
+    limit = max_connections if max_connections is not None else frame.attrs.get("max_connections")
+    # peewee reads a limit of 0 (or None) as "no limit": there is nothing to utilise.
+    limit = _check_max_connections(limit) if limit else None
+    waits = wait_stats(frame)
+    holds = hold_intervals(frame)
+    closes = frame.loc[codes == _CLOSE, "reason"]
+    little = littles_law(frame)
+    summary = {
+        "events": len(frame),
+        "dropped_events": frame.attrs.get("dropped", 0),
+        "span_s": span(frame),
+        "requests": waits["count"],
+        "checkouts": np.count_nonzero(codes == _CHECKOUT),
+        "timeouts": np.count_nonzero(codes == _TIMEOUT),
+        "throughput_rps": throughput(frame),
+        "max_connections": limit,
+        "utilisation": utilisation(frame, limit) if limit else None,
+        "waited": waits["waited"],
+        **{f"wait_{key}": waits[key] for key in ("mean_s", "p50_s", "p95_s", "p99_s", "max_s")},
+        "hold_mean_s": holds["duration"].mean() if len(holds) else math.nan,
+        "holds_open": holds["open"].sum(),
+        "connections_opened": np.count_nonzero(codes == _CONNECT),
+        "connections_closed": len(closes),
+        "closed_by_reason": closes.value_counts().sort_index().to_dict(),
+        "connect_errors": np.count_nonzero(codes == _ERROR),
+        "leaks": np.count_nonzero(codes == _LEAK),
+        **{f"littles_{key}": value for key, value in little.items()},
+    }
+    plain: dict[str, Any] = _plain(summary)
+    return plain
