@@ -21,6 +21,9 @@ lab: setup
 test: setup
 	$(PY) -m pytest -q
 
+data: setup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash data/regenerate.sh
+
 bench: setup
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/analysis_speed.py

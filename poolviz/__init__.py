@@ -14,10 +14,13 @@ from .pools import (
     instrument,
     is_instrumented,
 )
+from .traces import load_events, save_events
 from .urls import connect
+from .workload import Distribution, WorkloadResult, run_closed_loop, run_open_loop, sweep
 
 __all__ = [
     "CLOSE_REASONS",
+    "Distribution",
     "Event",
     "EventLog",
     "FIELDS",
@@ -27,10 +30,16 @@ __all__ = [
     "KINDS",
     "MaxConnectionsExceeded",
     "Subscription",
+    "WorkloadResult",
     "check_pool_args",
     "connect",
     "instrument",
     "is_instrumented",
+    "load_events",
     "mask_url",
+    "run_closed_loop",
+    "run_open_loop",
+    "save_events",
+    "sweep",
 ]
 __version__ = "0.1.0"

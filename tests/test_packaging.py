@@ -88,3 +88,13 @@ def test_public_api_is_small_and_sorted() -> None:
         obj = getattr(poolviz, name)
         if callable(obj) and obj.__module__.startswith("poolviz"):
             assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_importing_poolviz_pulls_in_no_heavy_packages() -> None:
+    """The core imports peewee and the standard library only: pandas, matplotlib, ipywidgets wait until used."""
+    import subprocess
+    import sys
+
+    code = "import sys, poolviz; print(sorted(m for m in ('pandas', 'matplotlib', 'ipywidgets') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
