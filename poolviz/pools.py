@@ -135,6 +135,8 @@ class _Instrumented:
     # poolviz's own classes refuse settings that mislead (see check_pool_args);
     # pools passed through instrument() keep whatever peewee accepted.
     _pv_validates = False
+    # Driver keyword arguments whose default differs from peewee's (see each class).
+    _pv_driver_defaults: dict[str, Any] = {}
     _pv_next_open: Any
     _pv_next_connect: Any
     _pv_next_close: Any
@@ -171,6 +173,7 @@ class _Instrumented:
         check_pool_args(max_connections, stale_timeout, timeout)
         check_leak_threshold(leak_threshold)
         EventLog(event_capacity)  # refuse a bad capacity before anything is built
+        kwargs = {**self._pv_driver_defaults, **kwargs}
         super().__init__(  # type: ignore[call-arg]
             database,
             max_connections=max_connections,
@@ -567,10 +570,7 @@ class InstrumentedPooledSqliteDatabase(_Instrumented, PooledSqliteDatabase):
     """
 
     _pv_validates = True
-
-    def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("check_same_thread", False)
-        super().__init__(database, *args, **kwargs)
+    _pv_driver_defaults = {"check_same_thread": False}
 
 
 class InstrumentedPooledMySQLDatabase(_Instrumented, PooledMySQLDatabase):
@@ -580,10 +580,7 @@ class InstrumentedPooledMySQLDatabase(_Instrumented, PooledMySQLDatabase):
     """
 
     _pv_validates = True
-
-    def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("connect_timeout", 5)
-        super().__init__(database, *args, **kwargs)
+    _pv_driver_defaults = {"connect_timeout": 5}
 
 
 class InstrumentedPooledPostgresqlDatabase(_Instrumented, PooledPostgresqlDatabase):
@@ -593,10 +590,7 @@ class InstrumentedPooledPostgresqlDatabase(_Instrumented, PooledPostgresqlDataba
     """
 
     _pv_validates = True
-
-    def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("connect_timeout", 5)
-        super().__init__(database, *args, **kwargs)
+    _pv_driver_defaults = {"connect_timeout": 5}
 
 
 @functools.cache
