@@ -372,19 +372,21 @@ class _Instrumented:
             self._pv_record("wait")
 
     def _close(self, conn: Any, close_conn: bool = False) -> None:
-        local = self._pv_local
+        key = id(conn)
+        events = self.events
         with self._pool_lock:
-            was_in_use = id(conn) in self._in_use
+            in_use = self._in_use
+            was_in_use = key in in_use
             if close_conn:
                 self._pv_scoped("manual", self._pv_next_close, self, conn, True)
             else:
-                self._pv_checkin_key = id(conn)
+                self._pv_checkin_key = key
                 try:
                     self._pv_next_close(self, conn, False)
                 finally:
                     self._pv_checkin_key = None
-            if was_in_use and id(conn) not in self._in_use:
-                info = self._pv_conns.get(id(conn))
+            if was_in_use and key not in in_use:
+                info = self._pv_conns.get(key)
                 if info is not None:
                     # Was in use, still tracked (so not closed): it went back to the heap.
                     if info.leaked:
@@ -393,10 +395,10 @@ class _Instrumented:
                     info.checked_out = None
                     self._pv_in_use -= 1
                     self._pv_idle += 1
-                    self.events.record(
+                    events.record(
                         "checkin",
                         info.serial,
-                        local.name or self._pv_thread_name(),
+                        self._pv_local.name or self._pv_thread_name(),
                         self._pv_in_use,
                         self._pv_idle,
                         self._pv_waiting,
@@ -405,7 +407,7 @@ class _Instrumented:
                     )
             if self.leak_threshold is not None:
                 self._pv_scan_leaks(perf_counter())
-        if self.events._listeners:
+        if events._listeners:
             self._pv_notify()
 
     def _close_raw(self, conn: Any) -> None:
