@@ -1,0 +1,210 @@
+"""The dashboard notebook in a real JupyterLab, driven through Debian's Chromium with Playwright.
+
+JupyterLab runs as a subprocess with its config, data, runtime, settings and
+workspace dirs in a temp dir, so nothing from the user's own setup leaks in
+(the venv's own data dir, which holds the ipywidgets lab extension and the
+kernel spec, is still found: it comes before the user's in Jupyter's path).
+The test opens notebooks/02_live_pool_dashboard.ipynb, runs every cell from
+the Run menu, moves the pool-size slider through its readout box, presses
+Run and checks that the picture changes and the numbers show the new size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "02_live_pool_dashboard.ipynb"
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = ROOT / "docs" / "dashboard.png"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+NEW_SIZE = 3
+
+
+def browser_required() -> bool:
+    """True when a missing browser must fail the test rather than skip it (CI, or asked for)."""
+    return bool(os.environ.get("CI")) or os.environ.get("POOLVIZ_REQUIRE_BROWSER") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    if browser_required():
+        pytest.fail(f"{reason} (CI or POOLVIZ_REQUIRE_BROWSER=1 is set)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def jupyter_dirs(base: Path) -> dict[str, Path]:
+    """Fresh Jupyter dirs, with the news and update prompts switched off in the user settings."""
+    dirs = {name: base / name for name in ("root", "config", "data", "runtime", "settings", "workspaces")}
+    for path in dirs.values():
+        path.mkdir(parents=True)
+    # JupyterLab 4 asks whether to fetch news in a toast that covers the page; "false" answers it.
+    notification = dirs["settings"] / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    return dirs
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A JupyterLab server on a free port serving a copy of the dashboard notebook; stopped at teardown."""
+    if not CHROMIUM.exists():
+        skip_or_fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    jupyter = Path(sys.executable).parent / "jupyter"
+    if not jupyter.exists():
+        skip_or_fail(f"{jupyter} is missing: install the project's dev extras")
+    dirs = jupyter_dirs(tmp_path / "lab")
+    shutil.copy(NOTEBOOK, dirs["root"] / NOTEBOOK.name)
+    port, token = free_port(), secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+        "JUPYTER_DATA_DIR": str(dirs["data"]),
+        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+        "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
+        "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]),
+        "POOLVIZ_SMALL": "1",
+        "PATH": f"{jupyter.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    command = [
+        str(jupyter),
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={dirs['root']}",
+        f"--LabApp.workspaces_dir={dirs['workspaces']}",
+        "--ServerApp.open_browser=False",
+        "--LabApp.news_url=",
+        "--allow-root",  # CI runs as root
+    ]
+    log_path = tmp_path / "jupyterlab.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"JupyterLab exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer in 90 s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.3)
+        yield {"url": url, "token": token, "log": log_path, "notebook": NOTEBOOK.name}
+    finally:
+        # The whole process group: the server and the kernel it started.
+        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(server.pid, sig)
+                server.wait(wait)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+
+@pytest.fixture
+def page(lab: dict[str, Any]) -> Iterator[Any]:
+    """A Chromium page (Debian's binary, not Playwright's download); the browser is closed at teardown."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("playwright is not installed")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1400, "height": 1700})
+            tab.set_default_timeout(60_000)
+            yield tab
+        finally:
+            browser.close()
+
+
+KERNEL_IDLE = """() => {
+    const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
+    const bar = document.querySelector('.jp-StatusBar-Widget');
+    return indicator?.dataset.status === 'idle' && /\\| Idle/.test(bar?.innerText ?? '');
+}"""
+
+ALL_CELLS_RAN = """() => {
+    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+    return prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p.innerText.trim()));
+}"""
+
+
+def test_slider_and_run_button_move_the_live_picture(lab: dict[str, Any], page: Any, tmp_path: Path) -> None:
+    """In JupyterLab: run all cells, set max_connections to 3, press Run; the image changes and the stats say 3."""
+    page.goto(f"{lab['url']}/lab/tree/{lab['notebook']}?token={lab['token']}")
+    # The status bar reads "Python 3 (ipykernel) | Idle" and the toolbar's indicator has data-status="idle".
+    page.wait_for_function(KERNEL_IDLE, timeout=90_000)
+
+    page.click('.lm-MenuBar-itemLabel:text-is("Run")')
+    page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+    page.wait_for_function(ALL_CELLS_RAN, timeout=120_000)
+    dashboard = page.locator(".poolviz-dashboard")
+    dashboard.wait_for()
+    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+
+    readout = page.locator(".poolviz-max-connections .widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(str(NEW_SIZE))
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "n => document.querySelector('.poolviz-max-connections [role=slider]').getAttribute('aria-valuenow') == n",
+        arg=NEW_SIZE,
+    )
+
+    image = page.locator("img.poolviz-image")
+    before = image.get_attribute("src")
+    assert before
+    page.locator("button.poolviz-run").click()
+    page.wait_for_function("src => document.querySelector('img.poolviz-image').src !== src", arg=before)
+    page.wait_for_function(
+        "n => document.querySelector('.poolviz-stat-max_connections')?.innerText.trim() === String(n)",
+        arg=NEW_SIZE,
+    )
+    page.wait_for_function("() => /finished/.test(document.querySelector('.poolviz-status').innerText)")
+    assert "Run finished" in page.locator(".poolviz-message").inner_text()
+    assert int(page.locator(".poolviz-stat-requests").inner_text()) > 0
+
+    dashboard.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "jupyterlab.png"))
+    dashboard.screenshot(path=str(tmp_path / "dashboard.png"))
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    shutil.copy(tmp_path / "dashboard.png", SCREENSHOT)
