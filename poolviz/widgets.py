@@ -239,6 +239,12 @@ def _settle_at_checkin(db: Any) -> Callable[[Any], None]:
     return listener
 
 
+def _close_pool(db: Any) -> None:
+    """Close every connection of a pool, and drop any check-in watch a shrink left on it."""
+    db.close_all()
+    _settle(db)
+
+
 def resize_pool(db: Any, max_connections: int) -> int:
     """Change a running instrumented pool's ``max_connections``; returns how many in use are over the new limit.
 
@@ -387,7 +393,7 @@ def _shutdown(resources: _Resources) -> None:
     for run in resources.runs:
         run.join(5.0)
         try:
-            run.db.close_all()
+            _close_pool(run.db)
         except Exception:
             logger.debug("poolviz dashboard: closing a pool failed", exc_info=True)
     resources.runs.clear()
@@ -462,6 +468,7 @@ class PoolDashboard:
         self._run: _LiveRun | None = None
         self._starting = False
         self._closed = False
+        self._seed = 0
         self._fig = _new_figure()
         self.frames_rendered = 0
         self.render_seconds = 0.0
@@ -634,7 +641,7 @@ class PoolDashboard:
 
     def _control_value(self, name: str) -> Any:
         if name == "seed":
-            return getattr(self, "_seed", 0)
+            return self._seed
         control = self.controls.get(name)
         return control.value if control is not None else None
 
@@ -725,7 +732,7 @@ class PoolDashboard:
             "timeout": None if c["fail_at_once"].value else c["timeout"].value,
             "stale_timeout": c["stale_timeout"].value,
             "duration": c["duration"].value,
-            "seed": getattr(self, "_seed", 0),
+            "seed": self._seed,
         }
         return DashboardSettings(**{name: _check_setting(name, value) for name, value in values.items()})
 
@@ -797,7 +804,7 @@ class PoolDashboard:
                 self._run = run
                 self._resources.runs[:] = [run]
             if previous is not None:
-                previous.db.close_all()
+                _close_pool(previous.db)
             self.run_button.disabled = True
             self.stop_button.disabled = False
             self._say(
@@ -1093,7 +1100,11 @@ class Replay:
         self._link = traitlets.link(
             (self.play, "value"),
             (self.slider, "value"),
-            transform=(lambda i: self.t_start + i * step, lambda t: round((t - self.t_start) / step)),
+            # The last step is the trace's end exactly, whatever the rounding of i * step.
+            transform=(
+                lambda i: self.t_end if i >= steps else self.t_start + i * step,
+                lambda t: round((t - self.t_start) / step),
+            ),
         )
         self.message = _classed(widgets.HTML(), "poolviz-message")
         self.image = _classed(
@@ -1281,10 +1292,10 @@ class Compare:
                 self._say("Already running: press Stop first.", "error")
                 return False
             self._stop.clear()
+            self.run_button.disabled = True
+            self.stop_button.disabled = False
             self._thread = threading.Thread(target=self._work, name="poolviz-compare-run", daemon=True)
             self._thread.start()
-        self.run_button.disabled = True
-        self.stop_button.disabled = False
         if wait:
             return self.wait(timeout)
         return True
@@ -1375,6 +1386,7 @@ class Compare:
     def _sqlite_url(self) -> str:
         if self._tempdir is None:
             self._tempdir = tempfile.mkdtemp(prefix="poolviz-compare-")
+            weakref.finalize(self, shutil.rmtree, self._tempdir, ignore_errors=True)
         return f"sqlite+pool:///{Path(self._tempdir) / 'compare.db'}"
 
     def close(self) -> None:
