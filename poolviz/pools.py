@@ -15,12 +15,13 @@ with the event stream; when the pool is quiet they equal peewee's own
 from __future__ import annotations
 
 import functools
+import heapq
 import itertools
 import math
 import threading
 from threading import get_ident
 from time import perf_counter
-from typing import Any
+from typing import Any, ClassVar
 
 from peewee import MySQLDatabase, PostgresqlDatabase, SqliteDatabase
 from playhouse.pool import (
@@ -136,7 +137,7 @@ class _Instrumented:
     # pools passed through instrument() keep whatever peewee accepted.
     _pv_validates = False
     # Driver keyword arguments whose default differs from peewee's (see each class).
-    _pv_driver_defaults: dict[str, Any] = {}
+    _pv_driver_defaults: ClassVar[dict[str, Any]] = {}
     _pv_next_open: Any
     _pv_next_connect: Any
     _pv_next_close: Any
@@ -144,6 +145,7 @@ class _Instrumented:
 
     events: EventLog
     _pool_lock: threading.RLock
+    _pool_available: threading.Condition
     _in_use: dict[int, Any]
     _connections: list[Any]
     _max_connections: int | None
@@ -217,6 +219,8 @@ class _Instrumented:
         # id() of the connection being checked in: if peewee closes it there and
         # it is not stale, the driver refused it (_can_reuse returned False).
         self._pv_checkin_key: int | None = None
+        # Set by resize() while connections in use are over a lowered limit.
+        self._pv_over_limit = False
         self._pv_describe()
 
     def _pv_describe(self) -> None:
@@ -405,6 +409,8 @@ class _Instrumented:
                         0.0,
                         held,
                     )
+            if self._pv_over_limit:
+                self._pv_trim()
             if self.leak_threshold is not None:
                 self._pv_scan_leaks(perf_counter())
         if events._listeners:
@@ -441,6 +447,42 @@ class _Instrumented:
         if stale:
             self._pv_local.reason = "stale"
         return stale
+
+    def resize(self, max_connections: int | None) -> int:
+        """Change ``max_connections`` of a pool in use; returns how many in use are over the new limit.
+
+        peewee has no resize: its limit only stops new connections being
+        opened, and it keeps handing out idle ones whatever their number. So
+        growing wakes waiting callers at once, and shrinking closes idle
+        connections over the new limit now and each one over it as it is
+        checked in (``close`` events with reason ``idle``), until the pool
+        fits. ``None`` removes the limit.
+        """
+        check_pool_args(max_connections, None, None)
+        with self._pool_lock:
+            self._max_connections = max_connections
+            self.events.meta["max_connections"] = max_connections
+            self._pv_trim()
+            over = self._pv_in_use - max_connections if max_connections and self._pv_over_limit else 0
+            self._pool_available.notify_all()
+        self._pv_notify()
+        return over
+
+    def _pv_trim(self) -> None:
+        # With the pool lock held: close the oldest idle connections (the ones
+        # peewee would hand out next) while the pool holds more than its limit.
+        limit = self._max_connections
+        excess = self._pv_in_use + self._pv_idle - limit if limit else 0
+        local = self._pv_local
+        outer_scope, local.scope = local.scope, "idle"
+        try:
+            while excess > 0 and self._connections:
+                _ts, _counter, conn = heapq.heappop(self._connections)
+                self._close_raw(conn)
+                excess -= 1
+        finally:
+            local.scope = outer_scope
+        self._pv_over_limit = excess > 0
 
     def _pv_scan_leaks(self, now: float) -> None:
         # With the pool lock held. Cheap enough for pools of tens of connections,
@@ -572,7 +614,7 @@ class InstrumentedPooledSqliteDatabase(_Instrumented, PooledSqliteDatabase):
     """
 
     _pv_validates = True
-    _pv_driver_defaults = {"check_same_thread": False}
+    _pv_driver_defaults: ClassVar[dict[str, Any]] = {"check_same_thread": False}
 
 
 class InstrumentedPooledMySQLDatabase(_Instrumented, PooledMySQLDatabase):
@@ -582,7 +624,7 @@ class InstrumentedPooledMySQLDatabase(_Instrumented, PooledMySQLDatabase):
     """
 
     _pv_validates = True
-    _pv_driver_defaults = {"connect_timeout": 5}
+    _pv_driver_defaults: ClassVar[dict[str, Any]] = {"connect_timeout": 5}
 
 
 class InstrumentedPooledPostgresqlDatabase(_Instrumented, PooledPostgresqlDatabase):
@@ -592,7 +634,7 @@ class InstrumentedPooledPostgresqlDatabase(_Instrumented, PooledPostgresqlDataba
     """
 
     _pv_validates = True
-    _pv_driver_defaults = {"connect_timeout": 5}
+    _pv_driver_defaults: ClassVar[dict[str, Any]] = {"connect_timeout": 5}
 
 
 @functools.cache

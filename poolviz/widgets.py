@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 
 from . import analysis, servers
 from .credentials import mask_url
-from .events import EventLog, Subscription
+from .events import EventLog
 from .frames import events_to_frame
 from .plots import figure_to_png_bytes, plot_dashboard
 from .pools import check_pool_args, is_instrumented
@@ -192,77 +192,15 @@ class _EventFeed:
 # connection: idle ones are handed out whatever the limit. Shrinking therefore
 # also closes the connections over the new limit, idle ones at once and the
 # ones in use as they come back, until in use + idle fits.
-_SHRINK_LOCK = threading.Lock()
-_SHRINKING: weakref.WeakKeyDictionary[Any, Subscription] = weakref.WeakKeyDictionary()
-
-
-def _close_surplus(db: Any) -> int:
-    """With the pool lock held: close idle connections over the limit; returns the surplus still in use."""
-    if not db._max_connections:
-        return 0
-    surplus = len(db._in_use) + len(db._connections) - db._max_connections
-    if surplus <= 0:
-        return 0
-    idle = sorted(db._connections)  # (created, counter, conn): oldest first, as peewee reuses them
-    count = min(surplus, len(idle))
-    if count:
-        # close_idle() closes whatever is in the heap, and records each close
-        # with reason "idle": give it only the connections to drop.
-        db._connections = idle[:count]
-        try:
-            db.close_idle()
-        finally:
-            db._connections = idle[count:]  # a sorted list is a valid heap
-    return surplus - count
-
-
-def _settle(db: Any) -> None:
-    """Close what is over the limit now, and watch check-ins while connections in use are still over it."""
-    with _SHRINK_LOCK, db._pool_lock:
-        over = _close_surplus(db)
-        watching = _SHRINKING.get(db)
-        if over and watching is None:
-            _SHRINKING[db] = db.events.subscribe(_settle_at_checkin(db))
-        elif not over and watching is not None:
-            del _SHRINKING[db]
-            watching()
-    # The closes were recorded under the lock; listeners hear of them only now.
-    db.events.flush()
-
-
-def _settle_at_checkin(db: Any) -> Callable[[Any], None]:
-    def listener(event: Any) -> None:
-        # Runs after the pool lock is released, in the thread that checked in.
-        if event.kind == "checkin":
-            _settle(db)
-
-    return listener
-
-
-def _close_pool(db: Any) -> None:
-    """Close every connection of a pool, and drop any check-in watch a shrink left on it."""
-    db.close_all()
-    _settle(db)
-
-
 def resize_pool(db: Any, max_connections: int) -> int:
-    """Change a running instrumented pool's ``max_connections``; returns how many in use are over the new limit.
+    """Change a running instrumented pool's ``max_connections`` (see the pools' ``resize()``).
 
-    Growing takes effect at once: callers waiting for a slot are woken to try
-    again. Shrinking closes idle connections over the new limit at once
-    (``close`` events with reason ``idle``) and each connection over it as it
-    is checked in, so the pool settles at the new limit within one hold time.
+    Returns how many connections in use are over the new limit; they close as
+    they are checked in, so the pool settles within one hold time.
     """
     if not is_instrumented(db):
         raise TypeError(f"resize_pool needs an instrumented pool, got {type(db).__qualname__}")
-    limit = _check_setting("max_connections", max_connections)
-    with db._pool_lock:
-        db._max_connections = limit
-        db.events.meta["max_connections"] = limit
-        db._pool_available.notify_all()
-        over = len(db._in_use) - limit
-    _settle(db)
-    return max(over, 0)
+    return int(db.resize(_check_setting("max_connections", max_connections)))
 
 
 @dataclass(frozen=True)
@@ -393,7 +331,7 @@ def _shutdown(resources: _Resources) -> None:
     for run in resources.runs:
         run.join(5.0)
         try:
-            _close_pool(run.db)
+            run.db.close_all()
         except Exception:
             logger.debug("poolviz dashboard: closing a pool failed", exc_info=True)
     resources.runs.clear()
@@ -804,7 +742,7 @@ class PoolDashboard:
                 self._run = run
                 self._resources.runs[:] = [run]
             if previous is not None:
-                _close_pool(previous.db)
+                previous.db.close_all()
             self.run_button.disabled = True
             self.stop_button.disabled = False
             self._say(
@@ -876,8 +814,6 @@ class PoolDashboard:
             started = time.perf_counter()
             if started >= run.deadline:
                 run.stop.set()  # also when no request finishes to notice the deadline
-            if run.db in _SHRINKING:
-                _settle(run.db)  # in case a waiter took a surplus connection first
             self._draw_safely(run, final)
             if final:
                 return

@@ -320,3 +320,28 @@ def test_instrument_adopts_a_pool_already_in_use() -> None:
     with capture_events(db) as canary:
         db._close(held)
     assert [(e.kind, e.in_use, e.idle) for e in canary.events] == [("checkin", 0, 2)]
+
+
+def test_resize_shrinks_idle_at_once_and_in_use_at_checkin(clock: FakeClock) -> None:
+    """resize() closes the oldest idle connections over the new limit now, and in-use ones as they return."""
+    db, canary = make(max_connections=4)
+    conns = []
+    for _ in range(4):
+        conns.append(db._connect())
+        clock.now += 1
+    db._close(conns[0])
+    db._close(conns[1])
+    assert db.resize(1) == 1
+    assert [s for s in canary.steps() if s[0] == "close"] == [("close", 1, "idle"), ("close", 2, "idle")]
+    db._close(conns[2])
+    assert canary.steps()[-2:] == [("checkin", 3, ""), ("close", 3, "idle")]
+    db._close(conns[3])
+    assert canary.steps()[-1] == ("checkin", 4, "")
+    assert (db.events.last.in_use, db.events.last.idle) == (0, 1)
+    assert check_invariants(db.events, 4) == []
+
+
+def test_resize_refuses_a_bad_limit() -> None:
+    """resize() checks the new limit like the constructor does."""
+    with pytest.raises(ValueError, match="max_connections must be a positive integer.*got 0"):
+        InstrumentedFakePooledDatabase().resize(0)
