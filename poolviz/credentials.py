@@ -9,13 +9,17 @@ from typing import Any
 MASK = "***"
 SECRET_KEYS = ("password", "passwd")
 
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)")
+# The password runs to the last "@" of the URL: a raw "@" inside it must not end the mask early.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>\S*)(?P<at>@)")
+# peewee's URLs also take driver arguments in the query string: ?password=...
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd)=)(?P<pw>[^&;#\s'\"]*)", re.I)
 _KEYWORD_PASSWORD = re.compile(r"(?P<head>\b(?:password|passwd|pwd)\s*=\s*)(?P<pw>'[^']*'|\"[^\"]*\"|[^\s,;)]+)", re.I)
 
 
 def mask_url(url: str) -> str:
-    """``scheme://user:secret@host/db`` → ``scheme://user:***@host/db``; other text is kept."""
-    return _URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], url)
+    """``scheme://user:secret@host/db?password=x`` → ``scheme://user:***@host/db?password=***``."""
+    url = _URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], url)
+    return _QUERY_PASSWORD.sub(lambda m: m["head"] + MASK, url)
 
 
 def secrets_of(params: Mapping[str, Any]) -> tuple[str, ...]:

@@ -29,6 +29,9 @@ kind          meaning and payload
               will never return it).
 ``unleak``    a connection reported as leaked came back (check-in or close);
               ``duration_s`` is how long it was held in all.
+``dispose``   ``dispose()`` made the pool forget every connection without
+              closing it (after ``fork()`` the parent owns them); no ``close``
+              events follow for them, and the counts drop to zero.
 ============  =================================================================
 
 Close reasons: ``stale`` (older than ``stale_timeout``, found at checkout or
@@ -44,9 +47,6 @@ driver connection, never reused; 0 when the event concerns none), ``thread``
 (the caller's thread name) and the pool's counts right after the event:
 ``in_use``, ``idle`` and ``waiting``.
 
-``dispose()`` forgets connections without closing them (after ``fork()`` the
-parent owns them), so it records no ``close`` events; the counts on the next
-event show the pool empty.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("poolviz")
 
-KINDS = ("connect", "checkout", "checkin", "wait", "timeout", "close", "error", "leak", "unleak")
+KINDS = ("connect", "checkout", "checkin", "wait", "timeout", "close", "error", "leak", "unleak", "dispose")
 CLOSE_REASONS = ("stale", "broken", "not_reusable", "idle", "manual", "all", "stale_in_use")
 NO_CONN = 0
 DEFAULT_CAPACITY = 1_000_000
@@ -152,6 +152,8 @@ class EventLog:
         self._events: deque[tuple[Any, ...]] = deque(maxlen=capacity)
         self._seq = itertools.count()
         self._listeners: tuple[Listener, ...] = ()
+        # Told (under the lock) when the first listener arrives and the last leaves.
+        self.on_listening: Callable[[bool], None] | None = None
         self._pending = threading.local()
         self._t0 = time.perf_counter()
         self.dropped = 0
@@ -275,12 +277,17 @@ class EventLog:
             raise TypeError(f"listener must be callable, got {listener!r}")
         with self.lock:
             self._listeners = (*self._listeners, listener)
+            if len(self._listeners) == 1 and self.on_listening is not None:
+                self.on_listening(True)
         return Subscription(self, listener)
 
     def unsubscribe(self, listener: Listener) -> None:
         """Stop calling ``listener``; unknown listeners are ignored."""
         with self.lock:
+            had = bool(self._listeners)
             self._listeners = tuple(f for f in self._listeners if f is not listener)
+            if had and not self._listeners and self.on_listening is not None:
+                self.on_listening(False)
 
     def snapshot(self) -> list[Event]:
         """The events currently held, oldest first."""

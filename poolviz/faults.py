@@ -2,8 +2,8 @@
 
 Used by the tests and the "when the server goes away" notebook. Each kill goes
 through a separate admin connection (``KILL`` on MariaDB/MySQL,
-``pg_terminate_backend`` on PostgreSQL); on SQLite, which has no server, the
-driver connection is closed under the pool's feet instead.
+``pg_terminate_backend`` on PostgreSQL); on SQLite, which has no server, idle
+connections are closed under the pool's feet and running statements interrupted.
 """
 
 from __future__ import annotations
@@ -42,9 +42,7 @@ def kill_connections(db: Any, conns: list[Any] | None = None) -> int:
     targets = pooled_connections(db) if conns is None else list(conns)
     backend = backend_of(db)
     if backend == "sqlite":
-        for conn in targets:
-            conn.close()
-        return len(targets)
+        return _break_sqlite(db, targets)
     ids = [server_id(db, conn) for conn in targets]
     admin = _admin_connection(db)
     try:
@@ -60,6 +58,21 @@ def kill_connections(db: Any, conns: list[Any] | None = None) -> int:
                 cursor.execute("SELECT pg_terminate_backend(%s)", (ident,))
     finally:
         admin.close()
+    return len(targets)
+
+
+def _break_sqlite(db: Any, targets: list[Any]) -> int:
+    # SQLite has no server to kill from. Closing a sqlite3 connection while
+    # another thread runs a statement on it crashes CPython, so only idle ones
+    # are closed (under the pool lock, so none is handed out meanwhile); the
+    # statement of one in use is interrupted, which is what its caller would see.
+    with db._pool_lock:
+        idle = {id(conn) for _ts, _counter, conn in db._connections}
+        for conn in targets:
+            if id(conn) in idle:
+                conn.close()
+            else:
+                conn.interrupt()
     return len(targets)
 
 

@@ -55,6 +55,12 @@ def check_pool_args(max_connections: Any, stale_timeout: Any, timeout: Any) -> N
             raise ValueError(f"{name} must be None or a number of seconds >= 0, got {value!r}")
 
 
+def check_event_capacity(value: Any) -> None:
+    """``event_capacity`` (how many events a pool's log keeps) is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"event_capacity must be a positive integer, got {value!r}")
+
+
 def _is_positive_int(value: Any) -> bool:
     if isinstance(value, bool):
         return False
@@ -130,6 +136,36 @@ def _next_impl(cls: type, name: str) -> Any:
     raise AttributeError(name)
 
 
+class _DeliveringLock:
+    """peewee's database lock, wrapped while anyone listens: events recorded inside are delivered on release.
+
+    peewee holds this lock (not reentrant) around ``_connect`` and ``_close``;
+    a listener called inside it would stall every other caller's connect and
+    close, and one that queried the database would deadlock.
+    """
+
+    __slots__ = ("_db", "lock", "owner")
+
+    def __init__(self, lock: Any, db: _Instrumented) -> None:
+        self.lock = lock
+        self.owner: int | None = None
+        self._db = db
+
+    def __enter__(self) -> _DeliveringLock:
+        self.lock.__enter__()
+        self.owner = get_ident()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.owner = None
+        self.lock.__exit__(*exc)
+        self._db._pv_notify()
+
+    def locked(self) -> bool:
+        """Whether the wrapped lock is held, like ``threading.Lock.locked()``."""
+        return bool(self.lock.locked())
+
+
 class _Instrumented:
     """Hook-only mixin that records an event for every transition of a peewee pool."""
 
@@ -146,6 +182,7 @@ class _Instrumented:
     events: EventLog
     _pool_lock: threading.RLock
     _pool_available: threading.Condition
+    _lock: Any
     _in_use: dict[int, Any]
     _connections: list[Any]
     _max_connections: int | None
@@ -174,7 +211,7 @@ class _Instrumented:
     ) -> None:
         check_pool_args(max_connections, stale_timeout, timeout)
         check_leak_threshold(leak_threshold)
-        EventLog(event_capacity)  # refuse a bad capacity before anything is built
+        check_event_capacity(event_capacity)
         kwargs = {**self._pv_driver_defaults, **kwargs}
         super().__init__(  # type: ignore[call-arg]
             database,
@@ -207,6 +244,7 @@ class _Instrumented:
 
     def _pv_setup(self, event_capacity: int, leak_threshold: float | None) -> None:
         self.events = EventLog(event_capacity, lock=self._pool_lock)
+        self.events.on_listening = self._pv_listening
         self.leak_threshold = leak_threshold
         self._pv_local = _Local()
         self._pv_conns: dict[int, _ConnInfo] = {}
@@ -271,9 +309,26 @@ class _Instrumented:
 
     def _pv_notify(self) -> None:
         # Listeners run only once this thread holds no pool lock (close_all
-        # calls close_idle with the lock held: its events wait for close_all).
-        if self.events._listeners and not self._pool_lock._is_owned():  # type: ignore[attr-defined]
+        # calls close_idle with the lock held: its events wait for close_all)
+        # and is not inside peewee's database lock (connect() and close() take
+        # it around _connect and _close: its release delivers them instead).
+        if (
+            self.events._listeners
+            and not self._pool_lock._is_owned()  # type: ignore[attr-defined]
+            and getattr(self._lock, "owner", None) != get_ident()
+        ):
             self.events.flush()
+
+    def _pv_listening(self, listening: bool) -> None:
+        # Called by the event log, under the pool lock, when its first listener
+        # arrives or its last one leaves. Only then is peewee's database lock
+        # wrapped, so a pool nobody listens to pays nothing for it. The wrapper
+        # shares the same underlying lock, so swapping it is safe mid-use.
+        lock = self._lock
+        if listening and not isinstance(lock, _DeliveringLock):
+            self._lock = _DeliveringLock(lock, self)
+        elif not listening and isinstance(lock, _DeliveringLock):
+            self._lock = lock.lock
 
     def connect(self, reuse_if_open: bool = False) -> bool:
         # _connect() records and notifies; this level only sees a waiting
@@ -574,6 +629,12 @@ class _Instrumented:
             self._pv_notify()
 
     def manual_close(self) -> Any:
+        if not self.is_closed():  # type: ignore[attr-defined]
+            # peewee frees the slot under the pool lock but closes the driver
+            # connection after releasing it: record the close with the slot, so
+            # a checkout in between never shows more in use than the limit.
+            with self._pool_lock:
+                self._pv_forget(self._state.conn, "manual")  # type: ignore[attr-defined]
         return self._pv_scoped("manual", super().manual_close)  # type: ignore[misc]
 
     def close_idle(self) -> None:
@@ -591,6 +652,8 @@ class _Instrumented:
         with self._pool_lock:
             self._pv_conns.clear()
             self._pv_in_use = self._pv_idle = 0
+            self._pv_record("dispose")
+        self._pv_notify()
 
     def _pv_adopt(self) -> None:
         # instrument() on a pool already in use: give its connections serials, silently.
@@ -660,7 +723,7 @@ def instrument(
     if isinstance(db, _Instrumented):
         return db
     check_leak_threshold(leak_threshold)
-    EventLog(event_capacity)
+    check_event_capacity(event_capacity)
     with db._pool_lock:
         db.__class__ = _instrumented_class(type(db))  # type: ignore[arg-type]
         instrumented: Any = db

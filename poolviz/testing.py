@@ -182,6 +182,9 @@ def check_invariants(events: Any, max_connections: int | None = None, *, allow_o
             if e.thread in waiting_threads:
                 waiting_threads.discard(e.thread)
                 waiting -= 1
+        elif e.kind == "dispose":
+            state = {conn: "forgotten" for conn in state}
+            in_use = idle = 0
         elif e.kind in ("leak", "unleak"):
             if current != "in_use":
                 problems.append(f"seq {e.seq}: {e.kind} of conn {e.conn} that is {current or 'unknown'}")

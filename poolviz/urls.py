@@ -62,9 +62,8 @@ def connect(url: str, **kwargs: Any) -> Any:
     params.update(kwargs)
     database = params.pop("database", None)
     if not database:
-        raise ValueError(
-            f"{shown!r} names no database: use {scheme}:///path.db for a file or {scheme}://host/dbname for a server"
-        )
+        example = f"{scheme}:///path/to/app.db" if scheme.startswith("sqlite") else f"{scheme}://user@host:port/dbname"
+        raise ValueError(f"{shown!r} names no database: use the form {example}")
     db = cls(database, **params)
     db.events.meta["url"] = shown
     return db

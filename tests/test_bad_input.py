@@ -46,7 +46,7 @@ def test_init_checks_too() -> None:
 
 def test_bad_event_capacity_is_refused() -> None:
     """The event log's capacity must be a positive integer."""
-    with pytest.raises(ValueError, match="capacity must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="event_capacity must be a positive integer, got 0"):
         InstrumentedPooledSqliteDatabase(":memory:", event_capacity=0)
     with pytest.raises(ValueError, match="got -1"):
         EventLog(-1)

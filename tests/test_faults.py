@@ -30,6 +30,11 @@ KILL_AFTER = 100  # requests completed before the kill
 AFTER_EACH = 20  # requests each worker makes after the kill
 ROOT = Path(__file__).resolve().parent.parent
 
+# SQLite has no server: poolviz.faults can only close idle connections and
+# interrupt running statements (closing one under a running statement crashes
+# CPython), so a connection held across a "kill" keeps working there.
+NO_SERVER_TO_KILL = "SQLite has no server to kill a held connection from"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -216,6 +221,8 @@ def test_connection_held_across_a_kill(make_pool: Any, backend: str) -> None:
     checkout, in heap order (oldest first), and recorded as ``broken``; that
     checkout then opens a fresh connection and succeeds.
     """
+    if backend == "sqlite":
+        pytest.skip(NO_SERVER_TO_KILL)
     db = make_pool(max_connections=POOL)
     observer = observer_for(make_pool, backend)
     db.connect()  # this thread's connection, serial 1, held through the kill
@@ -259,6 +266,8 @@ def test_kill_while_every_slot_is_held_and_callers_wait(make_pool: Any, backend:
     heap empty and gets a fresh connection (or one another waiter already
     returned), so all 4 succeed.
     """
+    if backend == "sqlite":
+        pytest.skip(NO_SERVER_TO_KILL)
     db = make_pool(max_connections=POOL, timeout=30)
     observer = observer_for(make_pool, backend)
     holding = threading.Barrier(POOL + 1, timeout=30)
@@ -360,7 +369,7 @@ print("survived")
 
 @pytest.mark.timeout(120)
 def test_kill_connections_on_sqlite_does_not_close_a_connection_another_thread_is_querying(tmp_path: Path) -> None:
-    """Bug: on SQLite kill_connections() closes in-use connections from another thread, and CPython segfaults.
+    """Regression: on SQLite kill_connections() closed in-use connections from another thread, and CPython segfaulted.
 
     sqlite3 is not safe against a connection being closed while another thread
     runs a statement on it; the interpreter dies with SIGSEGV (seen in 12 of 15

@@ -103,7 +103,7 @@ def test_slow_listener_does_not_hold_up_other_callers(
 
 
 def test_listeners_are_not_called_under_peewee_s_database_lock(tmp_path: Any) -> None:
-    """Bug: listeners run inside peewee's Database.connect()/close(), which hold the database's own lock.
+    """Regression: listeners ran inside peewee's Database.connect()/close(), which hold the database's own lock.
 
     That lock (``db._lock``, a plain ``threading.Lock``) serialises every
     thread's ``connect()`` and ``close()``, so a slow listener stalls the whole
@@ -120,7 +120,7 @@ def test_listeners_are_not_called_under_peewee_s_database_lock(tmp_path: Any) ->
 
 @pytest.mark.timeout(30)
 def test_listener_that_queries_the_database_does_not_deadlock(tmp_path: Any) -> None:
-    """Bug: a check-in listener that runs a query through the same pool deadlocks its thread for good.
+    """Regression: a check-in listener that ran a query through the same pool deadlocked its thread.
 
     The listener runs inside ``Database.close()`` holding ``db._lock``; the
     query's autoconnect calls ``connect()``, which takes that non-reentrant
@@ -231,6 +231,9 @@ def test_no_listener_runs_under_the_pool_lock(monkeypatch: pytest.MonkeyPatch) -
 
     def refuse(self: Any) -> None:
         raise OperationalError("server said no")
+
+    db._connect()
+    db.dispose()
 
     monkeypatch.setattr(FakeDatabase, "_connect", refuse)
     with pytest.raises(OperationalError):

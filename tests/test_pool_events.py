@@ -236,13 +236,16 @@ def test_close_with_close_conn_is_a_manual_close() -> None:
 
 
 def test_dispose_forgets_without_close_events() -> None:
-    """dispose() forgets connections without closing them, so it records nothing."""
+    """dispose() forgets connections without closing them: one dispose event, counts back to zero."""
     db, canary = make(max_connections=2)
     db.connect()
     db.dispose()
-    assert canary.kinds() == ["connect", "checkout"]
+    assert canary.kinds() == ["connect", "checkout", "dispose"]
+    assert (canary.events[-1].in_use, canary.events[-1].idle) == (0, 0)
+    assert not db.opened[0].closed
     db.connect()
     assert canary.events[-1].in_use == 1 and canary.events[-1].conn == 2
+    assert check_invariants(db.events, 2) == []
 
 
 def test_driver_error_is_recorded_with_credentials_masked(monkeypatch: pytest.MonkeyPatch) -> None:

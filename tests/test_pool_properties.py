@@ -234,7 +234,7 @@ TestPoolParity.__doc__ = "Random interleavings keep the event log true and the i
 
 
 def test_check_invariants_accepts_a_log_spanning_dispose() -> None:
-    """Bug: dispose() records no event, so check_invariants() flags the correct log that follows it."""
+    """Regression: dispose() recorded no event, so check_invariants() flagged the correct log after it."""
     db = InstrumentedFakePooledDatabase(max_connections=2)
     db._connect()
     db.dispose()
@@ -242,6 +242,7 @@ def test_check_invariants_accepts_a_log_spanning_dispose() -> None:
     assert [(e.kind, e.conn, e.in_use, e.idle) for e in db.events.snapshot()] == [
         ("connect", 1, 0, 0),
         ("checkout", 1, 1, 0),
+        ("dispose", 0, 0, 0),
         ("connect", 2, 0, 0),
         ("checkout", 2, 1, 0),
         ("checkin", 2, 0, 1),

@@ -97,7 +97,7 @@ def test_every_request_is_accounted_for(
 
 @pytest.mark.timeout(30)
 def test_manual_close_never_shows_more_connections_in_use_than_the_limit(no_new_threads: None) -> None:
-    """Bug: a checkout during manual_close() is recorded with in_use above max_connections.
+    """Regression: a checkout during manual_close() was recorded with in_use above max_connections.
 
     peewee's ``manual_close()`` frees the slot (pops ``_in_use``) under the pool
     lock, then closes the driver connection outside it; poolviz records the
