@@ -159,7 +159,8 @@ class _DeliveringLock:
     def __exit__(self, *exc: object) -> None:
         self.owner = None
         self.lock.__exit__(*exc)
-        self._db._pv_notify()
+        # peewee never takes this lock while holding the pool lock.
+        self._db.events.flush()
 
     def locked(self) -> bool:
         """Whether the wrapped lock is held, like ``threading.Lock.locked()``."""
@@ -314,8 +315,8 @@ class _Instrumented:
         # it around _connect and _close: its release delivers them instead).
         if (
             self.events._listeners
-            and not self._pool_lock._is_owned()  # type: ignore[attr-defined]
             and getattr(self._lock, "owner", None) != get_ident()
+            and not self._pool_lock._is_owned()  # type: ignore[attr-defined]
         ):
             self.events.flush()
 
