@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import playhouse.pool
 from peewee import Database
 from playhouse.pool import PooledDatabase
 
@@ -87,6 +90,38 @@ class InstrumentedFakePooledDatabase(_Instrumented, FakePooledDatabase):
 
     def __init__(self, database: Any = "fake", **kwargs: Any) -> None:
         super().__init__(database, **kwargs)
+
+
+class FakeClock:
+    """peewee's wall clock, moved by hand, so connection ages need no sleeping.
+
+    peewee's pool reads ``time.time()`` for ages and ``time.monotonic()`` for
+    wait deadlines; :meth:`patch` swaps the first for this clock in
+    ``playhouse.pool`` only (waits keep real time) until :meth:`restore`.
+    """
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+        self._real: Any = None
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        self.now += seconds
+
+    def patch(self) -> FakeClock:
+        """Make peewee's pool read this clock."""
+        self._real = playhouse.pool.time
+        playhouse.pool.time = types.SimpleNamespace(time=self.time, monotonic=time.monotonic)  # type: ignore[assignment]
+        return self
+
+    def restore(self) -> None:
+        """Give peewee's pool the real clock back."""
+        if self._real is not None:
+            playhouse.pool.time = self._real
+            self._real = None
 
 
 class Canary:

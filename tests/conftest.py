@@ -13,6 +13,7 @@ import pytest
 
 import poolviz
 from poolviz import servers
+from poolviz.testing import FakeClock
 
 FALLBACK_MYSQL_URL = "mysql+pool://poolviz:poolviz@127.0.0.1:3306/test"
 
@@ -104,3 +105,11 @@ def no_new_threads() -> Iterator[None]:
         t.join(timeout=5)
     left = [t.name for t in left if t.is_alive()]
     assert not left, f"threads left running: {left}"
+
+
+@pytest.fixture
+def clock() -> Iterator[FakeClock]:
+    """peewee's pool reads this hand-moved clock for connection ages for the test."""
+    fake = FakeClock().patch()
+    yield fake
+    fake.restore()

@@ -5,16 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import types
 from collections import Counter
 from typing import Any
 
-import playhouse.pool
 import pytest
 from peewee import OperationalError
 
 from poolviz import CLOSE_REASONS, KINDS, InstrumentedPooledSqliteDatabase, MaxConnectionsExceeded
-from poolviz.testing import Canary, FakeDatabase, InstrumentedFakePooledDatabase, check_invariants
+from poolviz.testing import Canary, FakeClock, FakeDatabase, InstrumentedFakePooledDatabase, check_invariants
 
 OTHERS, EACH = 4, 50
 
@@ -183,7 +181,7 @@ def test_raising_listener_is_counted_once_per_event(tmp_path: Any, caplog: pytes
 
 
 @pytest.mark.timeout(60)
-def test_no_listener_runs_under_the_pool_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_listener_runs_under_the_pool_lock(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> None:
     """Every kind and every close reason: the Canary never finds the pool lock held when it is called.
 
     Covers checkouts, check-ins, waits and both kinds of timeout, driver
@@ -191,8 +189,6 @@ def test_no_listener_runs_under_the_pool_lock(monkeypatch: pytest.MonkeyPatch) -
     ``close_all``, ``close_idle``, ``close_stale``, ``manual_close``, stale,
     broken and refused connections.
     """
-    clock = types.SimpleNamespace(now=1_000_000.0)
-    monkeypatch.setattr(playhouse.pool, "time", types.SimpleNamespace(time=lambda: clock.now, monotonic=time.monotonic))
     # Any hold is a leak at this threshold, so leaks appear without waiting.
     db = InstrumentedFakePooledDatabase(max_connections=3, stale_timeout=10, timeout=0.01, leak_threshold=1e-9)
     at_once = InstrumentedFakePooledDatabase(max_connections=1)

@@ -10,39 +10,17 @@ from __future__ import annotations
 import gc
 import threading
 import time
-import types
 import uuid
 from typing import Any
 from urllib.parse import urlparse
 
-import playhouse.pool
 import pytest
 from peewee import MySQLDatabase, OperationalError
 from playhouse.db_url import parseresult_to_dict
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase, PooledMySQLDatabase, PooledSqliteDatabase
 
 from poolviz import faults
-from poolviz.testing import FakeConnection, FakePooledDatabase
-
-
-class FakeClock:
-    """Stands in for peewee's wall clock so connection ages need no sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(playhouse.pool, "time", types.SimpleNamespace(time=fake.time, monotonic=fake.monotonic))
-    return fake
+from poolviz.testing import FakeClock, FakeConnection, FakePooledDatabase
 
 
 def sqlite_pool(tmp_path: Any, **kwargs: Any) -> PooledSqliteDatabase:

@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 import threading
-import time
-import types
 from typing import Any
 
-import playhouse.pool
 import pytest
 from peewee import OperationalError
 
 from poolviz import MaxConnectionsExceeded
 from poolviz.testing import (
     Canary,
+    FakeClock,
     FakeDatabase,
     InstrumentedFakePooledDatabase,
     capture_events,
     check_invariants,
 )
-
-
-class FakeClock:
-    """Stands in for peewee's wall clock so connection ages need no sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(playhouse.pool, "time", types.SimpleNamespace(time=fake.time, monotonic=fake.monotonic))
-    return fake
 
 
 def make(**kwargs: Any) -> tuple[InstrumentedFakePooledDatabase, Canary]:

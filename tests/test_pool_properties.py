@@ -11,30 +11,23 @@ have shown a caller exactly the same things.
 from __future__ import annotations
 
 import itertools
-import time
-import types
 from collections.abc import Callable
 from typing import Any
 
-import playhouse.pool
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from poolviz.testing import FakeConnection, FakePooledDatabase, InstrumentedFakePooledDatabase, check_invariants
+from poolviz.testing import (
+    FakeClock,
+    FakeConnection,
+    FakePooledDatabase,
+    InstrumentedFakePooledDatabase,
+    check_invariants,
+)
 
 MAX_CONNECTIONS = 3
 STALE_TIMEOUT = 10
-
-
-class FakeClock:
-    """peewee's wall clock, moved by the machine instead of by time passing."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def time(self) -> float:
-        return self.now
 
 
 def ordinal(db: Any, conn: Any) -> int:
@@ -47,11 +40,8 @@ class PoolParity(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.clock = FakeClock()
-        # peewee reads the module global ``time``; hypothesis builds one machine per example,
-        # so the patch is set here and undone in teardown().
-        self._real_time = playhouse.pool.time
-        playhouse.pool.time = types.SimpleNamespace(time=self.clock.time, monotonic=time.monotonic)
+        # Hypothesis builds one machine per example: the clock is patched here, restored in teardown().
+        self.clock = FakeClock().patch()
         self.plain = FakePooledDatabase(max_connections=MAX_CONNECTIONS, stale_timeout=STALE_TIMEOUT)
         self.inst = InstrumentedFakePooledDatabase(max_connections=MAX_CONNECTIONS, stale_timeout=STALE_TIMEOUT)
         # Connections checked out with _connect(), as (plain's, instrumented's) pairs.
@@ -63,7 +53,7 @@ class PoolParity(RuleBasedStateMachine):
         self.dispose_marks: list[int] = []
 
     def teardown(self) -> None:
-        playhouse.pool.time = self._real_time
+        self.clock.restore()
 
     def both(self, action: Callable[[Any], Any], observe: Callable[[Any, Any], Any] = lambda db, r: r) -> list[Any]:
         """Run ``action`` on both pools; what a caller sees (result or exception) must be the same."""
