@@ -548,35 +548,26 @@ class _Instrumented:
         for info in self._pv_conns.values():
             if info.checked_out is not None and not info.leaked and now - info.checked_out > threshold:
                 info.leaked = True
-                holder = info.holder
-                self.events.record(
-                    "leak",
-                    info.serial,
-                    holder.name if holder else "?",
-                    self._pv_in_use,
-                    self._pv_idle,
-                    self._pv_waiting,
-                    0.0,
-                    now - info.checked_out,
-                    False,
-                    "held" if holder is None or holder.is_alive() else "thread_exited",
-                    info.origin,
-                )
+                alive = info.holder is None or info.holder.is_alive()
+                self._pv_record_leak("leak", info, now, "held" if alive else "thread_exited")
 
     def _pv_unleak(self, info: _ConnInfo) -> None:
         info.leaked = False
-        holder = info.holder
+        self._pv_record_leak("unleak", info, perf_counter(), "")
+
+    def _pv_record_leak(self, kind: str, info: _ConnInfo, now: float, reason: str) -> None:
+        # Leak events name the holder, not the thread that noticed.
         self.events.record(
-            "unleak",
+            kind,
             info.serial,
-            holder.name if holder else "?",
+            info.holder.name if info.holder else "?",
             self._pv_in_use,
             self._pv_idle,
             self._pv_waiting,
             0.0,
-            perf_counter() - info.checked_out,  # type: ignore[operator]
+            now - info.checked_out,  # type: ignore[operator]
             False,
-            "",
+            reason,
             info.origin,
         )
 
