@@ -1,4 +1,4 @@
-"""Every row of tests/bad_input_table.md (the README's bad-input table) is a test."""
+"""Every row of the README's bad-input table is a test."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import poolviz
 import poolviz.workload
 
-TABLE = Path(__file__).with_name("bad_input_table.md")
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 class Row(NamedTuple):
@@ -24,10 +24,18 @@ class Row(NamedTuple):
     error: str
 
 
-def read_table(path: Path) -> list[Row]:
-    """The rows of the markdown table in ``path`` (backticks around cells removed)."""
+def bad_input_section(path: Path) -> str:
+    """The README's "Bad input" section, up to the next heading."""
+    text = path.read_text(encoding="utf-8")
+    start = text.index("\n## Bad input")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def read_table(section: str) -> list[Row]:
+    """The rows of the markdown table in ``section`` (backticks around cells removed)."""
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in section.splitlines():
         if not line.startswith("|") or re.fullmatch(r"\|(\s*-+\s*\|)+", line):
             continue
         cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
@@ -37,7 +45,7 @@ def read_table(path: Path) -> list[Row]:
     return body
 
 
-ROWS = read_table(TABLE)
+ROWS = read_table(bad_input_section(README))
 
 
 def test_table_is_well_formed() -> None:
