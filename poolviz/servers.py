@@ -32,8 +32,10 @@ def postgres_url() -> str:
 
 
 def servers_required() -> bool:
-    """True when a missing server must fail tests rather than skip them (CI sets this)."""
-    return os.environ.get("POOLVIZ_REQUIRE_SERVERS", "") not in ("", "0", "false", "no")
+    """True when a missing server must fail tests rather than skip them (.ci/run and CI=true set this)."""
+    return any(
+        os.environ.get(name, "").lower() not in ("", "0", "false", "no") for name in ("POOLVIZ_REQUIRE_SERVERS", "CI")
+    )
 
 
 def reachable(url: str, timeout: float = 2.0) -> str | None:

@@ -269,6 +269,11 @@ def _positive_number(name: str, value: Any) -> float:
     return float(value)
 
 
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+
+
 def _check_pool(db: Any) -> None:
     if not is_instrumented(db):
         raise TypeError(
@@ -491,8 +496,7 @@ def run_closed_loop(
     requests = positive_int("requests", requests)
     hold_d = Distribution.parse(hold, "hold")
     think_d = Distribution.parse(think, "think")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    _check_seed(seed)
     stop_event = stop if stop is not None else threading.Event()
     settings: dict[str, Any] = {
         "workers": workers,
@@ -558,8 +562,7 @@ def run_open_loop(
         requests = positive_int("requests", requests)
     threads = positive_int("threads", threads)
     hold_d = Distribution.parse(hold, "hold")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    _check_seed(seed)
     stop_event = stop if stop is not None else threading.Event()
     settings: dict[str, Any] = {
         "threads": threads,

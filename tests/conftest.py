@@ -33,7 +33,7 @@ def _create_mysql_user() -> bool:
 
 
 def _server_url(name: str) -> str:
-    """The URL for a server, or skip (fail when POOLVIZ_REQUIRE_SERVERS is set) with the reason."""
+    """The URL for a server, or skip (fail when POOLVIZ_REQUIRE_SERVERS or CI is set) with the reason."""
     if name == "mysql":
         url = servers.mysql_url()
         reason = servers.reachable(url)
@@ -47,7 +47,7 @@ def _server_url(name: str) -> str:
     if reason:
         message = f"{name} server not usable: {reason}"
         if servers.servers_required():
-            pytest.fail(message + " (POOLVIZ_REQUIRE_SERVERS is set)")
+            pytest.fail(message + " (POOLVIZ_REQUIRE_SERVERS or CI is set: servers are required)")
         pytest.skip(message)
     return url
 
