@@ -1,0 +1,188 @@
+"""What poolviz reads from each asyncio driver's pool: its connections, its counts, whether it is exhausted.
+
+peewee's asyncio databases keep no pool of their own (SQLite aside): the pool
+is asyncpg's or aiomysql's, and it opens, hands out and closes connections
+inside the driver. Each :class:`DriverView` answers the few questions the
+instrumented database asks at every event, from the pool's own state, so the
+counts on an event are the driver's counts at that moment:
+
+=============  ====================================  ==========================================
+driver         in use / idle                         exhausted (a new caller must wait)
+=============  ====================================  ==========================================
+asyncpg        ``get_size() - get_idle_size()`` /    no connection holder left in its queue
+               ``get_idle_size()``
+aiomysql       ``size - freesize`` / ``freesize``    nothing free and ``size >= maxsize``
+peewee SQLite  opened and not idle / queue length    the queue is empty
+=============  ====================================  ==========================================
+
+Everything here reads the driver's attributes without awaiting and without
+changing anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from time import perf_counter
+from typing import Any
+
+# A driver connection as the view reports it: the raw connection and whether the pool holds it idle.
+Known = dict[int, tuple[Any, bool]]
+
+
+class DriverView:
+    """The questions asked of a driver's pool; one subclass per driver."""
+
+    name = "?"
+    # Whether the pool itself knows the connections it has handed out.
+    tracks_in_use = True
+
+    def raw(self, conn: Any) -> Any:
+        """The driver connection inside peewee's connection wrapper."""
+        return conn.conn
+
+    def known(self, pool: Any) -> Known:
+        """Every open connection of the pool: ``id(raw) -> (raw, idle)``."""
+        raise NotImplementedError
+
+    def counts(self, pool: Any, opened: int) -> tuple[int, int]:
+        """``(in_use, idle)`` as the driver counts them (``opened``: connections poolviz saw open)."""
+        raise NotImplementedError
+
+    def exhausted(self, pool: Any) -> bool:
+        """Whether a caller arriving now finds no connection to take and no room to open one."""
+        raise NotImplementedError
+
+    def is_closed(self, raw: Any) -> bool:
+        """Whether the driver connection is closed."""
+        raise NotImplementedError
+
+    def gone_reason(self, pool: Any, raw: Any, idle_since: float | None) -> str:
+        """Why an idle connection left the pool without poolviz closing it (a close reason)."""
+        return "broken"
+
+
+class AsyncpgView(DriverView):
+    """asyncpg's ``Pool``: a LIFO queue of connection holders, each with at most one connection."""
+
+    name = "asyncpg"
+
+    def raw(self, conn: Any) -> Any:
+        # peewee wraps asyncpg's PoolConnectionProxy, which wraps the Connection.
+        proxy = conn.conn
+        return getattr(proxy, "_con", proxy)
+
+    def known(self, pool: Any) -> Known:
+        found: Known = {}
+        if pool is None:
+            return found
+        for holder in pool._holders:
+            con = holder._con
+            if con is not None and not con.is_closed():
+                found[id(con)] = (con, not holder._in_use)
+        return found
+
+    def counts(self, pool: Any, opened: int) -> tuple[int, int]:
+        if pool is None:
+            return 0, 0
+        size = idle = 0
+        # One pass doing what get_size() and get_idle_size() do.
+        for holder in pool._holders:
+            if holder.is_connected():
+                size += 1
+                idle += holder.is_idle()
+        return size - idle, idle
+
+    def exhausted(self, pool: Any) -> bool:
+        queue = pool._queue
+        return queue is not None and queue.empty()
+
+    def is_closed(self, raw: Any) -> bool:
+        return bool(raw.is_closed())
+
+    def gone_reason(self, pool: Any, raw: Any, idle_since: float | None) -> str:
+        # asyncpg terminates a connection idle for max_inactive_connection_lifetime.
+        limit = getattr(pool, "_max_inactive_connection_lifetime", 0) if pool is not None else 0
+        if limit and idle_since is not None and perf_counter() - idle_since >= limit * 0.99:
+            return "idle"
+        return "broken"
+
+
+class AiomysqlView(DriverView):
+    """aiomysql's ``Pool``: a deque of free connections and a set of used ones."""
+
+    name = "aiomysql"
+
+    def known(self, pool: Any) -> Known:
+        found: Known = {}
+        if pool is None:
+            return found
+        for conn in pool._free:
+            if not conn.closed:
+                found[id(conn)] = (conn, True)
+        for conn in pool._used:
+            if not conn.closed:
+                found[id(conn)] = (conn, False)
+        return found
+
+    def counts(self, pool: Any, opened: int) -> tuple[int, int]:
+        if pool is None:
+            return 0, 0
+        free = pool.freesize
+        return pool.size - free, free
+
+    def exhausted(self, pool: Any) -> bool:
+        return not pool._free and bool(pool.maxsize) and pool.size >= pool.maxsize
+
+    def is_closed(self, raw: Any) -> bool:
+        return bool(raw.closed)
+
+    def gone_reason(self, pool: Any, raw: Any, idle_since: float | None) -> str:
+        # aiomysql drops a free connection older than pool_recycle at the next acquire.
+        recycle = getattr(pool, "_recycle", -1) if pool is not None else -1
+        if recycle > -1 and not raw.closed:
+            return "stale"
+        return "broken"
+
+
+class SqliteView(DriverView):
+    """peewee's own ``AsyncSqlitePool``: an ``asyncio.Queue`` of idle aiosqlite connections."""
+
+    name = "aiosqlite"
+    tracks_in_use = False
+
+    def known(self, pool: Any) -> Known:
+        found: Known = {}
+        if pool is None:
+            return found
+        for wrapper in _queued(pool):
+            raw = wrapper.conn
+            if raw is not None and not wrapper.stale():
+                found[id(raw)] = (raw, True)
+        return found
+
+    def counts(self, pool: Any, opened: int) -> tuple[int, int]:
+        if pool is None:
+            return 0, 0
+        idle = pool._queue.qsize()
+        return max(opened - idle, 0), idle
+
+    def exhausted(self, pool: Any) -> bool:
+        return bool(pool._queue.empty())
+
+    def is_closed(self, raw: Any) -> bool:
+        return not getattr(raw, "_running", True) or getattr(raw, "_connection", True) is None
+
+
+def _queued(pool: Any) -> Iterable[Any]:
+    return list(pool._queue._queue)
+
+
+def view_for(db: Any) -> DriverView:
+    """The view for a peewee asyncio database, by the backend it is built on."""
+    from peewee import MySQLDatabase, PostgresqlDatabase
+
+    if isinstance(db, PostgresqlDatabase):
+        return AsyncpgView()
+    if isinstance(db, MySQLDatabase):
+        return AiomysqlView()
+    return SqliteView()

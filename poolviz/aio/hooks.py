@@ -1,0 +1,376 @@
+"""The hook-only mixin that records events for peewee's asyncio databases.
+
+peewee's ``AsyncDatabaseMixin`` reaches its pool through four coroutines:
+``_create_pool_async``, ``_pool_acquire``, ``_pool_release`` and
+``_pool_close`` (called by ``close_pool``). :class:`_AsyncInstrumented`
+overrides exactly those, awaits peewee's code for the real work, and records
+what happened. No pool decision is made here.
+
+The driver (asyncpg, aiomysql, or peewee's own SQLite queue) opens and closes
+connections inside those calls and on its own timers, so after each one the
+mixin compares the connections it knows with the driver's (a *sweep*): a new
+one is a ``connect``, a missing one a ``close``. The counts on every event
+are read from the driver at that moment (see :mod:`poolviz.aio.drivers`), and
+``waiting`` counts the tasks that found the pool exhausted and have not yet
+left ``_pool_acquire``.
+
+Everything between two ``await``\\ s runs without interruption on the event
+loop, so the bookkeeping needs no asyncio lock; the event log's lock is taken
+only so readers in other threads (the live view) copy a consistent log.
+Listeners are called after that lock is released, in the task that caused the
+event; a listener that blocks blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import threading
+from time import perf_counter
+from typing import Any, ClassVar
+
+from ..credentials import mask_text, secrets_of
+from ..events import DEFAULT_CAPACITY, NO_CONN, EventLog
+from .drivers import DriverView, view_for
+
+# The name of the task that asked the pool for a connection. Set around the
+# driver calls, so a connection the driver opens for that task (on 3.11 inside
+# a child task of asyncio.wait_for) is recorded under the caller's name.
+_caller: contextvars.ContextVar[_Caller | None] = contextvars.ContextVar("poolviz_aio_caller", default=None)
+
+
+class _Caller:
+    """The task a driver call works for; ``errored`` once a connect error has been recorded for it."""
+
+    __slots__ = ("errored", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.errored = False
+
+
+def task_name() -> str:
+    """The current asyncio task's name (the thread's name outside a task)."""
+    caller = _caller.get()
+    if caller is not None:
+        return caller.name
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    return task.get_name() if task is not None else threading.current_thread().name
+
+
+class _AioConn:
+    """What poolviz knows of one driver connection."""
+
+    # Holding the raw connection keeps its id() from being reused while tracked.
+    __slots__ = ("checked_out", "checkouts", "holder", "idle_since", "opened", "raw", "serial")
+
+    def __init__(self, raw: Any, serial: int, opened: float) -> None:
+        self.raw = raw
+        self.serial = serial
+        self.opened = opened
+        self.checked_out: float | None = None
+        self.idle_since: float | None = opened
+        self.holder = ""
+        self.checkouts = 0
+
+
+class _AsyncInstrumented:
+    """Hook-only mixin recording an event for every transition of a peewee asyncio pool."""
+
+    _pv_driver_defaults: ClassVar[dict[str, Any]] = {}
+
+    events: EventLog
+    _pool: Any
+    _pool_size: int
+    _pool_min_size: int
+    _acquire_timeout: float | None
+    connect_params: dict[str, Any]
+
+    def __init__(self, database: Any, *, event_capacity: int = DEFAULT_CAPACITY, **kwargs: Any) -> None:
+        check_async_pool_args(kwargs)
+        from .. import checks
+
+        checks.count("event_capacity", event_capacity)
+        kwargs = {**self._pv_driver_defaults, **kwargs}
+        super().__init__(database, **kwargs)  # type: ignore[call-arg]
+        self._pv_setup(event_capacity)
+
+    def _pv_setup(self, event_capacity: int) -> None:
+        self.events = EventLog(event_capacity, lock=threading.RLock())
+        self._pv_view: DriverView = view_for(self)
+        self._pv_conns: dict[int, _AioConn] = {}
+        self._pv_serial = itertools.count(1)
+        self._pv_waiters: dict[int, float] = {}
+        # Seconds each driver connection took to open, when the driver lets poolviz time it.
+        self._pv_open_times: dict[int, float] = {}
+        # Connections inside a release now: the release records what becomes of them.
+        self._pv_releasing: set[int] = set()
+        self._pv_closing = False
+        # The driver's pool, from its creation (peewee sets _pool only once creation returns) to its close.
+        self._pv_pool: Any = getattr(self, "_pool", None)
+        self._pv_describe()
+
+    def _pv_describe(self) -> None:
+        self.events.meta.update(
+            pool=type(self).__name__,
+            backend=_backend(self),
+            driver=self._pv_view.name,
+            max_connections=self._pool_size,
+            pool_min_size=self._pool_min_size,
+            timeout=self._acquire_timeout,
+            stale_timeout=None,
+        )
+
+    @property
+    def max_connections(self) -> int:
+        """The pool's limit (peewee's ``pool_size``), under the name the threaded pools use."""
+        return self._pool_size
+
+    @property
+    def pool(self) -> Any:
+        """The driver's pool (``None`` before the first connection is asked for and after ``close_pool()``)."""
+        return self._pool
+
+    def driver_counts(self) -> tuple[int, int]:
+        """``(in_use, idle)`` as the driver counts them now: what every event's counts are read from."""
+        return self._pv_view.counts(self._pv_pool, len(self._pv_conns))
+
+    def sweep(self) -> None:
+        """Record what the driver did on its own since the last event (a timer closing an idle connection)."""
+        with self.events.lock:
+            self._pv_sweep(self._pv_pool)
+        self.events.flush()
+
+    def _pv_record(
+        self,
+        kind: str,
+        serial: int = NO_CONN,
+        wait_s: float = 0.0,
+        duration_s: float = 0.0,
+        reused: bool = False,
+        reason: str = "",
+        message: str = "",
+        thread: str | None = None,
+    ) -> None:
+        # With the log's lock held; the counts come from the driver.
+        in_use, idle = self._pv_view.counts(self._pv_pool, len(self._pv_conns))
+        self.events.record(
+            kind,
+            serial,
+            thread if thread is not None else task_name(),
+            in_use,
+            idle,
+            len(self._pv_waiters),
+            wait_s,
+            duration_s,
+            reused,
+            reason,
+            message,
+        )
+
+    def _pv_sweep(self, pool: Any, handed: Any = None) -> None:
+        # With the log's lock held: a driver connection not seen before is a
+        # connect, a tracked one the driver no longer has is a close. `handed`
+        # (being checked out now) and connections inside a release are left
+        # to the hook handling them.
+        view = self._pv_view
+        known = view.known(pool)
+        conns = self._pv_conns
+        releasing = self._pv_releasing
+        for key, info in list(conns.items()):
+            if key in known or info.raw is handed or key in releasing:
+                continue
+            # peewee's SQLite queue forgets the connections it hands out: only a closed one is gone.
+            if not view.tracks_in_use and not view.is_closed(info.raw):
+                continue
+            reason = "all" if self._pv_closing else view.gone_reason(pool, info.raw, info.idle_since)
+            self._pv_forget(key, reason)
+        for key, (raw, _idle) in known.items():
+            if key not in conns and raw is not handed:
+                self._pv_track(raw)
+
+    def _pv_track(self, raw: Any, record: bool = True) -> _AioConn:
+        info = self._pv_conns[id(raw)] = _AioConn(raw, next(self._pv_serial), perf_counter())
+        took = self._pv_open_times.pop(id(raw), 0.0)
+        if record:
+            self._pv_record("connect", info.serial, 0.0, took)
+        return info
+
+    def _pv_forget(self, key: int, reason: str) -> None:
+        info = self._pv_conns.pop(key)
+        self._pv_open_times.pop(key, None)
+        holder = info.holder if info.checked_out is not None else None
+        self._pv_record("close", info.serial, 0.0, perf_counter() - info.opened, False, reason, "", holder)
+
+    def _pv_error(self, exc: BaseException) -> None:
+        caller = _caller.get()
+        if caller is not None:
+            if caller.errored:
+                return
+            caller.errored = True
+        message = mask_text(str(exc), secrets_of(self.connect_params))
+        with self.events.lock:
+            self._pv_record("error", NO_CONN, 0.0, 0.0, False, type(exc).__name__, message)
+        self.events.flush()
+
+    async def _acquire_conn_async(self) -> Any:
+        # peewee creates the pool on first use inside asyncio.wait_for (a child
+        # task on Python 3.11): name what happens there after the asking task.
+        token = _caller.set(_Caller(task_name()))
+        try:
+            return await super()._acquire_conn_async()  # type: ignore[misc]
+        finally:
+            _caller.reset(token)
+
+    async def _create_pool_async(self) -> Any:
+        started = perf_counter()
+        try:
+            pool = await super()._create_pool_async()  # type: ignore[misc]
+        except Exception as exc:
+            self._pv_error(exc)
+            raise
+        self._pv_pool = pool
+        # Drivers that poolviz cannot time per connection opened these one after another: share the time out.
+        fresh = [
+            key for key in self._pv_view.known(pool) if key not in self._pv_conns and key not in self._pv_open_times
+        ]
+        for key in fresh:
+            self._pv_open_times[key] = (perf_counter() - started) / len(fresh)
+        with self.events.lock:
+            self._pv_sweep(pool)
+        self.events.flush()
+        return pool
+
+    async def _pool_acquire(self, pool: Any) -> Any:
+        caller = _caller.get() or _Caller(task_name())
+        name = caller.name
+        token = _caller.set(caller)
+        key = id(asyncio.current_task())
+        started = perf_counter()
+        waited = self._pv_view.exhausted(pool)
+        if waited:
+            with self.events.lock:
+                self._pv_waiters[key] = started
+                self._pv_record("wait", thread=name)
+            self.events.flush()
+        try:
+            conn = await super()._pool_acquire(pool)  # type: ignore[misc]
+        except asyncio.TimeoutError:
+            with self.events.lock:
+                self._pv_waiters.pop(key, None)
+                self._pv_sweep(pool)
+                self._pv_record("timeout", NO_CONN, perf_counter() - started, thread=name)
+            self.events.flush()
+            raise
+        except BaseException as exc:
+            # Cancelled while waiting leaves no event (as an interrupted thread
+            # in the threaded pools); a driver failure is an error event.
+            with self.events.lock:
+                self._pv_waiters.pop(key, None)
+                self._pv_sweep(pool)
+            self.events.flush()
+            if isinstance(exc, Exception):
+                self._pv_error(exc)
+            raise
+        finally:
+            _caller.reset(token)
+        raw = self._pv_view.raw(conn)
+        now = perf_counter()
+        with self.events.lock:
+            self._pv_waiters.pop(key, None)
+            self._pv_sweep(pool, raw)
+            info = self._pv_conns.get(id(raw))
+            if info is None:
+                info = self._pv_track(raw)
+            reused = info.checkouts > 0
+            info.checkouts += 1
+            info.checked_out = now
+            info.idle_since = None
+            info.holder = name
+            self._pv_record("checkout", info.serial, now - started if waited else 0.0, 0.0, reused, thread=name)
+        self.events.flush()
+        return conn
+
+    async def _pool_release(self, conn: Any) -> None:
+        view = self._pv_view
+        raw = view.raw(conn) if conn is not None else None
+        key = id(raw)
+        info = self._pv_conns.get(key) if raw is not None else None
+        if info is None:
+            await super()._pool_release(conn)  # type: ignore[misc]
+            return
+        # Dead before the release (the server killed it): broken; closed by it: the driver refused it.
+        reason = "broken" if view.is_closed(raw) else "not_reusable"
+        self._pv_releasing.add(key)
+        try:
+            await super()._pool_release(conn)  # type: ignore[misc]
+        finally:
+            self._pv_releasing.discard(key)
+            pool = self._pool
+            with self.events.lock:
+                if self._pv_conns.get(key) is info:
+                    if view.is_closed(raw) or (view.tracks_in_use and key not in view.known(pool)):
+                        self._pv_forget(key, "all" if self._pv_closing else reason)
+                    elif info.checked_out is not None:
+                        now = perf_counter()
+                        held = now - info.checked_out
+                        info.checked_out = None
+                        info.idle_since = now
+                        self._pv_record("checkin", info.serial, 0.0, held, thread=info.holder)
+                self._pv_sweep(pool)
+            self.events.flush()
+
+    async def _pool_close(self) -> None:
+        self._pv_closing = True
+        try:
+            await super()._pool_close()  # type: ignore[misc]
+        finally:
+            with self.events.lock:
+                # The driver's pool is closed: whatever poolviz still tracks went with it.
+                for key in list(self._pv_conns):
+                    self._pv_forget(key, "all")
+                self._pv_closing = False
+                self._pv_pool = None
+            self.events.flush()
+
+    def _pv_adopt(self) -> None:
+        # instrument() on a database whose pool is open: serials without events.
+        for raw, idle in self._pv_view.known(self._pool).values():
+            info = self._pv_track(raw, record=False)
+            if not idle:
+                info.checked_out = info.opened
+                info.checkouts = 1
+                info.holder = "?"
+
+
+def check_async_pool_args(kwargs: dict[str, Any]) -> None:
+    """Check (and put in canonical form, in place) peewee's ``pool_size``, ``pool_min_size``, ``acquire_timeout``."""
+    from .. import checks
+
+    if "pool_size" in kwargs:
+        kwargs["pool_size"] = checks.count("pool_size", kwargs["pool_size"])
+    if "pool_min_size" in kwargs:
+        value = kwargs["pool_min_size"]
+        kwargs["pool_min_size"] = (
+            0 if value in (0, "0") and not isinstance(value, bool) else checks.count("pool_min_size", value)
+        )
+    if "acquire_timeout" in kwargs:
+        kwargs["acquire_timeout"] = checks.seconds(
+            "acquire_timeout", kwargs["acquire_timeout"], positive=True, none_allowed=True
+        )
+    size, low = kwargs.get("pool_size", 10), kwargs.get("pool_min_size", 1)
+    if low > size:
+        raise ValueError(f"pool_min_size must be at most pool_size ({size}), got {low}")
+
+
+def _backend(db: object) -> str:
+    from peewee import MySQLDatabase, PostgresqlDatabase, SqliteDatabase
+
+    for base, name in ((SqliteDatabase, "sqlite"), (MySQLDatabase, "mysql"), (PostgresqlDatabase, "postgresql")):
+        if isinstance(db, base):
+            return name
+    return "other"
