@@ -6,11 +6,11 @@ from playhouse.pool import MaxConnectionsExceeded
 
 from .credentials import mask_url
 from .events import CLOSE_REASONS, FIELDS, KINDS, Event, EventLog, Subscription
-from .pools import (
+from .pool import (
     InstrumentedPooledMySQLDatabase,
     InstrumentedPooledPostgresqlDatabase,
     InstrumentedPooledSqliteDatabase,
-    check_pool_args,
+    Leak,
     instrument,
     is_instrumented,
 )
@@ -28,10 +28,10 @@ __all__ = [
     "InstrumentedPooledPostgresqlDatabase",
     "InstrumentedPooledSqliteDatabase",
     "KINDS",
+    "Leak",
     "MaxConnectionsExceeded",
     "Subscription",
     "WorkloadResult",
-    "check_pool_args",
     "connect",
     "instrument",
     "is_instrumented",

@@ -30,6 +30,23 @@ import pandas as pd
 
 from .events import KINDS, NO_CONN
 
+#: The columns of the table :func:`poolviz.workload.sweep` returns, one row per pool size.
+SWEEP_COLUMNS = (
+    "max_connections",
+    "workers",
+    "requests",
+    "throughput_rps",
+    "wait_mean_s",
+    "wait_p95_s",
+    "timeouts",
+    "utilisation",
+    "predicted_wait_p95_s",
+    "predicted_wait_prob",
+    "arrival_rate_rps",
+    "mean_hold_s",
+    "requests_failed",
+)
+
 HOLD_COLUMNS = ("conn", "thread", "start", "end", "duration", "wait_s", "end_kind", "end_reason", "open")
 OCCUPANCY_COLUMNS = ("t", "in_use", "idle", "waiting")
 LIFETIME_COLUMNS = ("conn", "opened", "closed", "lifetime", "checkouts", "close_reason")

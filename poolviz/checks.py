@@ -81,6 +81,15 @@ def seconds(name: str, value: Any, *, positive: bool = False, none_allowed: bool
     return number
 
 
+def number(name: str, value: Any, *, positive: bool = False) -> float:
+    """``value`` as a finite ``float >= 0`` (``> 0`` when ``positive``): a rate, a load, a fraction."""
+    result = _as_float(value)
+    if result is None or result < 0 or (positive and result == 0):
+        allowed = "a positive number" if positive else "a finite number >= 0"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return result
+
+
 def integer(name: str, value: Any) -> int:
     """``value`` as an ``int`` of any sign (a seed, an offset)."""
     if isinstance(value, bool) or not isinstance(value, Integral):

@@ -161,6 +161,10 @@ class EventLog:
         self._counters: dict[str, float] = dict.fromkeys(_COUNTERS, 0)
         self._counted = 0  # seq of the first event not yet in the counters
         self._last: tuple[Any, ...] | None = None
+        #: ``record_at(now, kind, conn, thread, in_use, idle, waiting, wait_s=0.0,
+        #: duration_s=0.0, reused=False, reason="", message="")``: :meth:`record`
+        #: with the caller's ``time.perf_counter()`` reading. Hold :attr:`lock`.
+        self.record_at = self._make_record_at()
 
     @property
     def t0(self) -> float:
@@ -185,31 +189,71 @@ class EventLog:
         reason: str = "",
         message: str = "",
     ) -> None:
-        """Append one event. Call it holding :attr:`lock`; this is the pools' hot path."""
-        events = self._events
-        if len(events) == self.capacity:
-            self._drop_oldest()
-        event = (
-            next(self._seq),
-            time.perf_counter() - self._t0,
-            kind,
-            conn,
-            thread,
-            wait_s,
-            duration_s,
-            reused,
-            reason,
-            message,
-            in_use,
-            idle,
-            waiting,
+        """Append one event stamped now. Call it holding :attr:`lock`."""
+        self.record_at(
+            time.perf_counter(), kind, conn, thread, in_use, idle, waiting, wait_s, duration_s, reused, reason, message
         )
-        events.append(event)
-        if self._listeners:
-            try:
-                self._pending.events.append(event)
-            except AttributeError:
-                self._pending.events = [event]
+
+    def _make_record_at(self) -> Callable[..., None]:
+        # The pools' hot path: a closure reads its state from cells, which is
+        # cheaper than attribute lookups on self, and the caller passes the
+        # perf_counter() reading it already took, so an event costs one clock
+        # read. clear() empties the same deque, so the cells stay valid.
+        events = self._events
+        append = events.append
+        next_seq = self._seq.__next__
+        t0 = self._t0
+        capacity = self.capacity
+        drop_oldest = self._drop_oldest
+        log = self
+
+        def record_at(
+            now: float,
+            kind: str,
+            conn: int,
+            thread: str,
+            in_use: int,
+            idle: int,
+            waiting: int,
+            wait_s: float = 0.0,
+            duration_s: float = 0.0,
+            reused: bool = False,
+            reason: str = "",
+            message: str = "",
+        ) -> None:
+            if len(events) == capacity:
+                drop_oldest()
+            event = (
+                next_seq(),
+                now - t0,
+                kind,
+                conn,
+                thread,
+                wait_s,
+                duration_s,
+                reused,
+                reason,
+                message,
+                in_use,
+                idle,
+                waiting,
+            )
+            append(event)
+            if log._listeners:
+                log._hold_for_delivery(event)
+
+        return record_at
+
+    def _hold_for_delivery(self, event: tuple[Any, ...]) -> None:
+        try:
+            self._pending.events.append(event)
+        except AttributeError:
+            self._pending.events = [event]
+
+    @property
+    def has_listeners(self) -> bool:
+        """Whether anyone is subscribed: callers skip delivery work when nobody listens."""
+        return bool(self._listeners)
 
     def _drop_oldest(self) -> None:
         oldest = self._events[0]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .events import FIELDS, KINDS, Event
+from .events import FIELDS, KINDS, Event, EventLog
 
 DTYPES: dict[str, Any] = {
     "seq": "int64",
@@ -39,3 +40,32 @@ def events_to_frame(
     if attrs:
         frame.attrs.update(attrs)
     return frame
+
+
+def as_frame(source: Any) -> pd.DataFrame:
+    """The events of ``source`` as a DataFrame: every reader of events accepts the same inputs.
+
+    ``source`` is an events DataFrame (as from ``EventLog.to_frame()``), an
+    :class:`~poolviz.events.EventLog`, anything with an ``events`` attribute
+    holding either (an instrumented pool, a ``WorkloadResult``), a list of
+    :class:`~poolviz.events.Event`, or the path of a saved trace.
+    """
+    if isinstance(source, pd.DataFrame):
+        return source
+    if isinstance(source, EventLog):
+        return source.to_frame()
+    inner = getattr(source, "events", None)
+    if isinstance(inner, (EventLog, pd.DataFrame)):
+        return as_frame(inner)
+    if isinstance(source, (str, Path)):
+        from .traces import load_events
+
+        return load_events(source)
+    if isinstance(source, Iterable) and not isinstance(source, bytes):
+        events = list(source)
+        if all(isinstance(e, Event) for e in events):
+            return events_to_frame(events)
+    raise TypeError(
+        "events must be a DataFrame of events, an EventLog, an instrumented pool, a WorkloadResult, "
+        f"a list of Events or a trace path, got {type(source).__name__}"
+    )

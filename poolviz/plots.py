@@ -276,20 +276,23 @@ def plot_waits(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
     return ax
 
 
-SWEEP_COLUMNS = ("max_connections", "throughput_rps", "wait_p95_s")
+# The sweep columns (analysis.SWEEP_COLUMNS) that plot_sweep cannot do without.
+_SWEEP_NEEDS = ("max_connections", "throughput_rps", "wait_p95_s")
 
 
 def plot_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Throughput and p95 wait against pool size, the Erlang C prediction beside the measured p95.
 
-    ``sweep`` has one row per pool size with the columns :data:`SWEEP_COLUMNS`
-    and optionally ``predicted_wait_p95_s``. Throughput is on ``ax`` (left
+    ``sweep`` has one row per pool size with at least the columns
+    ``max_connections``, ``throughput_rps`` and ``wait_p95_s`` (see
+    ``analysis.SWEEP_COLUMNS``) and optionally ``predicted_wait_p95_s``.
+    Throughput is on ``ax`` (left
     axis), waits on a twin axis sharing x (``ax.twinx()``, on the right).
     Infinite predictions (an unstable pool) are left out.
     """
-    missing = [c for c in SWEEP_COLUMNS if c not in sweep.columns]
+    missing = [c for c in _SWEEP_NEEDS if c not in sweep.columns]
     if missing:
-        raise ValueError(f"sweep needs the columns {list(SWEEP_COLUMNS)}, missing {missing}")
+        raise ValueError(f"sweep needs the columns {list(_SWEEP_NEEDS)}, missing {missing}")
     ax = _new_axes(ax)
     rows = sweep.sort_values("max_connections")
     x = rows["max_connections"].to_numpy(dtype=float)

@@ -13,70 +13,53 @@ Pure Python and ``math``: no pandas, so the command line can size a pool cheaply
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+
+from . import checks
 
 
-def _check_servers(servers: object, name: str = "servers") -> int:
-    if isinstance(servers, bool) or not isinstance(servers, Integral) or servers < 1:
-        raise ValueError(f"{name} must be a positive integer, got {servers!r}")
-    return int(servers)
-
-
-def _check_number(value: object, name: str, *, positive: bool = False) -> float:
-    """``value`` as a float, refusing non-numbers, NaN, infinities and negatives (and 0 when ``positive``)."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    number = float(value)
-    if positive and not number > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if number < 0:
-        raise ValueError(f"{name} must be ≥ 0, got {value!r}")
-    return number
-
-
-def _erlang_c(servers: int, load: float) -> float:
+def _erlang_c(pool_size: int, load: float) -> float:
     """Erlang C from the Erlang B recursion ``B(k) = A·B(k-1) / (k + A·B(k-1))``.
 
     The recursion only ever divides numbers of similar size, so it stays
-    accurate for thousands of servers where the textbook sum of ``A**k / k!``
+    accurate for pools of thousands of connections where the textbook sum of ``A**k / k!``
     overflows.
     """
-    if load >= servers:
+    if load >= pool_size:
         return 1.0
     if load == 0:
         return 0.0
     b = 1.0
-    for k in range(1, servers + 1):
+    for k in range(1, pool_size + 1):
         b = load * b / (k + load * b)
-    return b / (1.0 - (load / servers) * (1.0 - b))
+    return b / (1.0 - (load / pool_size) * (1.0 - b))
 
 
-def erlang_c(servers: int, offered_load: float) -> float:
+def erlang_c(pool_size: int, offered_load: float) -> float:
     """Probability that an arrival has to wait in an M/M/c queue (Erlang's C formula).
 
-    ``servers`` is the pool size ``c``; ``offered_load`` is ``λ·service_time``
-    in Erlangs. An overloaded pool (``offered_load >= servers``) makes
+    ``pool_size`` is ``c``; ``offered_load`` is ``λ·service_time``
+    in Erlangs. An overloaded pool (``offered_load >= pool_size``) makes
     everyone wait: the result is then 1.0.
     """
-    return _erlang_c(_check_servers(servers), _check_number(offered_load, "offered_load"))
+    return _erlang_c(checks.count("pool_size", pool_size), checks.number("offered_load", offered_load))
 
 
-def mean_wait(servers: int, arrival_rate: float, service_time: float) -> float:
+def mean_wait(pool_size: int, arrival_rate: float, service_time: float) -> float:
     """Mean time an M/M/c arrival waits for a server, in the units of ``service_time``.
 
     ``Wq = C(c, A) · service_time / (c - A)``; ``math.inf`` when the pool
     cannot keep up (``A >= c``).
     """
-    c = _check_servers(servers)
-    lam = _check_number(arrival_rate, "arrival_rate")
-    s = _check_number(service_time, "service_time", positive=True)
+    c = checks.count("pool_size", pool_size)
+    lam = checks.number("arrival_rate", arrival_rate)
+    s = checks.number("service_time", service_time, positive=True)
     load = lam * s
     if load >= c:
         return math.inf
     return _erlang_c(c, load) * s / (c - load)
 
 
-def wait_percentile(servers: int, arrival_rate: float, service_time: float, q: float) -> float:
+def wait_percentile(pool_size: int, arrival_rate: float, service_time: float, q: float) -> float:
     """The wait that a fraction ``q`` of M/M/c arrivals do not exceed (``q=0.95`` for p95).
 
     The wait has ``P(W > t) = C · exp(-(c·μ - λ)·t)`` with ``μ = 1/service_time``,
@@ -84,10 +67,10 @@ def wait_percentile(servers: int, arrival_rate: float, service_time: float, q: f
     and ``ln(C / (1 - q)) / (c·μ - λ)`` beyond. ``math.inf`` for an unstable pool
     or for ``q = 1`` when some arrivals wait.
     """
-    c = _check_servers(servers)
-    lam = _check_number(arrival_rate, "arrival_rate")
-    s = _check_number(service_time, "service_time", positive=True)
-    fraction = _check_number(q, "q")
+    c = checks.count("pool_size", pool_size)
+    lam = checks.number("arrival_rate", arrival_rate)
+    s = checks.number("service_time", service_time, positive=True)
+    fraction = checks.number("q", q)
     if fraction > 1:
         raise ValueError(f"q must be a fraction between 0 and 1 (0.95 for p95), got {q!r}")
     load = lam * s
@@ -102,16 +85,16 @@ def wait_percentile(servers: int, arrival_rate: float, service_time: float, q: f
     return math.log(waits / tail) * s / (c - load)
 
 
-def recommend_pool_size(arrival_rate: float, service_time: float, target_wait: float, max_servers: int = 1000) -> int:
+def recommend_pool_size(arrival_rate: float, service_time: float, target_wait: float, max_pool_size: int = 1000) -> int:
     """The smallest pool size whose M/M/c mean wait is at most ``target_wait``.
 
-    Raises ``ValueError`` when even ``max_servers`` connections miss the target
+    Raises ``ValueError`` when even ``max_pool_size`` connections miss the target
     (a ``target_wait`` of 0 can only be met by traffic of zero).
     """
-    lam = _check_number(arrival_rate, "arrival_rate")
-    s = _check_number(service_time, "service_time", positive=True)
-    target = _check_number(target_wait, "target_wait")
-    limit = _check_servers(max_servers, "max_servers")
+    lam = checks.number("arrival_rate", arrival_rate)
+    s = checks.number("service_time", service_time, positive=True)
+    target = checks.number("target_wait", target_wait)
+    limit = checks.count("max_pool_size", max_pool_size)
     load = lam * s
     if load == 0:
         return 1
@@ -125,12 +108,15 @@ def recommend_pool_size(arrival_rate: float, service_time: float, target_wait: f
             if waits * s / (c - load) <= target:
                 return c
     raise ValueError(
-        f"no pool size up to max_servers={limit} gets the mean wait down to target_wait={target_wait!r} "
+        f"no pool size up to max_pool_size={limit} gets the mean wait down to target_wait={target_wait!r} "
         f"(offered load {load:g} Erlangs)"
     )
 
 
-def littles_law(arrival_rate: float, time_in_system: float) -> float:
-    """Little's law ``L = λ·W``: the mean number of requests in the system."""
-    lam = _check_number(arrival_rate, "arrival_rate")
-    return lam * _check_number(time_in_system, "time_in_system")
+def mean_in_system(arrival_rate: float, time_in_system: float) -> float:
+    """Little's law ``L = λ·W``: the mean number of requests in the system.
+
+    (:func:`poolviz.analysis.littles_law` checks the law on a measured trace.)
+    """
+    lam = checks.number("arrival_rate", arrival_rate)
+    return lam * checks.number("time_in_system", time_in_system)

@@ -21,7 +21,7 @@ from peewee import Database
 from playhouse.pool import PooledDatabase
 
 from .events import CLOSE_REASONS, FIELDS, Event, EventLog
-from .pools import _Instrumented
+from .pool import Instrumented
 
 
 class FakeConnection:
@@ -83,7 +83,7 @@ class FakePooledDatabase(_FakePool, FakeDatabase):
         super().__init__(database, **kwargs)
 
 
-class InstrumentedFakePooledDatabase(_Instrumented, FakePooledDatabase):
+class InstrumentedFakePooledDatabase(Instrumented, FakePooledDatabase):
     """:class:`FakePooledDatabase` with poolviz's events."""
 
     _pv_validates = True

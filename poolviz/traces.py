@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .events import FIELDS, KINDS, Event, EventLog
+from .events import FIELDS, KINDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,28 +41,6 @@ def meta_path(path: str | Path) -> Path:
     return path.with_name(stem + ".meta.json")
 
 
-def _as_frame(source: Any) -> pd.DataFrame:
-    import pandas as pd
-
-    from .frames import events_to_frame
-
-    if isinstance(source, pd.DataFrame):
-        return source
-    if isinstance(source, EventLog):
-        return source.to_frame()
-    log = getattr(source, "events", None)
-    if isinstance(log, EventLog):
-        return log.to_frame()
-    if isinstance(source, Iterable) and not isinstance(source, (str, bytes)):
-        events = list(source)
-        if all(isinstance(e, Event) for e in events):
-            return events_to_frame(events)
-    raise TypeError(
-        "save_events needs a DataFrame of events, an EventLog, an instrumented pool or a list of Events, "
-        f"got {type(source).__name__}"
-    )
-
-
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
@@ -76,7 +54,9 @@ def save_events(source: Any, path: str | Path) -> Path:
     :class:`~poolviz.events.EventLog`, an instrumented pool or a list of
     :class:`~poolviz.events.Event`. Only the event columns are written.
     """
-    frame = _as_frame(source)
+    from .frames import as_frame
+
+    frame = as_frame(source)
     missing = [name for name in FIELDS if name not in frame.columns]
     if missing:
         raise ValueError(f"cannot save: the frame lacks the event columns {', '.join(missing)}")

@@ -8,19 +8,27 @@ from urllib.parse import urlparse
 from playhouse.db_url import parseresult_to_dict
 
 from .credentials import mask_url
-from .pools import (
+from .pool import (
+    Instrumented,
     InstrumentedPooledMySQLDatabase,
     InstrumentedPooledPostgresqlDatabase,
     InstrumentedPooledSqliteDatabase,
-    _Instrumented,
 )
 
-POOL_SCHEMES: dict[str, type[_Instrumented]] = {
+POOL_SCHEMES: dict[str, type[Instrumented]] = {
     "sqlite+pool": InstrumentedPooledSqliteDatabase,
     "mysql+pool": InstrumentedPooledMySQLDatabase,
     "mariadb+pool": InstrumentedPooledMySQLDatabase,
     "postgres+pool": InstrumentedPooledPostgresqlDatabase,
     "postgresql+pool": InstrumentedPooledPostgresqlDatabase,
+}
+# peewee's asyncio databases (playhouse.pwasyncio), imported only when asked for: they need greenlet and a driver.
+ASYNC_SCHEMES: dict[str, str] = {
+    "sqlite+asyncpool": "InstrumentedAsyncSqliteDatabase",
+    "mysql+asyncpool": "InstrumentedAsyncMySQLDatabase",
+    "mariadb+asyncpool": "InstrumentedAsyncMySQLDatabase",
+    "postgres+asyncpool": "InstrumentedAsyncPostgresqlDatabase",
+    "postgresql+asyncpool": "InstrumentedAsyncPostgresqlDatabase",
 }
 _PLAIN_CLASSES = {
     "sqlite": "SqliteDatabase",
@@ -39,6 +47,8 @@ def connect(url: str, **kwargs: Any) -> Any:
     ``playhouse.db_url.connect``. Only ``+pool`` schemes are accepted: the
     plain ones give a database that opens one connection per thread and
     ignores ``max_connections``, so they are refused with the form to use.
+    ``+asyncpool`` schemes give peewee's asyncio databases (``pool_size``,
+    ``pool_min_size``, ``acquire_timeout``), see :mod:`poolviz.aio`.
     """
     if not isinstance(url, str):
         raise TypeError(f"url must be a string like 'sqlite+pool:///app.db', got {url!r}")
@@ -51,9 +61,13 @@ def connect(url: str, **kwargs: Any) -> Any:
             f"{_PLAIN_CLASSES[scheme]}, one connection per thread with no limit. "
             f"Use {scheme}+pool://{shown.split('://', 1)[-1]} instead."
         )
-    cls = POOL_SCHEMES.get(scheme)
+    cls: Any = POOL_SCHEMES.get(scheme)
+    if cls is None and scheme in ASYNC_SCHEMES:
+        from . import aio
+
+        cls = getattr(aio, ASYNC_SCHEMES[scheme])
     if cls is None:
-        allowed = ", ".join(f"{s}://" for s in POOL_SCHEMES)
+        allowed = ", ".join(f"{s}://" for s in [*POOL_SCHEMES, *ASYNC_SCHEMES])
         raise ValueError(f"unknown database URL scheme {parsed.scheme!r} in {shown!r}; use one of {allowed}")
     try:
         params = parseresult_to_dict(parsed, unquote_password=True, unquote_user=True)

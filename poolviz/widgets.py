@@ -35,13 +35,15 @@ import traitlets
 from matplotlib.figure import Figure
 
 from . import analysis, servers
+from .checks import count as positive_int
+from .checks import pool_args as check_pool_args
 from .credentials import mask_url
 from .events import EventLog
-from .frames import events_to_frame
+from .frames import as_frame, events_to_frame
 from .plots import figure_to_png_bytes, plot_dashboard
-from .pools import check_pool_args, is_instrumented
+from .pool import is_instrumented
 from .urls import POOL_SCHEMES, connect
-from .workload import DISTRIBUTIONS, Distribution, WorkloadResult, positive_int, run_closed_loop
+from .workload import DISTRIBUTIONS, Distribution, WorkloadResult, run_closed_loop
 
 __all__ = ["Compare", "DashboardSettings", "PoolDashboard", "Replay", "frame_stats", "resize_pool"]
 
@@ -977,20 +979,6 @@ class _Latest:
                     return self._thread is None
 
 
-def _as_frame(events: Any) -> pd.DataFrame:
-    from .traces import load_events
-
-    if isinstance(events, pd.DataFrame):
-        return events
-    if isinstance(events, EventLog):
-        return events.to_frame()
-    if isinstance(getattr(events, "events", None), EventLog):
-        return events.events.to_frame()
-    if isinstance(events, (str, Path)):
-        return load_events(events)
-    raise TypeError(f"events must be an EventLog, a DataFrame of events or a trace path, got {type(events).__name__}")
-
-
 class Replay:
     """A recorded trace played back: a Play widget linked to a time slider, the dashboard drawn up to that moment.
 
@@ -1003,7 +991,7 @@ class Replay:
     """
 
     def __init__(self, events: Any, *, steps: int = 100, interval_ms: int = 400, window_s: float | None = None) -> None:
-        self.frame = _as_frame(events)
+        self.frame = as_frame(events)
         steps = positive_int("steps", steps)
         self._window_s = window_s
         self._fig = _new_figure()

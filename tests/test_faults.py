@@ -22,7 +22,7 @@ import peewee
 import pytest
 
 from poolviz.faults import kill_connections, pooled_connections, server_id
-from poolviz.pools import backend_of
+from poolviz.pool import backend_of
 from poolviz.testing import check_invariants
 
 WORKERS, POOL = 8, 4

@@ -11,7 +11,7 @@ import pytest
 from playhouse.db_url import connect as plain_connect
 
 from poolviz.faults import kill_connections
-from poolviz.pools import backend_of
+from poolviz.pool import backend_of
 
 SERVERS = ["mysql", "postgresql", "psycopg3"]
 SERVER_ID_SQL = {"mysql": "SELECT CONNECTION_ID()", "postgresql": "SELECT pg_backend_pid()"}

@@ -66,21 +66,21 @@ def test_waiting_grows_with_load_and_shrinks_with_servers() -> None:
 
 
 @pytest.mark.parametrize(
-    ("servers", "load", "message"),
+    ("pool_size", "load", "message"),
     [
-        (0, 1.0, "servers must be a positive integer, got 0"),
-        (-2, 1.0, "servers must be a positive integer, got -2"),
-        (2.5, 1.0, "servers must be a positive integer, got 2.5"),
-        (True, 0.5, "servers must be a positive integer, got True"),
-        (2, -1, "offered_load must be ≥ 0, got -1"),
-        (2, float("nan"), "offered_load must be a finite number, got nan"),
-        (2, "1", "offered_load must be a finite number, got '1'"),
+        (0, 1.0, "pool_size must be a positive integer, got 0"),
+        (-2, 1.0, "pool_size must be a positive integer, got -2"),
+        (2.5, 1.0, "pool_size must be a positive integer, got 2.5"),
+        (True, 0.5, "pool_size must be a positive integer, got True"),
+        (2, -1, "offered_load must be a finite number >= 0, got -1"),
+        (2, float("nan"), "offered_load must be a finite number >= 0, got nan"),
+        (2, "one", "offered_load must be a finite number >= 0, got 'one'"),
     ],
 )
-def test_bad_input_is_refused_by_name(servers: object, load: object, message: str) -> None:
+def test_bad_input_is_refused_by_name(pool_size: object, load: object, message: str) -> None:
     """A bad argument raises ValueError naming the argument and the value given."""
     with pytest.raises(ValueError, match=f"^{message}$"):
-        queueing.erlang_c(servers, load)  # type: ignore[arg-type]
+        queueing.erlang_c(pool_size, load)  # type: ignore[arg-type]
 
 
 def test_mean_wait_of_mm1() -> None:
@@ -131,17 +131,17 @@ def test_recommend_pool_size_without_traffic_is_one() -> None:
 
 
 def test_recommend_pool_size_says_when_no_size_fits() -> None:
-    """A target no pool up to max_servers can meet is an error, not a silent cap."""
-    with pytest.raises(ValueError, match="no pool size up to max_servers=5"):
-        queueing.recommend_pool_size(100.0, 0.05, 0.001, max_servers=5)
-    with pytest.raises(ValueError, match="target_wait must be ≥ 0, got -1"):
+    """A target no pool up to max_pool_size can meet is an error, not a silent cap."""
+    with pytest.raises(ValueError, match="no pool size up to max_pool_size=5"):
+        queueing.recommend_pool_size(100.0, 0.05, 0.001, max_pool_size=5)
+    with pytest.raises(ValueError, match="target_wait must be a finite number >= 0, got -1"):
         queueing.recommend_pool_size(1.0, 0.05, -1)
-    with pytest.raises(ValueError, match="service_time must be > 0, got 0"):
+    with pytest.raises(ValueError, match="service_time must be a positive number, got 0"):
         queueing.recommend_pool_size(1.0, 0, 0.1)
 
 
-def test_littles_law() -> None:
+def test_mean_in_system_is_littles_law() -> None:
     """L = λ·W: 2 requests/s each spending 3 s in the system keep 6 in it."""
-    assert queueing.littles_law(2.0, 3.0) == 6.0
-    with pytest.raises(ValueError, match="arrival_rate must be ≥ 0, got -1"):
-        queueing.littles_law(-1, 3.0)
+    assert queueing.mean_in_system(2.0, 3.0) == 6.0
+    with pytest.raises(ValueError, match="arrival_rate must be a finite number >= 0, got -1"):
+        queueing.mean_in_system(-1, 3.0)

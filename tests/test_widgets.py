@@ -336,7 +336,7 @@ def test_replay_reads_a_saved_trace_and_a_frame(recorded: Any, tmp_path: Path) -
             assert replay.last_stats == frame_stats(recorded.events.to_frame())
         finally:
             replay.close()
-    with pytest.raises(TypeError, match="EventLog, a DataFrame of events or a trace path"):
+    with pytest.raises(TypeError, match="a list of Events or a trace path, got int"):
         Replay(42)
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import poolviz
+from poolviz.analysis import SWEEP_COLUMNS
 from poolviz.workload import (
-    SWEEP_COLUMNS,
     Distribution,
     RequestRecord,
     ensure_schema,
@@ -255,7 +255,7 @@ def test_open_loop_arrivals_queue_and_wait_when_the_pool_is_short(sqlite_pool: A
     assert len(_kinds(result.events, "checkout")) == 40
     for record in result.records:
         assert record.latency_s >= record.queued_s + record.wait_s
-        assert record.thread.startswith("server-")
+        assert record.thread.startswith("handler-")
 
 
 def test_open_loop_repeats_arrivals_and_holds_with_a_seed(sqlite_pool: Any) -> None:

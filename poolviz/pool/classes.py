@@ -1,0 +1,85 @@
+"""The public instrumented pools, and instrumenting a pool that already exists."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from peewee import MySQLDatabase, PostgresqlDatabase, SqliteDatabase
+from playhouse.pool import PooledDatabase, PooledMySQLDatabase, PooledPostgresqlDatabase, PooledSqliteDatabase
+
+from .. import checks
+from ..events import DEFAULT_CAPACITY
+from .hooks import Instrumented, instrumented_class
+
+
+class InstrumentedPooledSqliteDatabase(Instrumented, PooledSqliteDatabase):
+    """peewee's ``PooledSqliteDatabase`` with events, shareable between threads by default.
+
+    The pool hands a connection opened in one thread to whichever thread asks
+    next; ``sqlite3`` refuses that unless ``check_same_thread=False``. Each
+    connection is still used by one thread at a time, which is what that check
+    exists to protect, so it is the default here (pass ``True`` to restore it).
+    """
+
+    _pv_validates = True
+    _pv_driver_defaults: ClassVar[dict[str, Any]] = {"check_same_thread": False}
+
+
+class InstrumentedPooledMySQLDatabase(Instrumented, PooledMySQLDatabase):
+    """peewee's ``PooledMySQLDatabase`` (MySQL and MariaDB) with events.
+
+    ``connect_timeout`` defaults to 5 seconds so an unreachable server fails fast.
+    """
+
+    _pv_validates = True
+    _pv_driver_defaults: ClassVar[dict[str, Any]] = {"connect_timeout": 5}
+
+
+class InstrumentedPooledPostgresqlDatabase(Instrumented, PooledPostgresqlDatabase):
+    """peewee's ``PooledPostgresqlDatabase`` with events (psycopg2, or psycopg 3 with ``prefer_psycopg3=True``).
+
+    ``connect_timeout`` defaults to 5 seconds so an unreachable server fails fast.
+    """
+
+    _pv_validates = True
+    _pv_driver_defaults: ClassVar[dict[str, Any]] = {"connect_timeout": 5}
+
+
+def backend_of(db: object) -> str:
+    """``'sqlite'``, ``'mysql'`` (MySQL and MariaDB: one name for both), ``'postgresql'`` or ``'other'``."""
+    for base, name in ((SqliteDatabase, "sqlite"), (MySQLDatabase, "mysql"), (PostgresqlDatabase, "postgresql")):
+        if isinstance(db, base):
+            return name
+    return "other"
+
+
+def instrument(
+    db: PooledDatabase, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None
+) -> PooledDatabase:
+    """Instrument an existing peewee pool in place and return it.
+
+    Works on any ``playhouse.pool.PooledDatabase`` instance, your own
+    subclasses included, and accepts whatever configuration peewee accepted:
+    it only observes. Connections the pool already holds get serials without
+    events. Instrumenting twice is harmless.
+    """
+    if not isinstance(db, PooledDatabase):
+        raise TypeError(
+            "instrument() needs a playhouse.pool.PooledDatabase (e.g. PooledSqliteDatabase), "
+            f"got {type(db).__module__}.{type(db).__qualname__}"
+        )
+    if isinstance(db, Instrumented):
+        return db
+    leak_threshold = checks.leak_threshold(leak_threshold)
+    event_capacity = checks.count("event_capacity", event_capacity)
+    with db._pool_lock:
+        db.__class__ = instrumented_class(type(db))  # type: ignore[arg-type]
+        instrumented: Any = db
+        instrumented._pv_setup(event_capacity, leak_threshold)
+        instrumented._pv_adopt()
+    return db
+
+
+def is_instrumented(db: object) -> bool:
+    """True for poolviz's pools and for pools passed through :func:`instrument`."""
+    return isinstance(db, Instrumented)
