@@ -1,27 +1,30 @@
-"""What poolviz reads from each asyncio driver's pool: its connections, its counts, whether it is exhausted.
+"""What poolviz reads from each asyncio driver's pool: its connections, its counts, where callers wait.
 
 peewee's asyncio databases keep no pool of their own (SQLite aside): the pool
 is asyncpg's or aiomysql's, and it opens, hands out and closes connections
 inside the driver. Each :class:`DriverView` answers the few questions the
 instrumented database asks at every event, from the pool's own state, so the
-counts on an event are the driver's counts at that moment:
+counts on an event are the driver's counts at that moment, and says where a
+caller starts to wait:
 
 =============  ====================================  ==========================================
-driver         in use / idle                         exhausted (a new caller must wait)
+driver         in use / idle                         a caller waits when it
 =============  ====================================  ==========================================
-asyncpg        ``get_size() - get_idle_size()`` /    no connection holder left in its queue
-               ``get_idle_size()``
-aiomysql       ``size - freesize`` / ``freesize``    nothing free and ``size >= maxsize``
-peewee SQLite  opened and not idle / queue length    the queue is empty
+asyncpg        ``get_size() - get_idle_size()`` /    finds the queue of connection holders
+               ``get_idle_size()``                   empty (``Queue.get`` must block)
+aiomysql       ``size - freesize`` / ``freesize``    finds nothing free and no room to open one
+                                                     (``Condition.wait`` in ``_acquire``)
+peewee SQLite  opened and not idle / queue length    finds the queue empty (``Queue.get``)
 =============  ====================================  ==========================================
 
-Everything here reads the driver's attributes without awaiting and without
-changing anything.
+The views only read the driver's attributes, except :meth:`DriverView.watch_waits`,
+which wraps the one blocking call on the pool instance so poolviz hears of a
+wait at the moment the driver decides it, not when the caller asked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import Any
 
@@ -48,9 +51,9 @@ class DriverView:
         """``(in_use, idle)`` as the driver counts them (``opened``: connections poolviz saw open)."""
         raise NotImplementedError
 
-    def exhausted(self, pool: Any) -> bool:
-        """Whether a caller arriving now finds no connection to take and no room to open one."""
-        raise NotImplementedError
+    def watch_waits(self, pool: Any, on_wait: Callable[[], None]) -> None:
+        """Call ``on_wait()`` each time a caller is about to block in the pool for lack of a connection."""
+        _watch_queue(pool._queue, on_wait)
 
     def is_closed(self, raw: Any) -> bool:
         """Whether the driver connection is closed."""
@@ -92,10 +95,6 @@ class AsyncpgView(DriverView):
                 idle += holder.is_idle()
         return size - idle, idle
 
-    def exhausted(self, pool: Any) -> bool:
-        queue = pool._queue
-        return queue is not None and queue.empty()
-
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.is_closed())
 
@@ -130,8 +129,17 @@ class AiomysqlView(DriverView):
         free = pool.freesize
         return pool.size - free, free
 
-    def exhausted(self, pool: Any) -> bool:
-        return not pool._free and bool(pool.maxsize) and pool.size >= pool.maxsize
+    def watch_waits(self, pool: Any, on_wait: Callable[[], None]) -> None:
+        cond = pool._cond
+        wait = cond.wait
+
+        async def watched_wait() -> Any:
+            # _acquire waits here only after a refill left nothing free; close waits here too.
+            if not pool._closing:
+                on_wait()
+            return await wait()
+
+        cond.wait = watched_wait
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
@@ -166,15 +174,24 @@ class SqliteView(DriverView):
         idle = pool._queue.qsize()
         return max(opened - idle, 0), idle
 
-    def exhausted(self, pool: Any) -> bool:
-        return bool(pool._queue.empty())
-
     def is_closed(self, raw: Any) -> bool:
         return not getattr(raw, "_running", True) or getattr(raw, "_connection", True) is None
 
 
 def _queued(pool: Any) -> Iterable[Any]:
     return list(pool._queue._queue)
+
+
+def _watch_queue(queue: Any, on_wait: Callable[[], None]) -> None:
+    get = queue.get
+
+    async def watched_get() -> Any:
+        # asyncio.Queue.get blocks exactly when the queue is empty.
+        if queue.empty():
+            on_wait()
+        return await get()
+
+    queue.get = watched_get
 
 
 def view_for(db: Any) -> DriverView:

@@ -12,7 +12,9 @@ mixin compares the connections it knows with the driver's (a *sweep*): a new
 one is a ``connect``, a missing one a ``close``. The counts on every event
 are read from the driver at that moment (see :mod:`poolviz.aio.drivers`), and
 ``waiting`` counts the tasks that found the pool exhausted and have not yet
-left ``_pool_acquire``.
+left ``_pool_acquire``. A waiting task that is cancelled leaves a ``timeout``
+event with reason ``cancelled`` (``acquire_timeout`` expiring leaves one with
+no reason), so every ``wait`` ends in a ``checkout`` or a ``timeout``.
 
 Everything between two ``await``\\ s runs without interruption on the event
 loop, so the bookkeeping needs no asyncio lock; the event log's lock is taken
@@ -234,6 +236,7 @@ class _AsyncInstrumented:
             self._pv_error(exc)
             raise
         self._pv_pool = pool
+        self._pv_view.watch_waits(pool, self._pv_waits)
         # Drivers that poolviz cannot time per connection opened these one after another: share the time out.
         fresh = [
             key for key in self._pv_view.known(pool) if key not in self._pv_conns and key not in self._pv_open_times
@@ -245,18 +248,23 @@ class _AsyncInstrumented:
         self.events.flush()
         return pool
 
+    def _pv_waits(self) -> None:
+        # Called by the driver's pool (see DriverView.watch_waits) as a caller
+        # is about to block, possibly in a child task of asyncio.wait_for.
+        caller = _caller.get()
+        if caller is None or self._pv_closing or id(caller) in self._pv_waiters:
+            return
+        with self.events.lock:
+            self._pv_waiters[id(caller)] = perf_counter()
+            self._pv_record("wait", thread=caller.name)
+        self.events.flush()
+
     async def _pool_acquire(self, pool: Any) -> Any:
         caller = _caller.get() or _Caller(task_name())
         name = caller.name
         token = _caller.set(caller)
-        key = id(asyncio.current_task())
+        key = id(caller)
         started = perf_counter()
-        waited = self._pv_view.exhausted(pool)
-        if waited:
-            with self.events.lock:
-                self._pv_waiters[key] = started
-                self._pv_record("wait", thread=name)
-            self.events.flush()
         try:
             conn = await super()._pool_acquire(pool)  # type: ignore[misc]
         except asyncio.TimeoutError:
@@ -267,11 +275,13 @@ class _AsyncInstrumented:
             self.events.flush()
             raise
         except BaseException as exc:
-            # Cancelled while waiting leaves no event (as an interrupted thread
-            # in the threaded pools); a driver failure is an error event.
+            # A task cancelled while waiting leaves without a connection: a
+            # timeout with reason "cancelled". A driver failure is an error event.
             with self.events.lock:
-                self._pv_waiters.pop(key, None)
+                waited_since = self._pv_waiters.pop(key, None)
                 self._pv_sweep(pool)
+                if waited_since is not None and isinstance(exc, asyncio.CancelledError):
+                    self._pv_record("timeout", NO_CONN, perf_counter() - started, reason="cancelled", thread=name)
             self.events.flush()
             if isinstance(exc, Exception):
                 self._pv_error(exc)
@@ -281,7 +291,7 @@ class _AsyncInstrumented:
         raw = self._pv_view.raw(conn)
         now = perf_counter()
         with self.events.lock:
-            self._pv_waiters.pop(key, None)
+            waited_since = self._pv_waiters.pop(key, None)
             self._pv_sweep(pool, raw)
             info = self._pv_conns.get(id(raw))
             if info is None:
@@ -291,7 +301,8 @@ class _AsyncInstrumented:
             info.checked_out = now
             info.idle_since = None
             info.holder = name
-            self._pv_record("checkout", info.serial, now - started if waited else 0.0, 0.0, reused, thread=name)
+            waited = now - waited_since if waited_since is not None else 0.0
+            self._pv_record("checkout", info.serial, waited, 0.0, reused, thread=name)
         self.events.flush()
         return conn
 
@@ -339,6 +350,8 @@ class _AsyncInstrumented:
 
     def _pv_adopt(self) -> None:
         # instrument() on a database whose pool is open: serials without events.
+        if self._pv_pool is not None:
+            self._pv_view.watch_waits(self._pv_pool, self._pv_waits)
         for raw, idle in self._pv_view.known(self._pool).values():
             info = self._pv_track(raw, record=False)
             if not idle:
