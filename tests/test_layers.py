@@ -1,0 +1,207 @@
+"""The package's architecture, enforced: layers import downwards only, no cycles, no oversized module.
+
+core (events, pools, URLs, credentials, checks) <- data (frames, traces,
+analysis, queueing) <- views (plots, the live view) <- apps (workloads, the
+command line, the widgets). Every module of ``poolviz`` must have a layer
+here, so a new module is placed on purpose.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "poolviz"
+MAX_LINES = 600
+
+CORE, DATA, VIEWS, APPS = 0, 1, 2, 3
+LAYER_NAMES = ("core", "data", "views", "apps")
+
+# Longest prefix wins: "poolviz.live.view" is a view, the rest of "poolviz.live" are apps.
+LAYERS = {
+    "poolviz.events": CORE,
+    "poolviz.checks": CORE,
+    "poolviz.credentials": CORE,
+    "poolviz.urls": CORE,
+    "poolviz.pool": CORE,
+    "poolviz.aio": CORE,
+    "poolviz.models": CORE,
+    "poolviz.servers": CORE,
+    "poolviz.faults": CORE,
+    "poolviz.testing": CORE,
+    "poolviz.frames": DATA,
+    "poolviz.traces": DATA,
+    "poolviz.analysis": DATA,
+    "poolviz.queueing": DATA,
+    "poolviz.plots": VIEWS,
+    "poolviz.live.view": VIEWS,
+    "poolviz.live.packing": VIEWS,
+    "poolviz.workload": APPS,
+    "poolviz.live": APPS,
+    "poolviz.widgets": APPS,
+    "poolviz.cli": APPS,
+    "poolviz.__main__": APPS,
+    "poolviz": APPS,  # the package's __init__ re-exports from every layer
+}
+
+# Third-party packages a layer may not import at all (not even inside a function).
+FORBIDDEN = {
+    CORE: {"pandas", "numpy", "matplotlib", "ipywidgets", "anywidget", "traitlets", "IPython"},
+    DATA: {"matplotlib", "ipywidgets", "anywidget", "traitlets", "IPython"},
+    VIEWS: {"ipywidgets", "IPython"},
+    APPS: set(),
+}
+
+# Upward imports allowed on purpose, each inside one function and with its reason.
+ALLOWED_UPWARD = {
+    ("poolviz.events", "poolviz.frames"): "EventLog.to_frame() is the one-call way to a DataFrame; "
+    "it imports the data layer only when called, so the pools never load pandas",
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def layer_of(name: str) -> int | None:
+    best = None
+    for prefix, layer in LAYERS.items():
+        if (name == prefix or name.startswith(prefix + ".")) and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, layer)
+    return None if best is None else best[1]
+
+
+def imports(path: Path, known: set[str], name: str | None = None) -> Iterator[tuple[str, bool, int]]:
+    """``(imported module, at module level?, line)`` for every import in the file (read as module ``name``)."""
+    name = name or module_name(path)
+    is_package = path.name == "__init__.py"
+    tree = ast.parse(path.read_text(), str(path))
+    top_level = set(map(id, tree.body))
+    # Imports for type checkers only never run.
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for inner in ast.walk(node)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, id(node) in top_level, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                yield (sub if sub in known else target), id(node) in top_level, node.lineno
+
+
+def test_every_module_has_a_layer() -> None:
+    """Each module of poolviz is placed in a layer here."""
+    unplaced = [name for name in modules() if layer_of(name) is None]
+    assert not unplaced, f"give these modules a layer in tests/test_layers.py: {unplaced}"
+
+
+def test_imports_go_downwards_only() -> None:
+    """No module imports a poolviz module of a higher layer, at module level or inside a function."""
+    known = set(modules())
+    wrong = []
+    for name, path in modules().items():
+        own = layer_of(name)
+        for target, _top, line in imports(path, known):
+            if not target.startswith("poolviz"):
+                continue
+            theirs = layer_of(target)
+            if own is not None and theirs is not None and theirs > own and (name, target) not in ALLOWED_UPWARD:
+                wrong.append(f"{path.name}:{line} {name} ({LAYER_NAMES[own]}) imports {target} ({LAYER_NAMES[theirs]})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_lower_layers_do_not_import_heavy_libraries() -> None:
+    """The core needs only peewee and the standard library; the data layer draws nothing."""
+    known = set(modules())
+    wrong = []
+    for name, path in modules().items():
+        own = layer_of(name)
+        if own is None:
+            continue
+        for target, _top, line in imports(path, known):
+            if target.split(".")[0] in FORBIDDEN[own]:
+                wrong.append(f"{path.name}:{line} {name} ({LAYER_NAMES[own]}) imports {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_import_cycles_at_module_level() -> None:
+    """Module-level imports between poolviz modules form no cycle (a package importing its own parent aside)."""
+    known = set(modules())
+    graph: dict[str, set[str]] = {name: set() for name in known}
+    for name, path in modules().items():
+        for target, top, _line in imports(path, known):
+            if top and target in known and target != name and not name.startswith(target + "."):
+                graph[name].add(target)
+    cycles = _cycles(graph)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    # Tarjan's strongly connected components; any component of two or more is a cycle.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_is_over_600_lines(path: Path) -> None:
+    """A module past 600 lines is doing more than one job: split it by what its parts do."""
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE)} has {lines} lines (at most {MAX_LINES})"
+
+
+def test_the_layering_check_sees_imports_inside_functions(tmp_path: Path) -> None:
+    """The import reader finds a relative import inside a function, so an upward one cannot hide there."""
+    path = tmp_path / "events.py"
+    path.write_text("def f():\n    from .plots import plot_timeline\n")
+    found = list(imports(path, set(modules()), name="poolviz.events"))
+    assert ("poolviz.plots", False, 2) in found
