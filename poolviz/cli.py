@@ -351,7 +351,8 @@ def _write_plots(frame: Any, out: Path, max_connections: int | None) -> list[Pat
 def _run(args: argparse.Namespace) -> int:
     from . import analysis
     from .traces import save_events
-    from .workload import Distribution, run_closed_loop, run_open_loop
+    from .urls import ASYNC_SCHEMES
+    from .workload import Distribution
 
     if args.open_loop and args.rate is None:
         raise UsageError("--open-loop needs --rate (arrivals per second)")
@@ -361,32 +362,16 @@ def _run(args: argparse.Namespace) -> int:
     url = _url(args, out)
     hold = Distribution.with_mean(args.distribution, args.hold_ms / 1000.0)
     think = Distribution.with_mean(args.distribution, args.think_ms / 1000.0)
-    _prepare_schema(url)
-    db = _open_pool(url, max_connections=args.max_connections, timeout=args.timeout, stale_timeout=args.stale_timeout)
     stop = threading.Event()
     interactive = not args.quiet and sys.stderr.isatty()
     progress = progress_bar(sys.stderr) if interactive else None
-    try:
+    if url.split("://", 1)[0].lower() in ASYNC_SCHEMES:
+        from .workload.asyncio_loops import run_for_cli
+
         with _stop_on_interrupt(stop):
-            if args.open_loop:
-                result = run_open_loop(
-                    db,
-                    rate=args.rate,
-                    duration=args.duration,
-                    requests=None if args.duration is not None else args.requests,
-                    threads=args.workers,
-                    hold=hold,
-                    seed=args.seed,
-                    stop=stop,
-                    progress=progress,
-                    setup=False,
-                )
-            else:
-                result = run_closed_loop(
-                    db, args.workers, args.requests, hold, think, args.seed, stop, progress, setup=False
-                )
-    finally:
-        db.close_all()
+            result = run_for_cli(url, args, hold, think, stop, progress, UsageError)
+    else:
+        result = _run_threads(args, url, hold, think, stop, progress)
     frame = result.events
     trace = save_events(frame, out / "events.csv")
     result.requests_frame().to_csv(out / "requests.csv", index=False)
@@ -404,6 +389,33 @@ def _run(args: argparse.Namespace) -> int:
             f"wrote {trace} and more in {out}"
         )
     return 0
+
+
+def _run_threads(
+    args: argparse.Namespace, url: str, hold: Any, think: Any, stop: threading.Event, progress: Any
+) -> Any:
+    from .workload import run_closed_loop, run_open_loop
+
+    _prepare_schema(url)
+    db = _open_pool(url, max_connections=args.max_connections, timeout=args.timeout, stale_timeout=args.stale_timeout)
+    try:
+        with _stop_on_interrupt(stop):
+            if args.open_loop:
+                return run_open_loop(
+                    db,
+                    rate=args.rate,
+                    duration=args.duration,
+                    requests=None if args.duration is not None else args.requests,
+                    threads=args.workers,
+                    hold=hold,
+                    seed=args.seed,
+                    stop=stop,
+                    progress=progress,
+                    setup=False,
+                )
+            return run_closed_loop(db, args.workers, args.requests, hold, think, args.seed, stop, progress, setup=False)
+    finally:
+        db.close_all()
 
 
 def _sweep(args: argparse.Namespace) -> int:

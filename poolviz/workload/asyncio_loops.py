@@ -259,8 +259,8 @@ async def arun_open_loop(
     """Start one task per Poisson arrival at ``rate`` per second, like an asyncio web server.
 
     The asyncio twin of :func:`~poolviz.workload.run_open_loop`, without its
-    handler threads: every arrival gets a task at once, so ``queued_s`` is 0
-    and all the waiting happens in the pool. The run makes ``requests``
+    handler threads: every arrival gets a task at once, so ``queued_s`` is only
+    the event loop's delay in starting it and the waiting happens in the pool. The run makes ``requests``
     arrivals, or arrivals for ``duration`` seconds, whichever ends first.
     Setting ``stop`` ends arrivals; tasks already started finish.
     """
@@ -306,12 +306,34 @@ async def arun_open_loop(
 
 def run_async_closed_loop(db: Any, *args: Any, **kwargs: Any) -> WorkloadResult:
     """:func:`arun_closed_loop` on an event loop of its own; the pool is closed at the end."""
+    check_async_pool(db)
     return _on_own_loop(db, arun_closed_loop(db, *args, **kwargs))
 
 
 def run_async_open_loop(db: Any, *args: Any, **kwargs: Any) -> WorkloadResult:
     """:func:`arun_open_loop` on an event loop of its own; the pool is closed at the end."""
+    check_async_pool(db)
     return _on_own_loop(db, arun_open_loop(db, *args, **kwargs))
+
+
+def run_for_cli(
+    url: str, args: Any, hold: Distribution, think: Distribution, stop: threading.Event, progress: Any, usage: type
+) -> WorkloadResult:
+    """``poolviz run`` on a ``+asyncpool`` URL: ``--workers`` tasks, ``--max-connections`` as ``pool_size``.
+
+    ``--timeout`` becomes ``acquire_timeout``; ``usage`` is the CLI's error for a bad URL.
+    """
+    from ..credentials import mask_url
+    from ..urls import connect
+
+    try:
+        db = connect(url, pool_size=args.max_connections, acquire_timeout=args.timeout)
+    except (ValueError, TypeError) as exc:
+        raise usage(f"bad --url {mask_url(url)!r}: {exc}") from None
+    if args.open_loop:
+        planned = None if args.duration is not None else args.requests
+        return run_async_open_loop(db, args.rate, args.duration, planned, hold, args.seed, stop=stop, progress=progress)
+    return run_async_closed_loop(db, args.workers, args.requests, hold, think, args.seed, stop, progress)
 
 
 def _on_own_loop(db: Any, coro: Awaitable[WorkloadResult]) -> WorkloadResult:
@@ -351,6 +373,7 @@ __all__ = [
     "arun_closed_loop",
     "arun_open_loop",
     "check_async_pool",
+    "run_for_cli",
     "run_async_closed_loop",
     "run_async_open_loop",
 ]
