@@ -124,6 +124,22 @@ class FakeClock:
             self._real = None
 
 
+def run_threads(threads: list[threading.Thread], timeout: float = 60.0) -> None:
+    """Start every thread, then :func:`join_threads` them."""
+    for thread in threads:
+        thread.start()
+    join_threads(threads, timeout)
+
+
+def join_threads(threads: list[threading.Thread], timeout: float = 60.0) -> None:
+    """Join every thread within ``timeout`` seconds in all; fail naming any still running (a deadlock?)."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [thread.name for thread in threads if thread.is_alive()]
+    assert not stuck, f"threads still running after {timeout:g} s (a deadlock?): {stuck}"
+
+
 class Canary:
     """A listener that records every event it is given, and checks the pool lock is free."""
 

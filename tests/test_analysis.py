@@ -15,7 +15,7 @@ from playhouse.pool import MaxConnectionsExceeded
 from poolviz import analysis
 from poolviz.events import Event
 from poolviz.frames import events_to_frame
-from poolviz.testing import InstrumentedFakePooledDatabase
+from poolviz.testing import InstrumentedFakePooledDatabase, run_threads
 
 
 def ev(
@@ -311,11 +311,7 @@ def test_real_fake_pool_trace_is_consistent() -> None:
             db.close()
 
     threads = [threading.Thread(target=work, name=f"worker-{i}") for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    assert not any(thread.is_alive() for thread in threads)
+    run_threads(threads, 10)
 
     # One more caller finds the pool full and times out at once.
     quick = InstrumentedFakePooledDatabase("fake", max_connections=1, timeout=None)

@@ -10,7 +10,7 @@ from playhouse.pool import PooledSqliteDatabase
 
 from poolviz.faults import kill_connections
 from poolviz.models import User
-from poolviz.testing import check_invariants
+from poolviz.testing import check_invariants, run_threads
 
 
 def test_tutorial_model_runs_unchanged(make_pool: Any) -> None:
@@ -100,11 +100,7 @@ def test_stress_invariants_hold(make_pool: Any, no_new_threads: None) -> None:
             failures.append(exc)
 
     threads = [threading.Thread(target=worker, name=f"worker-{i}") for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(100)
-    assert not [t.name for t in threads if t.is_alive()], "a worker is stuck"
+    run_threads(threads, 100)
     assert failures == []
     events = db.events.snapshot()
     assert check_invariants(events, POOL, allow_open=False) == []

@@ -23,7 +23,7 @@ import pytest
 
 from poolviz.faults import kill_connections, pooled_connections, server_id
 from poolviz.pool import backend_of
-from poolviz.testing import check_invariants
+from poolviz.testing import check_invariants, join_threads
 
 WORKERS, POOL = 8, 4
 KILL_AFTER = 100  # requests completed before the kill
@@ -179,9 +179,7 @@ def test_kill_mid_workload(make_pool: Any, backend: str, no_new_threads: None) -
         raise
     finally:
         killed_now.set()
-        for t in threads:
-            t.join(60)
-    assert not [t.name for t in threads if t.is_alive()], "a worker is stuck"
+        join_threads(threads, 60)
     assert crashes == []
     # Checking out every slot at once takes each connection left idle off the heap, so every
     # killed one has been found by the end (a live one older than it can shield it otherwise).

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from poolviz import InstrumentedPooledSqliteDatabase
-from poolviz.testing import InstrumentedFakePooledDatabase, check_invariants
+from poolviz.testing import Canary, InstrumentedFakePooledDatabase, check_invariants
 
 
 def hold_past(threshold: float) -> None:
@@ -70,3 +70,55 @@ def test_bad_leak_threshold_is_refused(value: object) -> None:
     """leak_threshold must be a positive number of seconds, and the error names the value."""
     with pytest.raises(ValueError, match=rf"leak_threshold must be None or a number of seconds > 0, got {value!r}"):
         InstrumentedFakePooledDatabase(leak_threshold=value)
+
+
+def watchdogs(db: object) -> list[threading.Thread]:
+    """The leak watchdog threads running for ``db``."""
+    return [t for t in threading.enumerate() if t.name == f"poolviz-leak-watchdog-{id(db):x}" and t.is_alive()]
+
+
+def test_leak_is_reported_at_the_threshold_while_held_with_no_other_traffic() -> None:
+    """With nobody else touching the pool, the watchdog records the leak at about the threshold, still held."""
+    db = InstrumentedFakePooledDatabase(max_connections=2, leak_threshold=0.05)
+    canary = Canary(db)
+    reported = threading.Event()
+    db.events.subscribe(canary)
+    db.events.subscribe(lambda e: reported.set() if e.kind == "leak" else None)
+    conn = db._connect()
+    assert reported.wait(5), "no leak event while the connection was held"
+    checkout, leak = (e for e in canary.events if e.kind in ("checkout", "leak"))
+    assert leak.in_use == 1 and leak.thread == "MainThread" and leak.reason == "held"
+    assert leak.t - checkout.t >= 0.05
+    assert leak.duration_s >= 0.05
+    assert canary.calls_under_lock == 0
+    db._close(conn)
+    db.close_all()
+    assert canary.kinds()[-3:] == ["unleak", "checkin", "close"]
+
+
+def test_watchdog_starts_only_with_a_threshold_and_stops_on_close_all_and_dispose() -> None:
+    """No threshold, no thread; with one, a checkout starts it and close_all or dispose joins it."""
+    plain = InstrumentedFakePooledDatabase(max_connections=2)
+    plain._close(plain._connect())
+    assert not [t for t in threading.enumerate() if t.name.startswith(f"poolviz-leak-watchdog-{id(plain):x}")]
+    for end in ("close_all", "dispose"):
+        db = InstrumentedFakePooledDatabase(max_connections=2, leak_threshold=10)
+        db._connect()
+        assert len(watchdogs(db)) == 1
+        getattr(db, end)()
+        assert watchdogs(db) == [], f"{end} left the watchdog running"
+
+
+def test_watchdog_exits_once_nothing_is_checked_out_and_restarts_at_the_next_checkout() -> None:
+    """An idle pool costs no thread: the watchdog leaves, and the next checkout brings it back."""
+    db = InstrumentedFakePooledDatabase(max_connections=2, leak_threshold=0.01)
+    db._close(db._connect())
+    deadline = time.monotonic() + 10
+    while watchdogs(db) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert watchdogs(db) == []
+    conn = db._connect()
+    assert len(watchdogs(db)) == 1
+    db._close(conn)
+    db.close_all()
+    assert watchdogs(db) == []

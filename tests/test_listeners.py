@@ -12,7 +12,14 @@ import pytest
 from peewee import OperationalError
 
 from poolviz import CLOSE_REASONS, KINDS, InstrumentedPooledSqliteDatabase, MaxConnectionsExceeded
-from poolviz.testing import Canary, FakeClock, FakeDatabase, InstrumentedFakePooledDatabase, check_invariants
+from poolviz.testing import (
+    Canary,
+    FakeClock,
+    FakeDatabase,
+    InstrumentedFakePooledDatabase,
+    check_invariants,
+    run_threads,
+)
 
 OTHERS, EACH = 4, 50
 
@@ -29,15 +36,6 @@ class SlowListener:
         if event.kind == self.kind and event.thread == self.victim and not self.entered.is_set():
             self.entered.set()
             self.timed_out = not self.released.wait(30)
-
-
-def run_threads(threads: list[threading.Thread], timeout: float = 60) -> None:
-    """Start the threads, join them, and fail if any is still running."""
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    assert not [t.name for t in threads if t.is_alive()], "a thread is stuck"
 
 
 @pytest.mark.timeout(60)

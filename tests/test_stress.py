@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from poolviz import MaxConnectionsExceeded
-from poolviz.testing import FakeConnection, InstrumentedFakePooledDatabase, check_invariants
+from poolviz.testing import FakeConnection, InstrumentedFakePooledDatabase, check_invariants, run_threads
+
+pytestmark = pytest.mark.slow
 
 THREADS, REQUESTS, POOL = 64, 500, 8
 TOTAL = THREADS * REQUESTS
@@ -45,11 +47,7 @@ def run_stress(db: Any) -> Counter[str]:
         tallies.append(tally)
 
     threads = [threading.Thread(target=worker, name=f"stress-{i}") for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(150)
-    assert not [t.name for t in threads if t.is_alive()], "a worker is stuck: deadlock?"
+    run_threads(threads, 150)
     assert crashes == []
     return sum(tallies, Counter())
 

@@ -14,6 +14,7 @@ import pytest
 
 import poolviz
 from poolviz.analysis import SWEEP_COLUMNS
+from poolviz.testing import run_threads
 from poolviz.workload import (
     Distribution,
     RequestRecord,
@@ -415,3 +416,31 @@ def test_closed_loop_on_postgresql_holds_with_pg_sleep(
 ) -> None:
     """On PostgreSQL each request holds its connection with SELECT pg_sleep on the server."""
     _server_run(pg_url, caplog, "pg_sleep(", "SELECT pg_sleep(%s)")
+
+
+def test_two_runs_in_one_process_proceed_at_the_same_time(tmp_path: Path) -> None:
+    """Runs share no global state: each waits, mid-run, for the other to be mid-run too, and both finish."""
+    pools = [
+        poolviz.connect(f"sqlite+pool:///{tmp_path / f'run{i}.db'}", max_connections=2, timeout=10) for i in (0, 1)
+    ]
+    both_running = threading.Barrier(2, timeout=20)
+    results: list[Any] = [None, None]
+
+    def progress(done: int, _total: int | None) -> None:
+        if done == 2:  # a request finished, others are still to come: this run is mid-way
+            both_running.wait()
+
+    def run(i: int) -> None:
+        results[i] = run_closed_loop(pools[i], workers=2, requests=3, hold=0.001, progress=progress)
+
+    try:
+        run_threads([threading.Thread(target=run, args=(i,), name=f"run-{i}") for i in (0, 1)], 60)
+    finally:
+        for db in pools:
+            db.close_all()
+    assert not both_running.broken
+    assert [r.requests_ok for r in results] == [6, 6]
+    for db, result in zip(pools, results, strict=True):
+        assert result.events.attrs["url"] == db.events.meta["url"]
+        with db.connection_context():
+            assert db.execute_sql('SELECT COUNT(*) FROM "user"').fetchone() == (0,)  # each cleaned up its own rows

@@ -127,6 +127,7 @@ class LeakWatchdog:
     """
 
     def __init__(self, pool: Any) -> None:
+        self.name = f"poolviz-leak-watchdog-{id(pool):x}"
         self._pool = weakref.ref(pool)
         self._lock = pool._pool_lock
         self._thread: threading.Thread | None = None
@@ -140,9 +141,7 @@ class LeakWatchdog:
         """Start the thread unless it runs. Call with the pool lock held (the thread's exit takes it too)."""
         if self._thread is None:
             self._stop = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run, args=(self._stop,), name="poolviz-leak-watchdog", daemon=True
-            )
+            self._thread = threading.Thread(target=self._run, args=(self._stop,), name=self.name, daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
