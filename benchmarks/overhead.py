@@ -4,7 +4,15 @@ All four run side by side in this process on the same SQLite file, in
 interleaved rounds, single-threaded and with 8 threads; the figure reported
 for each is the median over rounds, and ratios are against plain peewee.
 
-    .venv/bin/python benchmarks/overhead.py [--cycles 20000] [--rounds 7]
+Then the realistic cycle on each reachable server: checkout, ``SELECT 1``,
+checkin, plain ``PooledMySQLDatabase``/``PooledPostgresqlDatabase`` against
+poolviz's, interleaved the same way.
+
+Times are the benchmark thread's CPU time (``time.thread_time``) for one
+thread, so other work on the machine moves the ratios less; wall time with 8
+threads.
+
+    .venv/bin/python benchmarks/overhead.py [--cycles 20000] [--rounds 7] [--server-cycles 2000]
 """
 
 from __future__ import annotations
@@ -17,12 +25,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from playhouse.db_url import connect as plain_connect
 from playhouse.pool import PooledSqliteDatabase
 from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
 
-from poolviz import InstrumentedPooledSqliteDatabase
+import poolviz
+from poolviz import InstrumentedPooledSqliteDatabase, servers
 
 POOL_SIZE = 8
 
@@ -62,8 +73,24 @@ def build(path: str) -> dict[str, Callable[[], None]]:
     }
 
 
+def query_cycle(db: Any) -> Callable[[], None]:
+    connect, close, execute = db.connect, db.close, db.execute_sql
+
+    def cycle() -> None:
+        connect()
+        execute("SELECT 1").fetchone()
+        close()
+
+    return cycle
+
+
 def per_cycle_us(cycle: Callable[[], None], cycles: int, threads: int) -> float:
-    """Microseconds per cycle (wall time / total cycles) with ``threads`` threads sharing the pool."""
+    """Microseconds per cycle with ``threads`` threads sharing the pool (CPU time alone, wall time with threads)."""
+    if threads == 1:
+        start = time.thread_time()
+        for _ in range(cycles):
+            cycle()
+        return (time.thread_time() - start) / cycles * 1e6
     per_thread = cycles // threads
     barrier = threading.Barrier(threads + 1)
 
@@ -82,25 +109,60 @@ def per_cycle_us(cycle: Callable[[], None], cycles: int, threads: int) -> float:
     return (time.perf_counter() - start) / (per_thread * threads) * 1e6
 
 
+def compare(cycles: dict[str, Callable[[], None]], count: int, rounds: int, threads: int, title: str) -> None:
+    """Run the cycles in interleaved rounds and print each median against the first."""
+    samples: dict[str, list[float]] = {name: [] for name in cycles}
+    for cycle in cycles.values():  # warm up: open the connections
+        per_cycle_us(cycle, max(count // 20, 100), threads)
+    for _ in range(rounds):
+        for name, cycle in cycles.items():
+            samples[name].append(per_cycle_us(cycle, count, threads))
+    base = statistics.median(next(iter(samples.values())))
+    print(f"\n{title}, {count} cycles x {rounds} rounds")
+    for name, values in samples.items():
+        median = statistics.median(values)
+        print(f"  {name:38s} {median:7.2f} us/cycle  {median / base:5.3f}x")
+
+
+def server_cycles(count: int, rounds: int) -> None:
+    """Checkout, SELECT 1, checkin on each reachable server: plain peewee against poolviz."""
+    for label, url in (("MariaDB", servers.mysql_url()), ("PostgreSQL", servers.postgres_url())):
+        problem = servers.reachable(url)
+        if problem:
+            print(f"\n{label}: skipped ({problem})")
+            continue
+        plain = plain_connect(url, max_connections=POOL_SIZE)
+        instrumented = poolviz.connect(url, max_connections=POOL_SIZE)
+        try:
+            compare(
+                {f"peewee, {label}": query_cycle(plain), f"poolviz, {label}": query_cycle(instrumented)},
+                count,
+                rounds,
+                1,
+                f"checkout + SELECT 1 + checkin on {label}, 1 thread",
+            )
+        finally:
+            plain.close_all()
+            instrumented.close_all()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=20000, help="acquire+release cycles per round")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; the median is reported")
+    parser.add_argument("--server-cycles", type=int, default=2000, help="query cycles per round on each server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cycles = build(str(Path(tmp) / "bench.db"))
         for threads in (1, 8):
-            samples: dict[str, list[float]] = {name: [] for name in cycles}
-            for cycle in cycles.values():  # warm up: open the connections
-                per_cycle_us(cycle, 1000, threads)
-            for _ in range(args.rounds):
-                for name, cycle in cycles.items():
-                    samples[name].append(per_cycle_us(cycle, args.cycles, threads))
-            base = statistics.median(samples["peewee PooledSqliteDatabase"])
-            print(f"\n{threads} thread(s), {args.cycles} cycles x {args.rounds} rounds, pool of {POOL_SIZE}")
-            for name, values in samples.items():
-                median = statistics.median(values)
-                print(f"  {name:34s} {median:7.2f} us/cycle  {median / base:5.2f}x peewee")
+            compare(
+                cycles,
+                args.cycles,
+                args.rounds,
+                threads,
+                f"SQLite acquire+release, {threads} thread(s), pool of {POOL_SIZE}",
+            )
+    server_cycles(args.server_cycles, args.rounds)
 
 
 if __name__ == "__main__":
