@@ -65,6 +65,16 @@ def pg_url() -> str:
 
 
 BACKENDS = ["sqlite", "mysql", "postgresql", "psycopg3"]
+SERVER_FIXTURES = frozenset({"mysql_url", "pg_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `server` every test that needs MariaDB or PostgreSQL: it uses a server URL or a server backend."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend", "sqlite") if callspec else "sqlite"
+        if backend != "sqlite" or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(params=BACKENDS)

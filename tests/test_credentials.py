@@ -197,6 +197,7 @@ def exercise_cli(case: Case, seen: Exposure, tmp_path: Path) -> None:
             seen.add_tree(f"cli --out {folder}", tmp_path / folder)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("form", list(MYSQL_CASES))
 def test_mysql_password_never_shows(
@@ -227,6 +228,7 @@ PG_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("driver", ["psycopg2", "psycopg3"])
 @pytest.mark.parametrize("form", list(PG_CASES))

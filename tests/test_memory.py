@@ -17,6 +17,8 @@ import pytest
 
 from poolviz.events import EventLog
 
+pytestmark = pytest.mark.slow
+
 CAPACITY = 1_000_000
 TOTAL = 10_000_000
 BOUND_BYTES = 400 * CAPACITY  # 400 bytes an event: about twice what one costs (a 13-field tuple and its values)

@@ -52,6 +52,7 @@ def test_never_shows_a_password(path: Path) -> None:
     assert not re.search(r"://[^:/@\s\"']+:[^@\s\"'*]+@", text), "a URL with a password"
 
 
+@pytest.mark.slow
 @pytest.mark.notebook
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("path", PATHS, ids=IDS)

@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -25,6 +26,8 @@ from poolviz.testing import (
     InstrumentedFakePooledDatabase,
     check_invariants,
 )
+
+pytestmark = pytest.mark.slow
 
 MAX_CONNECTIONS = 3
 STALE_TIMEOUT = 10
