@@ -36,3 +36,8 @@ record mariadb_pool2_timeouts --url "$MYSQL_URL" \
     --max-connections 2 --workers 16 --requests 10 --hold-ms 20 --timeout 0.1 --seed 1
 record sqlite_pool4_w16 --url "sqlite+pool:///poolviz.db" \
     --max-connections 4 --workers 16 --requests 25 --hold-ms 20 --seed 1
+# asyncio: 16 tasks instead of 16 threads, through peewee's asyncio databases (asyncpg, aiomysql).
+record mariadb_asyncio_pool4_t16 --url "${MYSQL_URL/+pool:/+asyncpool:}" \
+    --max-connections 4 --workers 16 --requests 25 --hold-ms 20 --seed 1
+record postgresql_asyncio_pool4_t16 --url "${PG_URL/+pool:/+asyncpool:}" \
+    --max-connections 4 --workers 16 --requests 25 --hold-ms 20 --seed 1

@@ -242,3 +242,28 @@ def test_asyncio_closed_loop_runs_on_the_server_within_the_pool_size(aio_url: st
     assert result.events["in_use"].max() <= 5
     assert (result.events["kind"] == "checkout").sum() == 200
     assert set(result.requests_frame()["thread"]) == {f"task-{i}" for i in range(200)}
+
+
+def test_waiting_tasks_are_served_in_arrival_order(aio_url: str) -> None:
+    """asyncpg's and aiomysql's pools hand a freed connection to the task that has waited longest."""
+    db = poolviz.connect(aio_url, pool_size=1, pool_min_size=1, acquire_timeout=10)
+
+    async def main() -> None:
+        await db.aconnect()
+
+        async def use() -> None:
+            await db.aconnect()
+            await asyncio.sleep(0.005)
+            await db.aclose()
+
+        waiters = []
+        for i in range(5):
+            waiters.append(asyncio.create_task(use(), name=f"waiter-{i}"))
+            await asyncio.sleep(0.01)
+        await db.aclose()
+        await asyncio.gather(*waiters)
+        await db.close_pool()
+
+    asyncio.run(main())
+    served = [e.thread for e in db.events.snapshot() if e.kind == "checkout" and e.thread.startswith("waiter")]
+    assert served == [f"waiter-{i}" for i in range(5)]

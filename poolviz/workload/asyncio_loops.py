@@ -330,14 +330,19 @@ def run_for_cli(
         db = connect(url, pool_size=args.max_connections, acquire_timeout=args.timeout)
     except (ValueError, TypeError) as exc:
         raise usage(f"bad --url {mask_url(url)!r}: {exc}") from None
+    # The User table is made through a pool of its own, so the run's trace starts from an empty pool at seq 0.
+    prep = connect(url, pool_size=1)
+    _on_own_loop(prep, AsyncRun(prep, None, None).setup())
     if args.open_loop:
         planned = None if args.duration is not None else args.requests
-        return run_async_open_loop(db, args.rate, args.duration, planned, hold, args.seed, stop=stop, progress=progress)
-    return run_async_closed_loop(db, args.workers, args.requests, hold, think, args.seed, stop, progress)
+        return run_async_open_loop(
+            db, args.rate, args.duration, planned, hold, args.seed, stop=stop, progress=progress, setup=False
+        )
+    return run_async_closed_loop(db, args.workers, args.requests, hold, think, args.seed, stop, progress, setup=False)
 
 
-def _on_own_loop(db: Any, coro: Awaitable[WorkloadResult]) -> WorkloadResult:
-    async def main() -> WorkloadResult:
+def _on_own_loop(db: Any, coro: Awaitable[Any]) -> Any:
+    async def main() -> Any:
         try:
             return await coro
         finally:
@@ -364,7 +369,7 @@ def _on_own_loop(db: Any, coro: Awaitable[WorkloadResult]) -> WorkloadResult:
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["result"]  # type: ignore[no-any-return]
+    return outcome["result"]
 
 
 __all__ = [
