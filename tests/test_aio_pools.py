@@ -293,3 +293,9 @@ def test_pool_creation_lock_binds_to_the_first_loop_that_contends_for_it(tmp_pat
     asyncio.run(contend())
     with pytest.raises(RuntimeError, match="is bound to a different event loop"):
         asyncio.run(contend())
+
+
+def test_poolviz_instrument_accepts_an_asyncio_database(tmp_path: Path) -> None:
+    """poolviz.instrument() hands a playhouse.pwasyncio database to instrument_async()."""
+    db = poolviz.instrument(AsyncSqliteDatabase(str(tmp_path / "i.db"), pool_size=1))
+    assert is_async_instrumented(db) and db.events.meta["driver"] == "aiosqlite"

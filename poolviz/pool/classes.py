@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, ClassVar
 
 from peewee import MySQLDatabase, PostgresqlDatabase, SqliteDatabase
@@ -59,10 +60,17 @@ def instrument(
     """Instrument an existing peewee pool in place and return it.
 
     Works on any ``playhouse.pool.PooledDatabase`` instance, your own
-    subclasses included, and accepts whatever configuration peewee accepted:
+    subclasses included, and accepts whatever configuration peewee accepted
+    (a ``playhouse.pwasyncio`` database goes to :func:`poolviz.aio.instrument_async`):
     it only observes. Connections the pool already holds get serials without
     events. Instrumenting twice is harmless.
     """
+    pwasyncio = sys.modules.get("playhouse.pwasyncio")
+    if pwasyncio is not None and isinstance(db, pwasyncio.AsyncDatabaseMixin):
+        # peewee's asyncio databases keep their pool in the driver: poolviz.aio instruments those.
+        from ..aio import instrument_async
+
+        return instrument_async(db, event_capacity=event_capacity)  # type: ignore[no-any-return]
     if not isinstance(db, PooledDatabase):
         raise TypeError(
             "instrument() needs a playhouse.pool.PooledDatabase (e.g. PooledSqliteDatabase), "
