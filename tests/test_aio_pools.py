@@ -291,8 +291,19 @@ def test_pool_creation_lock_binds_to_the_first_loop_that_contends_for_it(tmp_pat
         await db.close_pool()
 
     asyncio.run(contend())
+
+    async def again() -> None:
+        async def use() -> None:
+            await db.aconnect()
+            await db.aclose()
+
+        # The first task takes the free lock and creates a pool; the others fail on the lock.
+        outcomes = await asyncio.gather(use(), use(), use(), return_exceptions=True)
+        await db.close_pool()
+        raise next(o for o in outcomes if isinstance(o, Exception))
+
     with pytest.raises(RuntimeError, match="is bound to a different event loop"):
-        asyncio.run(contend())
+        asyncio.run(again())
 
 
 def test_poolviz_instrument_accepts_an_asyncio_database(tmp_path: Path) -> None:
