@@ -43,3 +43,19 @@ __all__ = [
     "sweep",
 ]
 __version__ = "0.1.0"
+
+# The asyncio databases need the "asyncio" extra (greenlet and the async
+# drivers): they load on first use, so `import poolviz` works without it.
+_ASYNC_NAMES = (
+    "InstrumentedAsyncMySQLDatabase",
+    "InstrumentedAsyncPostgresqlDatabase",
+    "InstrumentedAsyncSqliteDatabase",
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _ASYNC_NAMES:
+        from . import aio
+
+        return getattr(aio, name)
+    raise AttributeError(f"module 'poolviz' has no attribute {name!r}")
