@@ -94,39 +94,45 @@ def _sizes(text: str) -> list[int]:
 
 
 def _add_workload_options(parser: argparse.ArgumentParser) -> None:
+    from .workload import DISTRIBUTIONS, WorkloadSpec
+
+    spec = WorkloadSpec()  # the one set of workload defaults, shared with the widgets
     parser.add_argument(
         "--url",
         help="database URL with a +pool scheme, e.g. mysql+pool://root@127.0.0.1:3306/test or "
         "postgresql+pool://postgres@127.0.0.1:5432/test (default: sqlite+pool:///OUT/poolviz.db)",
     )
     parser.add_argument(
-        "--workers", type=_positive_int, default=16, help="worker threads making requests (default: 16)"
+        "--workers",
+        type=_positive_int,
+        default=spec.workers,
+        help=f"worker threads making requests (default: {spec.workers})",
     )
     parser.add_argument(
         "--requests",
         type=_positive_int,
-        default=25,
-        help="requests per worker; with --open-loop, the total number of arrivals (default: 25)",
+        default=spec.requests,
+        help=f"requests per worker; with --open-loop, the total number of arrivals (default: {spec.requests})",
     )
     parser.add_argument(
         "--hold-ms",
         type=_non_negative,
-        default=20.0,
+        default=spec.hold_ms,
         help="mean time each request holds its connection, in milliseconds: SELECT SLEEP on MariaDB/MySQL, "
-        "pg_sleep on PostgreSQL, a client-side sleep on SQLite (default: 20)",
+        f"pg_sleep on PostgreSQL, a client-side sleep on SQLite (default: {spec.hold_ms:g})",
     )
     parser.add_argument(
         "--think-ms",
         type=_non_negative,
-        default=0.0,
-        help="mean pause between a worker's requests, in milliseconds (closed loop only; default: 0)",
+        default=spec.think_ms,
+        help=f"mean pause between a worker's requests, in milliseconds (closed loop only; default: {spec.think_ms:g})",
     )
     parser.add_argument(
         "--distribution",
-        choices=("fixed", "exp", "uniform"),
-        default="fixed",
+        choices=DISTRIBUTIONS,
+        default=spec.distribution,
         help="shape of the hold and think times around their means: fixed, exp (exponential) or "
-        "uniform (0 to twice the mean) (default: fixed)",
+        f"uniform (0 to twice the mean) (default: {spec.distribution})",
     )
     parser.add_argument(
         "--timeout",
@@ -142,7 +148,10 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
         help="seconds after which the pool closes a connection instead of reusing it (default: none)",
     )
     parser.add_argument(
-        "--seed", type=_int, default=0, help="seed for the random hold, think and arrival times (default: 0)"
+        "--seed",
+        type=_int,
+        default=spec.seed,
+        help=f"seed for the random hold, think and arrival times (default: {spec.seed})",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("out"), help="folder for the output files, created if missing (default: out)"
@@ -243,6 +252,34 @@ def _prepare_out(out: Path) -> Path:
     except OSError as exc:
         raise UsageError(f"cannot write to --out {str(out)!r}: {exc.strerror or exc}") from None
     return out
+
+
+def _workload(args: argparse.Namespace) -> Any:
+    """The run's :class:`~poolviz.workload.WorkloadSpec`, or a UsageError naming the bad value."""
+    from .workload import WorkloadSpec
+
+    try:
+        return WorkloadSpec(
+            workers=args.workers,
+            requests=args.requests,
+            hold_ms=args.hold_ms,
+            think_ms=args.think_ms,
+            distribution=args.distribution,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _check_url(args: argparse.Namespace) -> None:
+    """Refuse a bad or unusable --url before anything is written: --out is created only after this."""
+    from .urls import ASYNC_SCHEMES
+
+    if args.url is None:
+        return
+    if args.url.split("://", 1)[0].lower() in ASYNC_SCHEMES:
+        return  # the asyncio runner opens and checks its own pool
+    _open_pool(args.url, max_connections=1).close_all()
 
 
 def _url(args: argparse.Namespace, out: Path) -> str:
@@ -352,16 +389,16 @@ def _run(args: argparse.Namespace) -> int:
     from . import analysis
     from .traces import save_events
     from .urls import ASYNC_SCHEMES
-    from .workload import Distribution
 
     if args.open_loop and args.rate is None:
         raise UsageError("--open-loop needs --rate (arrivals per second)")
     if not args.open_loop and (args.rate is not None or args.duration is not None):
         raise UsageError("--rate and --duration only apply with --open-loop")
+    spec = _workload(args)
+    _check_url(args)
     out = _prepare_out(args.out)
     url = _url(args, out)
-    hold = Distribution.with_mean(args.distribution, args.hold_ms / 1000.0)
-    think = Distribution.with_mean(args.distribution, args.think_ms / 1000.0)
+    hold, think = spec.hold(), spec.think()
     stop = threading.Event()
     interactive = not args.quiet and sys.stderr.isatty()
     progress = progress_bar(sys.stderr) if interactive else None
@@ -420,12 +457,13 @@ def _run_threads(
 
 def _sweep(args: argparse.Namespace) -> int:
     from . import plots
-    from .workload import Distribution, sweep
+    from .workload import sweep
 
+    spec = _workload(args)
+    _check_url(args)
     out = _prepare_out(args.out)
     url = _url(args, out)
-    hold = Distribution.with_mean(args.distribution, args.hold_ms / 1000.0)
-    think = Distribution.with_mean(args.distribution, args.think_ms / 1000.0)
+    hold, think = spec.hold(), spec.think()
     _prepare_schema(url)
 
     def factory(size: int) -> Any:

@@ -237,3 +237,15 @@ def test_help_lists_the_options(tmp_path: Path) -> None:
     assert result.returncode == 0
     for option in ("--url", "--max-connections", "--workers", "--requests", "--hold-ms", "--open-loop", "--out"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize(
+    "url", ["nosuch://x/y", "mysql://root@127.0.0.1:3306/test", "mysql+pool://root@127.0.0.1:1/test"]
+)
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_bad_url_is_refused_before_out_is_created(tmp_path: Path, command: str, url: str) -> None:
+    """A malformed, unpooled or unreachable --url exits 2 and leaves no --out folder behind."""
+    out = tmp_path / "never"
+    result = poolviz_cli(command, "--url", url, "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert not out.exists()

@@ -1,8 +1,13 @@
-"""The live dashboard, replay and compare widgets, driven from Python with no browser (SQLite, tiny workloads)."""
+"""The live dashboard, replay and compare widgets, driven from Python with no browser (SQLite, tiny workloads).
+
+With no browser the view's batches go nowhere, but the view counts what it sent
+(``batches_sent``, ``events_sent``), which is what these tests check.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +27,6 @@ PNG = b"\x89PNG\r\n\x1a\n"
 TIMEOUT = 60.0
 
 
-def is_png(value: Any) -> bool:
-    return bytes(value).startswith(PNG)
-
-
 @pytest.fixture
 def make_dashboard() -> Iterator[Callable[..., PoolDashboard]]:
     """A factory for dashboards with server checks off; every one is closed afterwards."""
@@ -33,7 +34,6 @@ def make_dashboard() -> Iterator[Callable[..., PoolDashboard]]:
 
     def make(*args: Any, **kwargs: Any) -> PoolDashboard:
         kwargs.setdefault("check_servers", False)
-        kwargs.setdefault("render_budget", 1.0)  # frames as often as fps allows: the tests wait for them
         dash = PoolDashboard(*args, **kwargs)
         made.append(dash)
         return dash
@@ -55,20 +55,34 @@ def when(log: Any, predicate: Callable[[Any], bool]) -> threading.Event:
     return seen
 
 
-def next_frame(dash: Any) -> threading.Event:
-    """An Event set when the widget's image next changes."""
-    drawn = threading.Event()
-    dash.image.observe(lambda _change: drawn.set(), names="value")
-    return drawn
+class NextBatch:
+    """Waits for the view to send a batch after the one it has sent when this is made."""
+
+    def __init__(self, view: Any) -> None:
+        self.view = view
+        self.seen = view.batches_sent
+
+    def wait(self, timeout: float) -> bool:
+        until = time.monotonic() + timeout
+        while time.monotonic() < until:
+            if self.view.batches_sent > self.seen:
+                return True
+            time.sleep(0.01)
+        return False
+
+
+def next_frame(dash: Any) -> NextBatch:
+    """Something whose wait() returns once the dashboard's view has sent another batch of events."""
+    return NextBatch(dash.view)
 
 
 def last_message(dash: PoolDashboard) -> str:
     return dash.messages[-1][1]
 
 
-def test_run_button_draws_frames_and_stats_match_the_recorded_events(make_dashboard: Any) -> None:
-    """Sliders set the run; Run draws PNG frames whose numbers are the analysis of the pool's own events."""
-    dash = make_dashboard(fps=5, render_budget=1.0)
+def test_run_button_ships_every_event_and_stats_match_the_recorded_events(make_dashboard: Any) -> None:
+    """Sliders set the run; Run ships every event to the view in batches, and the numbers are the events' analysis."""
+    dash = make_dashboard()
     dash.controls["max_connections"].value = 2
     dash.controls["workers"].value = 4
     dash.controls["hold_ms"].value = 5
@@ -76,8 +90,9 @@ def test_run_button_draws_frames_and_stats_match_the_recorded_events(make_dashbo
     dash.controls["duration"].value = 1.0
     dash.run_button.click()
     assert dash.wait(TIMEOUT)
-    assert dash.frames_rendered > 0
-    assert is_png(dash.image.value)
+    assert dash.view.events_sent == len(dash.db.events) > 0
+    assert 2 <= dash.view.batches_sent <= 1.0 * 10 + 3  # ten a second at most, plus the final ones
+    assert dash.view.max_connections == 2
     assert dash.db.max_connections == 2
 
     frame = dash.db.events.to_frame()
@@ -114,7 +129,7 @@ def test_stop_ends_the_run_and_every_thread_it_started(make_dashboard: Any) -> N
     assert left == []
     assert dash.result is not None and dash.result.stopped
     assert dash.result.elapsed_s < 30
-    assert is_png(dash.image.value) and dash.last_stats["requests"] > 0
+    assert dash.view.events_sent == len(dash.db.events) and dash.last_stats["requests"] > 0
     assert "stopped" in last_message(dash)
 
 
@@ -134,13 +149,14 @@ def test_close_ends_threads_and_removes_the_temp_dir(make_dashboard: Any) -> Non
     assert "closed" in last_message(dash)
 
 
-def test_headless_mode_draws_one_frame_without_a_render_thread(make_dashboard: Any) -> None:
-    """fps=0 starts no render thread; the one frame is drawn when the run ends."""
-    dash = make_dashboard(fps=0, duration=0.5, workers=2, hold_ms=2)
+def test_headless_mode_sends_one_batch_without_a_shipper_thread(make_dashboard: Any) -> None:
+    """live=False starts no shipper; the events go in one batch when the run ends."""
+    dash = make_dashboard(live=False, duration=0.5, workers=2, hold_ms=2)
     assert dash.run()
     assert [t.name for t in dash._run.threads] == ["poolviz-runner"]
+    assert dash._run.shipper is None
     assert dash.wait(TIMEOUT)
-    assert dash.frames_rendered == 1
+    assert dash.view.batches_sent == 1 and dash.view.events_sent == len(dash.db.events)
     assert dash.last_stats["events"] == len(dash.db.events)
 
 
@@ -150,7 +166,7 @@ def test_bad_defaults_give_messages_not_exceptions(make_dashboard: Any) -> None:
     text = dash.message.value
     assert "max_connections must be a positive integer, got 0" in text
     assert "workers must be a positive integer, got -1" in text
-    assert "hold_ms must be a number of milliseconds" in text
+    assert "hold_ms must be a finite number &gt;= 0, got &#x27;a lot&#x27;" in text
     assert "unknown setting &#x27;colour&#x27;" in text
     assert "timeout must be None or a number of seconds" in text
     assert dash.controls["max_connections"].value == 4
@@ -158,11 +174,12 @@ def test_bad_defaults_give_messages_not_exceptions(make_dashboard: Any) -> None:
 
 
 def test_bad_widget_options_give_messages_not_exceptions(make_dashboard: Any) -> None:
-    """A bad fps, budget or URL is a message too, and the dashboard still works with SQLite."""
-    dash = make_dashboard("mysql://root@127.0.0.1/x", fps=-1, render_budget=3)
+    """A bad max_fps, window or URL is a message too, and the dashboard still works with SQLite."""
+    dash = make_dashboard("mysql://root@127.0.0.1/x", max_fps=-1, window_s=0)
     text = dash.message.value
-    assert "fps must be a number &gt;= 0, got -1" in text
-    assert "render_budget must be in (0, 1], got 3" in text
+    assert "max_fps must be a positive number, got -1" in text
+    assert "window_s must be a number of seconds &gt; 0, got 0" in text
+    assert dash.view.max_fps == 30.0 and dash.view.window_s == 10.0
     assert "URL scheme must be one of" in text
     assert dash.controls["backend"].value == "sqlite"
 
@@ -183,12 +200,12 @@ def test_zero_pool_size_from_the_slider_is_refused_and_the_recorded_run_stays(ma
     """A slider set to 0 after a run: Run refuses with the reason, and the last run's picture and numbers stay."""
     dash = make_dashboard(duration=0.5, workers=2, hold_ms=2)
     assert dash.run(wait=True)
-    picture, stats, db = bytes(dash.image.value), dict(dash.last_stats), dash.db
+    sent, stats, db = dash.view.events_sent, dict(dash.last_stats), dash.db
     dash.controls["max_connections"].value = 0
     assert "max_connections must be a positive integer, got 0" in last_message(dash)
     assert not dash.run()
     assert last_message(dash).startswith("Not started: max_connections must be a positive integer, got 0")
-    assert bytes(dash.image.value) == picture and dash.last_stats == stats and dash.db is db
+    assert dash.view.events_sent == sent and dash.last_stats == stats and dash.db is db
 
 
 def test_bad_value_during_a_run_leaves_the_run_going(make_dashboard: Any) -> None:
@@ -317,7 +334,8 @@ def test_replay_in_the_middle_shows_fewer_events_than_at_the_end(recorded: Any) 
         frame = recorded.events.to_frame()
         assert replay.last_stats["events"] == (frame["t"] <= replay.shown_t).sum() < len(frame)
         assert replay.play.value == 5
-        assert is_png(replay.image.value)
+        assert replay.view.cursor_t == pytest.approx(replay.shown_t)
+        assert replay.view.events_sent == len(frame)
         replay.play.value = 10  # the Play widget drives the time slider
         assert replay.wait(TIMEOUT)
         assert replay.slider.value == pytest.approx(replay.t_end)
@@ -341,12 +359,14 @@ def test_replay_reads_a_saved_trace_and_a_frame(recorded: Any, tmp_path: Path) -
 
 
 def test_compare_runs_each_config_and_shows_two_pictures_and_a_table() -> None:
-    """A pool of 2 against a pool of 8 for the same workload: one image per config and one table row each."""
+    """A pool of 2 against a pool of 8, same workload: one live view per config, one time axis, a table row each."""
     before = set(threading.enumerate())
-    compare = Compare(configs=[{"max_connections": 2}, {"max_connections": 8}], workers=8, requests=4, hold=0.004)
+    compare = Compare(configs=[{"max_connections": 2}, {"max_connections": 8}], workers=8, requests=4, hold_ms=4)
     try:
         assert compare.run(wait=True, timeout=TIMEOUT)
-        assert len(compare.images) == 2 and all(is_png(image.value) for image in compare.images)
+        assert len(compare.views) == 2 and all(view.events_sent > 0 for view in compare.views)
+        assert compare.views[0].span == compare.views[1].span and compare.views[0].span[1] > 0
+        assert [view.max_connections for view in compare.views] == [2, 8]
         table = compare.table
         assert list(table.index) == ["max_connections=2", "max_connections=8"]
         assert list(table["max_connections"]) == [2, 8]
@@ -354,7 +374,6 @@ def test_compare_runs_each_config_and_shows_two_pictures_and_a_table() -> None:
         assert (table["throughput_rps"] > 0).all()
         assert table.loc["max_connections=2", "connections_opened"] <= 2
         assert "<table" in compare.table_html.value
-        assert compare.frames_rendered == 2
     finally:
         compare.close()
     assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
@@ -375,7 +394,14 @@ def test_display_goes_through_the_root_widget(make_dashboard: Any) -> None:
     bundle = dash._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.widget.model_id
     assert "poolviz-dashboard" in dash.widget._dom_classes
-    for css in ("poolviz-max-connections", "poolviz-run", "poolviz-stop", "poolviz-image", "poolviz-stats"):
+    for css in (
+        "poolviz-max-connections",
+        "poolviz-run",
+        "poolviz-stop",
+        "poolviz-view",
+        "poolviz-save",
+        "poolviz-stats",
+    ):
         assert any(css in w._dom_classes for w in dash._all_widgets), css
 
 
@@ -391,16 +417,16 @@ def test_unreachable_server_is_listed_with_its_reason(make_dashboard: Any) -> No
 
 
 def _execute(client: Any, code: str, timeout: float = TIMEOUT) -> dict[str, Any]:
-    """Run ``code`` in the kernel; returns its stdout and how many image updates arrived while it ran."""
+    """Run ``code`` in the kernel; returns its stdout and how many event batches arrived while it ran."""
     msg_id = client.execute(code)
-    seen: dict[str, Any] = {"stdout": "", "images": 0, "errors": []}
+    seen: dict[str, Any] = {"stdout": "", "batches": 0, "errors": []}
     while True:
         msg = client.get_iopub_msg(timeout=timeout)
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         kind = msg["msg_type"]
         if kind == "comm_msg" and msg.get("buffers"):
-            seen["images"] += 1  # the Image widget's PNG travels as a binary buffer
+            seen["batches"] += 1  # packed events travel as binary buffers
         elif kind == "stream":
             seen["stdout"] += msg["content"]["text"]
         elif kind == "error":
@@ -410,7 +436,7 @@ def _execute(client: Any, code: str, timeout: float = TIMEOUT) -> dict[str, Any]
 
 
 def test_frames_reach_the_frontend_while_a_cell_is_busy_and_kernel_shutdown_cleans_up() -> None:
-    """In a real kernel, frames are sent while the cell that pressed Run still sleeps; shutting down ends it all."""
+    """In a real kernel, event batches are sent while the cell that pressed Run still sleeps; shutdown ends it all."""
     manager_module = pytest.importorskip("jupyter_client.manager")
     manager, client = manager_module.start_new_kernel(kernel_name="python3", startup_timeout=TIMEOUT)
     try:
@@ -418,13 +444,13 @@ def test_frames_reach_the_frontend_while_a_cell_is_busy_and_kernel_shutdown_clea
             client,
             "import time\n"
             "from poolviz.widgets import PoolDashboard\n"
-            "dash = PoolDashboard(check_servers=False, duration=60, workers=2, hold_ms=5, render_budget=1.0)\n"
+            "dash = PoolDashboard(check_servers=False, duration=60, workers=2, hold_ms=5)\n"
             "dash.run()\n"
             "time.sleep(3)\n"
             "print(dash._resources.tempdir)\n",
         )
         assert seen["errors"] == []
-        assert seen["images"] >= 2
+        assert 2 <= seen["batches"] <= 3 * 10 + 2  # at most ten a second
         tempdir = Path(seen["stdout"].strip())
         assert tempdir.is_dir()
     finally:
@@ -432,3 +458,32 @@ def test_frames_reach_the_frontend_while_a_cell_is_busy_and_kernel_shutdown_clea
         manager.shutdown_kernel(now=False)  # a shutdown request: the kernel exits through atexit
     assert not manager.is_alive()
     assert not tempdir.exists()
+
+
+def test_save_png_exports_the_window_through_plots(make_dashboard: Any, tmp_path: Path) -> None:
+    """Save PNG after a run writes a PNG of the last window with matplotlib; before a run it says there is nothing."""
+    dash = make_dashboard(duration=0.5, workers=2, hold_ms=2, save_dir=tmp_path)
+    assert dash.save_png() is None
+    assert "Nothing to save" in last_message(dash)
+    assert dash.run(wait=True)
+    dash.save_button.click()
+    [written] = tmp_path.glob("poolviz-*.png")
+    assert written.read_bytes().startswith(PNG)
+    assert f"Saved {written}" in last_message(dash)
+
+
+def test_the_mariadb_backend_is_keyed_mysql(make_dashboard: Any) -> None:
+    """The backend key is "mysql", as backend_of() says, while its label still says MariaDB."""
+    dash = make_dashboard()
+    labels = {key: label for label, key in dash.controls["backend"].options}
+    assert "mysql" in labels and "mariadb" not in labels
+    assert labels["mysql"].startswith("MariaDB")
+
+
+def test_a_late_browser_view_gets_the_run_again(make_dashboard: Any) -> None:
+    """A view that says hello after a run gets a reset and every event of that run once more."""
+    dash = make_dashboard(duration=0.3, workers=2, hold_ms=2)
+    assert dash.run(wait=True)
+    sent = dash.view.events_sent
+    dash.view._front_end_message(dash.view, {"type": "hello"}, [])
+    assert dash.view.events_sent == 2 * sent

@@ -1,0 +1,197 @@
+"""What the live widgets share: their numbers, their messages, a PNG export and small widget helpers.
+
+The dashboard, the replay and the comparison all show the same numbers for a
+trace (:func:`frame_stats`, computed once a run has ended, never per frame),
+write messages the same way, and export the window on screen as a PNG through
+:mod:`poolviz.plots`.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import analysis
+from ..urls import POOL_SCHEMES
+
+logger = logging.getLogger("poolviz")
+
+JOIN_TIMEOUT_S = 30.0
+_RESIZE_COLOUR = "tab:purple"
+
+
+def frame_stats(frame: pd.DataFrame) -> dict[str, Any]:
+    """The numbers a live view shows for a trace, computed with :mod:`poolviz.analysis`.
+
+    Keys: ``events``, ``requests`` (checkouts and timeouts), ``throughput_rps``,
+    ``wait_p50_s``, ``wait_p95_s``, ``timeouts``, ``connections_opened``,
+    ``connections_closed``, the counts after the last event (``in_use``,
+    ``idle``, ``waiting``), ``max_connections`` and ``events_dropped`` (both
+    from ``frame.attrs``). NaN where a figure is undefined (no requests yet).
+    """
+    waits = analysis.wait_stats(frame)
+    kinds = frame["kind"]
+    last = frame.iloc[-1] if len(frame) else None
+    return {
+        "events": len(frame),
+        "requests": int(waits["count"]),
+        "throughput_rps": analysis.throughput(frame),
+        "wait_p50_s": waits["p50_s"],
+        "wait_p95_s": waits["p95_s"],
+        "timeouts": analysis.timeouts(frame),
+        "connections_opened": int((kinds == "connect").sum()),
+        "connections_closed": int((kinds == "close").sum()),
+        "in_use": int(last["in_use"]) if last is not None else 0,
+        "idle": int(last["idle"]) if last is not None else 0,
+        "waiting": int(last["waiting"]) if last is not None else 0,
+        "max_connections": frame.attrs.get("max_connections"),
+        "events_dropped": int(frame.attrs.get("dropped", 0)),
+    }
+
+
+def _number(value: Any, unit: str = "", scale: float = 1.0, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, int):
+        return f"{value}{unit}"
+    return f"{value * scale:.{digits}g}{unit}"
+
+
+def stats_html(stats: Mapping[str, Any], title: str = "") -> str:
+    """One header row and one value row; each value cell has a class ``poolviz-stat-<key>`` to find it by."""
+    limit = stats.get("max_connections")
+    cells = [
+        ("throughput", "throughput", _number(stats["throughput_rps"], " req/s")),
+        (
+            "wait",
+            "wait p50 / p95",
+            f"{_number(stats['wait_p50_s'], ' ms', 1e3)} / {_number(stats['wait_p95_s'], ' ms', 1e3)}",
+        ),
+        ("requests", "requests", str(stats["requests"])),
+        ("timeouts", "timeouts", str(stats["timeouts"])),
+        ("connections", "opened / closed", f"{stats['connections_opened']} / {stats['connections_closed']}"),
+        ("now", "in use / idle / waiting", f"{stats['in_use']} / {stats['idle']} / {stats['waiting']}"),
+        ("max_connections", "max_connections", "no limit" if not limit else str(limit)),
+        ("events", "events (dropped)", f"{stats['events']} ({stats['events_dropped']})"),
+    ]
+    pad = "padding:1px 10px;text-align:left"
+    head = "".join(f'<th style="{pad}">{html.escape(label)}</th>' for _key, label, _value in cells)
+    values = "".join(
+        f'<td class="poolviz-stat-{key}" style="{pad};font-family:monospace">{html.escape(value)}</td>'
+        for key, _label, value in cells
+    )
+    heading = f"<b>{html.escape(title)}</b>" if title else ""
+    return f'{heading}<table style="font-size:12px;border-collapse:collapse"><tr>{head}</tr><tr>{values}</tr></table>'
+
+
+def save_png(
+    frame: pd.DataFrame,
+    path: str | Path,
+    max_connections: int | None = None,
+    window: tuple[float, float] | None = None,
+    resizes: Sequence[tuple[float, int, int]] = (),
+) -> Path:
+    """Write the dashboard picture of ``frame`` (the ``window`` on screen) to ``path`` with :mod:`poolviz.plots`."""
+    from matplotlib.figure import Figure
+
+    from ..plots import plot_dashboard
+    from ..plots import save_png as save_figure
+
+    fig = Figure(figsize=(12.0, 7.0), dpi=100, layout="constrained")
+    plot_dashboard(frame, fig=fig, max_connections=max_connections, window=window)
+    occupancy_ax = fig.axes[1]
+    for t, old, new in resizes:
+        occupancy_ax.axvline(t, color=_RESIZE_COLOUR, linestyle=":", linewidth=1.5)
+        occupancy_ax.annotate(f"{old}→{new}", (t, 0.98), xycoords=("data", "axes fraction"), color=_RESIZE_COLOUR)
+    path = Path(path)
+    save_figure(fig, path)
+    return path
+
+
+def classed(widget: Any, css_class: str) -> Any:
+    """``widget`` with ``css_class`` added (tests and the browser find widgets by class)."""
+    widget.add_class(css_class)
+    return widget
+
+
+def message_html(text: str, level: str) -> str:
+    """A message line: ``error`` in red with a warning sign, ``ok`` in green with a tick."""
+    colour = {"error": "#b00020", "ok": "#1b5e20"}.get(level, "#333")
+    icon = {"error": "⚠ ", "ok": "✓ "}.get(level, "")
+    return f'<span style="color:{colour}">{icon}{html.escape(text)}</span>' if text else ""
+
+
+def url_problem(url: Any) -> str | None:
+    if not isinstance(url, str):
+        return f"url must be a string like 'sqlite+pool:///app.db', got {url!r}"
+    scheme = url.partition("://")[0].lower()
+    if scheme not in POOL_SCHEMES:
+        return f"the URL scheme must be one of {', '.join(POOL_SCHEMES)}"
+    return None
+
+
+def set_within(control: Any, value: float) -> None:
+    # A valid value beyond the slider's range widens the range rather than being clamped.
+    if value > control.max:
+        control.max = value
+    if value < control.min:
+        control.min = value
+    control.value = value
+
+
+_NOTHING = object()
+
+
+class Latest:
+    """Runs ``job`` on the latest argument asked for, in a thread that ends when nothing is left to do.
+
+    A request that arrives while the job runs replaces any that waited, so a
+    fast Play widget never builds a backlog of frames.
+    """
+
+    def __init__(self, name: str, job: Callable[[Any], None]) -> None:
+        self._name = name
+        self._job = job
+        self._lock = threading.Lock()
+        self._pending: Any = _NOTHING
+        self._thread: threading.Thread | None = None
+
+    def request(self, arg: Any) -> None:
+        with self._lock:
+            self._pending = arg
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                arg, self._pending = self._pending, _NOTHING
+                if arg is _NOTHING:
+                    self._thread = None
+                    return
+            try:
+                self._job(arg)
+            except Exception:
+                logger.exception("poolviz %s failed", self._name)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is pending or being done; True when idle."""
+        until = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                thread = self._thread
+            if thread is None:
+                return True
+            thread.join(None if until is None else max(0.0, until - time.monotonic()))
+            if until is not None and time.monotonic() >= until:
+                with self._lock:
+                    return self._thread is None
