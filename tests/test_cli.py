@@ -97,6 +97,7 @@ def test_run_on_mariadb_holds_with_server_sleep(tmp_path: Path, mysql_url: str) 
     assert load_events(out / "events.csv").attrs["backend"] == "mysql"
 
 
+@pytest.mark.slow
 def test_run_open_loop_on_sqlite(tmp_path: Path) -> None:
     """--open-loop sends --requests Poisson arrivals at --rate to --workers threads."""
     out = tmp_path / "out"
@@ -109,6 +110,7 @@ def test_run_open_loop_on_sqlite(tmp_path: Path) -> None:
     assert summary["workload"]["hold"] == "exp:0.002"
 
 
+@pytest.mark.slow
 def test_report_redraws_a_saved_trace(tmp_path: Path) -> None:
     """report reads a saved trace and writes the same summary figures and three PNGs."""
     run_out = tmp_path / "run"
@@ -124,6 +126,7 @@ def test_report_redraws_a_saved_trace(tmp_path: Path) -> None:
     assert redrawn == original
 
 
+@pytest.mark.slow
 def test_report_writes_beside_the_trace_by_default_without_touching_the_run_summary(tmp_path: Path) -> None:
     """Without --out, report writes to a 'report' folder beside the trace and leaves the run's files alone."""
     run_out = tmp_path / "run"
@@ -135,6 +138,7 @@ def test_report_writes_beside_the_trace_by_default_without_touching_the_run_summ
     assert (run_out / "summary.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_sweep_on_sqlite_writes_a_table_a_plot_and_a_progress_bar(tmp_path: Path) -> None:
     """sweep runs one closed loop per size, writes sweep.csv and sweep.png and draws progress on stderr."""
     out = tmp_path / "out"
