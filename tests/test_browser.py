@@ -5,8 +5,11 @@ workspace dirs in a temp dir, so nothing from the user's own setup leaks in
 (the venv's own data dir, which holds the ipywidgets lab extension and the
 kernel spec, is still found: it comes before the user's in Jupyter's path).
 The test opens notebooks/02_live_pool_dashboard.ipynb, runs every cell from
-the Run menu, moves the pool-size slider through its readout box, presses
-Run and checks that the picture changes and the numbers show the new size.
+the Run menu, moves the pool-size slider through its readout box and presses
+Run. While the run is live it reads the view's ``data-`` attributes (frames
+painted, events held, batches received) twice a second apart, checks that
+the canvas is not blank from a screenshot's pixels, and at the end that the
+numbers show the new size.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "02_live_pool_dashboard.ipynb"
@@ -167,8 +170,32 @@ ALL_CELLS_RAN = """() => {
 }"""
 
 
-def test_slider_and_run_button_move_the_live_picture(lab: dict[str, Any], page: Any, tmp_path: Path) -> None:
-    """In JupyterLab: run all cells, set max_connections to 3, press Run; the image changes and the stats say 3."""
+LIVE = ".poolviz-dashboard .poolviz-live"
+
+
+def live_numbers(page: Any) -> dict[str, float]:
+    """The view's data- attributes (frames painted, events held, batches received, measured fps) as numbers."""
+    data = page.eval_on_selector(LIVE, "el => ({...el.dataset})")
+    return {k: float(v) for k, v in data.items() if k in ("frames", "events", "batches", "fps", "t", "lost")} | {
+        "running": data.get("running") == "true"
+    }
+
+
+def canvas_colours(png: bytes) -> tuple[float, int]:
+    """The share of non-white pixels in a screenshot and how many distinct colours it has."""
+    import io
+
+    import numpy as np
+    from matplotlib import image
+
+    pixels = (image.imread(io.BytesIO(png), format="png")[..., :3] * 255).astype(np.uint8)
+    flat = pixels.reshape(-1, 3)
+    painted = float((flat.min(axis=1) < 235).mean())
+    return painted, len(np.unique(flat, axis=0))
+
+
+def test_the_browser_paints_the_live_run_on_a_canvas(lab: dict[str, Any], page: Any, tmp_path: Path) -> None:
+    """In JupyterLab: run all cells, set max_connections to 3, press Run; the canvas paints frames while it runs."""
     page.goto(f"{lab['url']}/lab/tree/{lab['notebook']}?token={lab['token']}")
     # The status bar reads "Python 3 (ipykernel) | Idle" and the toolbar's indicator has data-status="idle".
     page.wait_for_function(KERNEL_IDLE, timeout=90_000)
@@ -178,6 +205,7 @@ def test_slider_and_run_button_move_the_live_picture(lab: dict[str, Any], page: 
     page.wait_for_function(ALL_CELLS_RAN, timeout=120_000)
     dashboard = page.locator(".poolviz-dashboard")
     dashboard.wait_for()
+    page.locator(LIVE).wait_for()
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
 
     readout = page.locator(".poolviz-max-connections .widget-readout")
@@ -190,20 +218,38 @@ def test_slider_and_run_button_move_the_live_picture(lab: dict[str, Any], page: 
         arg=NEW_SIZE,
     )
 
-    image = page.locator("img.poolviz-image")
-    before = image.get_attribute("src")
-    assert before
     page.locator("button.poolviz-run").click()
-    page.wait_for_function("src => document.querySelector('img.poolviz-image').src !== src", arg=before)
+    page.wait_for_function(
+        "sel => { const d = document.querySelector(sel)?.dataset; return d && d.running === 'true' && +d.events > 0; }",
+        arg=LIVE,
+        timeout=20_000,
+    )
+    first, began = live_numbers(page), time.monotonic()
+    page.wait_for_timeout(1000)
+    second, ended = live_numbers(page), time.monotonic()
+    fps = (second["frames"] - first["frames"]) / (ended - began)
+    print(f"\nlive view in Chromium: {fps:.1f} frames/s painted, data- attributes {second}")
+    assert second["running"], "the run ended before the second sample: make RUN_SECONDS longer"
+    assert second["events"] > first["events"] > 0
+    assert second["batches"] > first["batches"]
+    assert 5 <= fps <= 31  # drawing while live, and never above the 30 fps cap (plus rounding)
+    canvas_png = page.locator(f"{LIVE} canvas").screenshot()
+    painted, colours = canvas_colours(canvas_png)
+    assert painted > 0.02 and colours > 20, (painted, colours)
+
+    page.wait_for_function("() => /finished/.test(document.querySelector('.poolviz-status').innerText)")
     page.wait_for_function(
         "n => document.querySelector('.poolviz-stat-max_connections')?.innerText.trim() === String(n)",
         arg=NEW_SIZE,
     )
-    page.wait_for_function("() => /finished/.test(document.querySelector('.poolviz-status').innerText)")
     assert "Run finished" in page.locator(".poolviz-message").inner_text()
     assert int(page.locator(".poolviz-stat-requests").inner_text()) > 0
+    # After the run every event the kernel recorded is held by the browser.
+    final = live_numbers(page)
+    assert not final["running"] and final["events"] >= second["events"] and final["lost"] == 0
 
     dashboard.scroll_into_view_if_needed()
+    (tmp_path / "canvas.png").write_bytes(canvas_png)
     page.screenshot(path=str(tmp_path / "jupyterlab.png"))
     dashboard.screenshot(path=str(tmp_path / "dashboard.png"))
     if os.environ.get("POOLVIZ_UPDATE_SCREENSHOT") == "1":  # how docs/dashboard.png is made

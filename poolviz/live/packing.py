@@ -59,7 +59,7 @@ class EventPacker:
         new_threads: list[list[Any]] = []
         new_reasons: list[list[Any]] = []
         t_base = events[0].t if events else 0.0
-        cols = {name: array(code) for name, code, _about in COLUMNS}
+        cols: dict[str, array[Any]] = {name: array(code) for name, code, _about in COLUMNS}
         dt, kind, reason, thread, conn, value = (
             cols["dt"].append,
             cols["kind"].append,

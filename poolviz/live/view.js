@@ -196,7 +196,7 @@ function render({ model, el }) {
   let drawnVersion = -1, drawnEnd = NaN, mouse = null, frozenEnd = null, lastNumbers = 0;
   let geo = null;
 
-  const setPause = () => { pause.textContent = model.get("paused") ? "▶ resume" : "⏸ pause"; };
+  const setPause = () => { pause.textContent = model.get("paused") ? "resume" : "pause"; };
   pause.onclick = () => {
     frozenEnd = model.get("paused") ? null : currentEnd();
     model.set("paused", !model.get("paused"));
@@ -241,7 +241,7 @@ function render({ model, el }) {
     const x = (t) => left + ((t - t0) / (t1 - t0 || 1)) * (right - left);
     const lanes = Math.max(s.laneCount, 1);
     const timelineH = Math.round(H * 0.55);
-    const laneH = Math.min(22, (timelineH - 34) / (lanes + 1));
+    const laneH = Math.min(48, (timelineH - 34) / (lanes + 1));
     const top = 16;
     const waitY = top + lanes * laneH;
     geo = { t0, t1, tEnd, left, right, top, laneH, lanes, waitY, timelineH, x };
