@@ -60,6 +60,8 @@ class WorkloadResult:
     hold_method: str = CLIENT_SLEEP
     stopped: bool = False
     abandoned: int = 0
+    #: The prefix of the ``User`` rows this run inserted (``username LIKE 'prefix%'``), for a clean-up done later.
+    row_prefix: str = ""
 
     @property
     def requests(self) -> int:

@@ -233,4 +233,5 @@ def execute(
         hold_method=run.hold_method,
         stopped=stopped,
         abandoned=abandoned,
+        row_prefix=run.prefix,
     )
