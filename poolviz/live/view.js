@@ -225,7 +225,7 @@ function render({ model, el }) {
     return [Math.max(0, end - w), Math.max(end, w), end];
   }
 
-  function draw() {
+  function draw(settled) {
     const dpr = window.devicePixelRatio || 1;
     const W = Math.max(300, el.clientWidth || 900), H = model.get("height");
     if (canvas.width !== Math.round(W * dpr) || canvas.height !== Math.round(H * dpr)) {
@@ -358,7 +358,8 @@ function render({ model, el }) {
       ctx.fillStyle = "#000"; ctx.fillText(`t = ${tm.toFixed(3)} s`, Math.min(mouse.x + 4, right - 80), top - 4 + 12);
     }
     const now = performance.now();
-    if (now - lastNumbers > 250) {
+    // The strip is text: refreshed four times a second while live, and always on a settled picture.
+    if (settled || now - lastNumbers > 250) {
       lastNumbers = now;
       const last = hi > 0 ? hi - 1 : -1;
       const span = Math.max(1e-9, Math.min(t1, tEnd) - t0);
@@ -404,7 +405,7 @@ function render({ model, el }) {
       const end = currentEnd();
       trim(s, end - Math.max(30, 3 * model.get("window_s")));
     }
-    draw();
+    draw(!moving);
     drawnVersion = s.version;
     frames++; fpsCount++;
     if (now - fpsSince >= 1000) { fps = (fpsCount * 1000) / (now - fpsSince); fpsCount = 0; fpsSince = now; }
