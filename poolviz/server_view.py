@@ -7,6 +7,8 @@ holds on the run's database:
 
 * PostgreSQL: ``pg_stat_activity`` by ``state`` (``active``, ``idle``,
   ``idle in transaction``), client backends only, its own session left out;
+  the sessions pgbouncer opened (``application_name`` ``poolviz-pgbouncer``)
+  are counted apart, in ``pgbouncer``;
 * MariaDB/MySQL: the processlist of the run's user (``Command`` ``Sleep``
   counts as idle), plus the global ``Threads_connected``,
   ``Max_used_connections`` and ``Connection_errors_max_connections``.
@@ -41,12 +43,15 @@ SAMPLE_COLUMNS = (
     "threads_connected",
     "max_used_connections",
     "errors_max_connections",
+    "pgbouncer",
 )
+#: The ``application_name`` of the server connections pgbouncer opens (servers/pgbouncer/pgbouncer.ini).
+PGBOUNCER_APPLICATION = "poolviz-pgbouncer"
 DEFAULT_HZ = 5.0
 
 _PG_SQL = (
-    "SELECT state, count(*) FROM pg_stat_activity WHERE usename = %s AND datname = %s "
-    "AND backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY state"
+    "SELECT state, application_name = %s, count(*) FROM pg_stat_activity WHERE usename = %s AND datname = %s "
+    "AND backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1, 2"
 )
 _MYSQL_LIST = (
     "SELECT COMMAND, count(*) FROM information_schema.PROCESSLIST WHERE USER = %s AND DB <=> %s "
@@ -150,7 +155,12 @@ class ServerSampler:
             row: dict[str, Any] = dict.fromkeys(SAMPLE_COLUMNS, "")
             row["t"] = time.perf_counter() - self.t0
             if self.backend == "postgresql":
-                states = dict(self._db.execute_sql(_PG_SQL, (self.user, self.database)).fetchall())
+                rows = self._db.execute_sql(_PG_SQL, (PGBOUNCER_APPLICATION, self.user, self.database)).fetchall()
+                row["pgbouncer"] = int(sum(n for _state, bouncer, n in rows if bouncer))
+                states: dict[str, int] = {}
+                for state, bouncer, n in rows:
+                    if not bouncer:
+                        states[state] = states.get(state, 0) + int(n)
                 row["active"] = int(states.get("active", 0))
                 row["idle"] = int(states.get("idle", 0))
                 row["idle_in_transaction"] = int(states.get("idle in transaction", 0))

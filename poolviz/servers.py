@@ -19,6 +19,8 @@ from .credentials import mask_url
 DEFAULT_MYSQL_URL = "mysql+pool://root@127.0.0.1:3306/test"
 DEFAULT_PG_URL = "postgresql+pool://postgres@127.0.0.1:5432/test"
 DEFAULT_PORTS = {"mysql": 3306, "mariadb": 3306, "postgres": 5432, "postgresql": 5432}
+#: pgbouncer (servers/pgbouncer/start.sh) in front of the local PostgreSQL: see poolviz.pgbouncer.
+DEFAULT_PGBOUNCER_URL = "postgresql+pool://postgres@127.0.0.1:6432/test"
 
 
 def mysql_url() -> str:
@@ -29,6 +31,11 @@ def mysql_url() -> str:
 def postgres_url() -> str:
     """The PostgreSQL server's URL (``POOLVIZ_PG_URL`` or the local default)."""
     return os.environ.get("POOLVIZ_PG_URL") or DEFAULT_PG_URL
+
+
+def pgbouncer_url() -> str:
+    """pgbouncer's URL (``POOLVIZ_PGBOUNCER_URL`` or the local default, port 6432)."""
+    return os.environ.get("POOLVIZ_PGBOUNCER_URL") or DEFAULT_PGBOUNCER_URL
 
 
 def servers_required() -> bool:

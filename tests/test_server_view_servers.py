@@ -1,0 +1,128 @@
+"""The server's own view, per-user limits and pgbouncer, pinned on the real servers (notebook 11's claims)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg2
+import pytest
+
+from poolviz import pgbouncer, roles, servers
+from poolviz.server_view import ServerSampler, server_count
+from poolviz.workload.processes import run_processes, start_processes
+
+ADMIN = {"mysql": "mysql_url", "postgresql": "pg_url"}
+
+
+@pytest.fixture(params=["mysql", "postgresql"])
+def admin_url(request: pytest.FixtureRequest) -> str:
+    """The admin URL of each server in turn."""
+    return str(request.getfixturevalue(ADMIN[request.param]))
+
+
+@pytest.fixture(scope="session")
+def bouncer_url(pg_url: str) -> str:
+    """pgbouncer's URL, or skip (fail when servers are required) with how to start it."""
+    try:
+        return pgbouncer.check()
+    except ConnectionError as exc:
+        if servers.servers_required():
+            pytest.fail(f"{exc} (POOLVIZ_REQUIRE_SERVERS or CI is set: pgbouncer is required)")
+        pytest.skip(str(exc))
+
+
+@pytest.mark.timeout(90)
+def test_server_count_equals_the_sum_of_the_pools_once_they_settle(admin_url: str) -> None:
+    """After a 2-process run, the server's sessions for the run's role equal the pools' open connections."""
+    url = roles.ensure_role(admin_url, roles.APP_ROLE)
+    with ServerSampler(admin_url, user=roles.APP_ROLE, hz=10) as sampler:
+        run = start_processes(url, 2, 3, 3, 0.02, max_connections=3)
+        result = run.wait(60, close=False)
+        time.sleep(0.3)
+        last = result.events.iloc[-1]
+        assert server_count(admin_url, user=roles.APP_ROLE) == last.in_use + last.idle > 0
+        run.close()
+    time.sleep(0.3)
+    assert server_count(admin_url, user=roles.APP_ROLE) == 0
+    assert max(s["user_connections"] for s in sampler.samples) == last.in_use + last.idle
+    assert sampler.errors == 0
+
+
+LIMIT_CODES = {"mysql": "1226", "postgresql": "53300"}
+
+
+@pytest.mark.timeout(90)
+def test_breaking_the_sizing_rule_hits_the_per_user_limit_and_respecting_it_does_not(admin_url: str) -> None:
+    """2 processes x pool 3 on a role limited to 4 sessions: error events with the server's code; 2 x 2: none."""
+    url = roles.ensure_role(admin_url, roles.LIMITED_ROLE, connection_limit=4)
+    broken = run_processes(url, 2, 3, 1, 0.3, max_connections=3, timeout=5, wait_timeout=60)
+    errors = broken.events[broken.events["kind"] == "error"]
+    assert len(errors) > 0 and broken.requests_failed > 0
+    codes = {roles.limit_error(m).code for m in errors["message"]}  # type: ignore[union-attr]
+    assert codes == {LIMIT_CODES["mysql" if admin_url.startswith("mysql") else "postgresql"]}
+    assert "poolviz_limited:" not in " ".join(errors["message"])
+    fits = run_processes(url, 2, 3, 1, 0.3, max_connections=2, timeout=5, wait_timeout=60)
+    assert (fits.events["kind"] == "error").sum() == 0 and fits.requests_failed == 0
+
+
+@pytest.mark.timeout(90)
+def test_pgbouncer_bounds_the_server_connections_the_clients_open(pg_url: str, bouncer_url: str) -> None:
+    """3 processes x pool 5 through pgbouncer open 15 client connections but at most 10 on the server."""
+    direct = roles.ensure_role(pg_url, roles.APP_ROLE)
+    through = roles.role_url(bouncer_url, roles.APP_ROLE)
+    with ServerSampler(pg_url, user=roles.APP_ROLE, hz=10) as sampler:
+        run = start_processes(through, 3, 5, 2, 0.2, max_connections=5, timeout=20)
+        result = run.wait(60, close=False)
+        run.close()
+    opened = int((result.events["kind"] == "connect").sum())
+    peak = max(s["pgbouncer"] for s in sampler.samples)
+    assert result.requests_failed == 0 and opened == 15
+    assert 0 < peak <= 10 and max(s["user_connections"] for s in sampler.samples) == 0
+    with ServerSampler(pg_url, user=roles.APP_ROLE, hz=10) as sampler:
+        result = run_processes(direct, 3, 5, 2, 0.2, max_connections=5, timeout=20, wait_timeout=60)
+    assert max(s["user_connections"] for s in sampler.samples) == 15
+
+
+def _plain(url: str) -> Any:
+    conn = psycopg2.connect(url.replace("postgresql+pool://", "postgresql://"))
+    conn.autocommit = True
+    return conn
+
+
+@pytest.mark.timeout(60)
+def test_session_state_leaks_between_clients_in_transaction_pooling(pg_url: str, bouncer_url: str) -> None:
+    """Through pgbouncer (one server connection), a SET and a PREPARE by one client are seen by another; direct, not."""
+    one = pgbouncer.with_database(bouncer_url, pgbouncer.ONE_CONNECTION_DB)
+    a, b = _plain(one), _plain(one)
+    try:
+        with a.cursor() as cur:
+            cur.execute("SET statement_timeout = '1234ms'")
+            cur.execute("DEALLOCATE ALL")
+            cur.execute("PREPARE poolviz_q AS SELECT 42")
+        with b.cursor() as cur:
+            cur.execute("SHOW statement_timeout")
+            assert cur.fetchone()[0] == "1234ms"
+            cur.execute("EXECUTE poolviz_q")
+            assert cur.fetchone()[0] == 42
+            cur.execute("RESET ALL")
+            cur.execute("DEALLOCATE ALL")
+    finally:
+        a.close()
+        b.close()
+    a, b = _plain(pg_url), _plain(pg_url)
+    try:
+        with a.cursor() as cur:
+            cur.execute("SET statement_timeout = '1234ms'")
+        with b.cursor() as cur:
+            cur.execute("SHOW statement_timeout")
+            assert cur.fetchone()[0] == "0"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_unreachable_pgbouncer_is_named_with_how_to_start_it() -> None:
+    """pgbouncer.check on a closed port names the URL and the start script."""
+    with pytest.raises(ConnectionError, match=r"pgbouncer at 'postgresql\+pool://postgres@127.0.0.1:1/test'.*start.sh"):
+        pgbouncer.check("postgresql+pool://postgres@127.0.0.1:1/test")
