@@ -188,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--rate", type=_positive, help="arrivals per second for --open-loop")
     run.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=None,
+        help="run the workload in this many worker processes, each with its own pool of --max-connections "
+        "(like gunicorn workers); their events are merged into one trace with a process column, and on "
+        "MariaDB/PostgreSQL the server's own connection counts go to server.csv",
+    )
+    run.add_argument(
         "--duration",
         type=_positive,
         help="with --open-loop, stop arriving after this many seconds (or after --requests arrivals)",
@@ -407,6 +415,12 @@ def _run(args: argparse.Namespace) -> int:
 
         with _stop_on_interrupt(stop):
             result = run_for_cli(url, args, hold, think, stop, progress, UsageError)
+    elif args.processes:
+        from .workload.processes import run_for_cli
+
+        _prepare_schema(url)
+        with _stop_on_interrupt(stop):
+            result = run_for_cli(url, args, hold, think, stop, out)
     else:
         result = _run_threads(args, url, hold, think, stop, progress)
     frame = result.events

@@ -105,3 +105,34 @@ def test_bad_input_names_the_value(url: str, kwargs: dict, message: str) -> None
     args = {"url": url, "workers": 1, "requests": 1, "hold": 0, **kwargs}
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("*", r"\*")):
         start_processes(**args)
+
+
+@pytest.mark.timeout(60)
+def test_cli_run_with_processes_writes_one_merged_trace(tmp_path: Path) -> None:
+    """python -m poolviz run --processes 2 writes one trace whose threads name their process."""
+    from poolviz.cli import main
+    from poolviz.traces import load_events
+
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "run",
+                "--processes",
+                "2",
+                "--workers",
+                "2",
+                "--requests",
+                "3",
+                "--hold-ms",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    frame = load_events(out / "events.csv")
+    assert {t.split(":")[0] for t in frame["thread"]} == {"p0", "p1"}
+    assert (frame["kind"] == "checkout").sum() == 12

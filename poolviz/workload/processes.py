@@ -534,3 +534,28 @@ def run_processes(*args: Any, wait_timeout: float | None = None, **kwargs: Any) 
 def run_open_processes(*args: Any, wait_timeout: float | None = None, **kwargs: Any) -> ProcessResult:
     """:func:`start_open_processes`, then wait (at most ``wait_timeout`` seconds) for the result."""
     return start_open_processes(*args, **kwargs).wait(wait_timeout)
+
+
+def run_for_cli(url: str, args: Any, hold: Any, think: Any, stop: threading.Event, out: Any) -> ProcessResult:
+    """``poolviz run --processes N``: the run, with the server's view written to ``out/server.csv`` on a server."""
+    from ..server_view import ServerSampler
+
+    common = {"max_connections": args.max_connections, "timeout": args.timeout, "stale_timeout": args.stale_timeout}
+    if args.open_loop:
+        requests = None if args.duration is not None else args.requests
+        run = start_open_processes(
+            url, args.processes, args.rate, args.duration, requests, args.workers, hold, seed=args.seed, **common
+        )
+    else:
+        run = start_processes(url, args.processes, args.workers, args.requests, hold, think, seed=args.seed, **common)
+    sampler = None if url.startswith("sqlite") else ServerSampler(url, clock=run.log).start()
+    try:
+        while run.running:
+            if stop.wait(0.1):
+                run.stop()
+                break
+        return run.wait()
+    finally:
+        if sampler is not None:
+            sampler.stop()
+            sampler.save(out / "server.csv")
