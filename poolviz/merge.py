@@ -60,7 +60,7 @@ class MergedEventLog(EventLog):
     def __init__(self, processes: Iterable[int], capacity: int = DEFAULT_CAPACITY) -> None:
         super().__init__(capacity)
         self._extra: deque[tuple[int, int, int, int, int, int]] = deque(maxlen=capacity)
-        self._pending: dict[int, deque[tuple[float, int, tuple[Any, ...]]]] = {}
+        self._inbox: dict[int, deque[tuple[float, int, tuple[Any, ...]]]] = {}
         self._watermark: dict[int, float] = {}
         self._counts: dict[int, tuple[int, int, int]] = {}
         self._serials: dict[tuple[int, int], int] = {}
@@ -70,7 +70,7 @@ class MergedEventLog(EventLog):
             self._open(process)
 
     def _open(self, process: int) -> None:
-        self._pending[process] = deque()
+        self._inbox[process] = deque()
         self._watermark[process] = -math.inf
         self._counts[process] = (0, 0, 0)
         self.received[process] = 0
@@ -78,7 +78,7 @@ class MergedEventLog(EventLog):
     @property
     def processes(self) -> tuple[int, ...]:
         """The processes this log merges."""
-        return tuple(self._pending)
+        return tuple(self._inbox)
 
     def add(self, process: int, t0: float, events: Sequence[tuple[Any, ...]], watermark: float | None) -> int:
         """Take one batch from ``process`` and record whatever is now safe to; returns how many were recorded.
@@ -88,9 +88,9 @@ class MergedEventLog(EventLog):
         process will send no more events (None: unchanged).
         """
         with self.lock:
-            if process not in self._pending:
+            if process not in self._inbox:
                 self._open(process)
-            queue = self._pending[process]
+            queue = self._inbox[process]
             last = queue[-1][0] if queue else -math.inf
             for raw in events:
                 # Keep each process's own order: its clock readings may be a hair out of seq order.
@@ -104,7 +104,7 @@ class MergedEventLog(EventLog):
     def end(self, process: int) -> int:
         """``process`` will send nothing more (it finished or died): record what it sent."""
         with self.lock:
-            if process not in self._pending:
+            if process not in self._inbox:
                 self._open(process)
             self._watermark[process] = math.inf
             return self._release()
@@ -112,7 +112,7 @@ class MergedEventLog(EventLog):
     def _release(self) -> int:
         limit = min(self._watermark.values(), default=math.inf)
         ready = []
-        for process, queue in self._pending.items():
+        for process, queue in self._inbox.items():
             taken = []
             while queue and queue[0][0] <= limit:
                 t, pseq, raw = queue.popleft()

@@ -136,3 +136,15 @@ def test_cli_run_with_processes_writes_one_merged_trace(tmp_path: Path) -> None:
     frame = load_events(out / "events.csv")
     assert {t.split(":")[0] for t in frame["thread"]} == {"p0", "p1"}
     assert (frame["kind"] == "checkout").sum() == 12
+
+
+def test_a_merged_log_delivers_to_listeners() -> None:
+    """Listeners of a MergedEventLog get each merged event, like those of a pool's own log."""
+    log = MergedEventLog([0])
+    seen: list = []
+    log.subscribe(seen.append)
+    with log.lock:
+        log.add(0, log.t0, [raw(0, 0.1, "connect", 1, 0, 0)], None)
+        log.end(0)
+    log.flush()
+    assert [(e.kind, e.thread) for e in seen] == [("connect", "p0:worker-0")]

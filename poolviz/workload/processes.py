@@ -185,7 +185,7 @@ class ProcessRun:
 
     def __init__(self, plans: list[WorkerPlan], start_method: str, mode: str, settings: dict[str, Any]) -> None:
         self._plans = plans
-        self._context = multiprocessing.get_context(start_method)
+        self._context: Any = multiprocessing.get_context(start_method)
         self.mode = mode
         self.settings = settings
         self.log = MergedEventLog(range(len(plans)))
