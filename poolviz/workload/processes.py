@@ -16,8 +16,8 @@ shipper wait rather than drop events (the pool's threads never wait on it).
 Processes start with ``spawn`` by default: it is safe on Linux and macOS
 (``fork`` copies a process that may hold locks and open connections).
 ``start_method="fork"`` is allowed on purpose, and
-:func:`poolviz.workload.forking.shared_after_fork` shows what goes wrong when
-a pool opened before ``fork()`` is used by the children.
+each worker still opens its own pool after the fork (a pool opened before
+``fork()`` and used by the children would share its connections with them).
 """
 
 from __future__ import annotations
