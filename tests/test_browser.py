@@ -127,7 +127,7 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 if time.monotonic() > deadline:
                     pytest.fail(f"JupyterLab did not answer in 90 s:\n{log_path.read_text()[-3000:]}")
                 time.sleep(0.3)
-        yield {"url": url, "token": token, "log": log_path, "notebook": NOTEBOOK.name}
+        yield {"url": url, "token": token, "log": log_path, "notebook": NOTEBOOK.name, "root": dirs["root"]}
     finally:
         # The whole process group: the server and the kernel it started.
         for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
@@ -255,3 +255,53 @@ def test_the_browser_paints_the_live_run_on_a_canvas(lab: dict[str, Any], page: 
     if os.environ.get("POOLVIZ_UPDATE_SCREENSHOT") == "1":  # how docs/dashboard.png is made
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copy(tmp_path / "dashboard.png", SCREENSHOT)
+
+
+REPLAY_AND_COMPARE = [
+    "import tempfile\n"
+    "import poolviz\n"
+    "from poolviz.widgets import Compare, Replay\n"
+    "from poolviz.workload import run_closed_loop\n"
+    "db = poolviz.connect(f'sqlite+pool:///{tempfile.mkdtemp()}/r.db', max_connections=2)\n"
+    "run_closed_loop(db, workers=3, requests=20, hold=0.003)\n"
+    "db.close_all()\n"
+    "held = len(db.events)",
+    "replay = Replay(db.events)\nreplay",
+    "compare = Compare(configs=[{'max_connections': 1}, {'max_connections': 3}], workers=3, requests=10, hold_ms=3)\n"
+    "compare.run(wait=True)\n"
+    "compare",
+    "middle = (replay.t_start + replay.t_end) / 2\nreplay.seek(middle)\nprint(f'held={held} middle={middle:.6f}')",
+]
+
+
+def test_replay_and_compare_draw_in_the_browser(lab: dict[str, Any], page: Any) -> None:
+    """A Replay and a finished Compare, shown after their events were sent, paint them all; seeking moves the view."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(code) for code in REPLAY_AND_COMPARE],
+        # Named kernel, so JupyterLab starts it without asking.
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
+    )
+    nbformat.write(notebook, lab["root"] / "replay_compare.ipynb")
+    page.goto(f"{lab['url']}/lab/tree/replay_compare.ipynb?token={lab['token']}")
+    page.wait_for_function(KERNEL_IDLE, timeout=90_000)
+    page.click('.lm-MenuBar-itemLabel:text-is("Run")')
+    page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+    page.wait_for_function(ALL_CELLS_RAN, timeout=120_000)
+    stdout = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']")
+    printed = dict(part.split("=") for part in stdout.inner_text().split())
+    held, middle = int(printed["held"]), float(printed["middle"])
+    replay = ".poolviz-replay .poolviz-live"
+    page.wait_for_function("([sel, n]) => +document.querySelector(sel)?.dataset.events === n", arg=[replay, held])
+    page.wait_for_function(
+        "sel => [...document.querySelectorAll(sel)].length === 2 && "
+        "[...document.querySelectorAll(sel)].every(el => +el.dataset.events > 0 && +el.dataset.frames > 0)",
+        arg=".poolviz-compare .poolviz-live",
+    )
+    # The last cell moved the cursor to the middle of the trace: the view draws up to the synced cursor_t.
+    page.wait_for_function(
+        "([sel, t]) => Math.abs(+document.querySelector(sel).dataset.t - t) < 1e-3", arg=[replay, middle]
+    )
+    painted, colours = canvas_colours(page.locator(f"{replay} canvas").screenshot())
+    assert painted > 0.02 and colours > 10, (painted, colours)
