@@ -274,7 +274,7 @@ REPLAY_AND_COMPARE = [
 ]
 
 
-def test_replay_and_compare_draw_in_the_browser(lab: dict[str, Any], page: Any) -> None:
+def test_replay_and_compare_draw_in_the_browser(lab: dict[str, Any], page: Any, tmp_path: Path) -> None:
     """A Replay and a finished Compare, shown after their events were sent, paint them all; seeking moves the view."""
     import nbformat
 
@@ -305,3 +305,5 @@ def test_replay_and_compare_draw_in_the_browser(lab: dict[str, Any], page: Any) 
     )
     painted, colours = canvas_colours(page.locator(f"{replay} canvas").screenshot())
     assert painted > 0.02 and colours > 10, (painted, colours)
+    page.locator(".poolviz-replay").screenshot(path=str(tmp_path / "replay.png"))
+    page.locator(".poolviz-compare").screenshot(path=str(tmp_path / "compare.png"))

@@ -178,7 +178,7 @@ function render({ model, el }) {
   pause.style.cssText = "font:12px sans-serif;padding:1px 8px";
   const numbers = document.createElement("span");
   numbers.className = "poolviz-live-numbers";
-  numbers.style.cssText = "font:12px monospace;white-space:pre";
+  numbers.style.cssText = "font:12px monospace;white-space:pre-wrap";
   bar.append(pause, numbers);
   const wrap = document.createElement("div");
   wrap.style.cssText = "position:relative";
@@ -363,9 +363,22 @@ function render({ model, el }) {
       lastNumbers = now;
       const last = hi > 0 ? hi - 1 : -1;
       const span = Math.max(1e-9, Math.min(t1, tEnd) - t0);
+      // Totals up to the cursor in a replay; a live view trims old events, so it keeps running totals.
+      let totals = s.totals;
+      const cursor = model.get("cursor_t");
+      if (cursor !== null && cursor !== undefined) {
+        totals = { timeouts: 0, opened: 0, closed: 0, leaks: 0 };
+        for (let i = 0; i < hi; i++) {
+          const k = c.kind[i];
+          if (k === K.timeout) totals.timeouts++;
+          else if (k === K.connect) totals.opened++;
+          else if (k === K.close) totals.closed++;
+          else if (k === K.leak) totals.leaks++;
+        }
+      }
       numbers.textContent = (last >= 0 ? `in use ${c.in_use[last]}  idle ${c.idle[last]}  waiting ${c.waiting[last]}` : "in use 0  idle 0  waiting 0") +
         `  │ ${(checkouts / span).toFixed(1)} checkouts/s  wait p50 ${ms(quantile(waits, 0.5))} p95 ${ms(quantile(waits, 0.95))} p99 ${ms(quantile(waits, 0.99))}` +
-        `  │ timeouts ${s.totals.timeouts}  opened ${s.totals.opened}  closed ${s.totals.closed}  leaks ${s.totals.leaks}  dropped ${s.dropped + s.lost}` +
+        `  │ timeouts ${totals.timeouts}  opened ${totals.opened}  closed ${totals.closed}  leaks ${totals.leaks}  dropped ${s.dropped + s.lost}` +
         `  │ ${fps.toFixed(0)} fps`;
     }
     drawnEnd = tEnd;
