@@ -13,7 +13,8 @@ several rounds in that one kernel process so drift hits them alike:
   whole matplotlib dashboard in the kernel five times a second and pushes the
   PNG (through :mod:`poolviz.plots`, as the old widget did).
 
-For each it prints the median throughput ratio against ``headless`` in the
+It first prints the CPU cost of ``since()`` + packing per event. For each
+mode it prints the median throughput ratio against ``headless`` in the
 same round (aim: >= 0.95 for the live view), the batches a second and bytes
 per event sent, the shipper's CPU time per second of run, and the kernel
 process's CPU time per request (other load on the machine moves throughput far
@@ -98,7 +99,27 @@ def run_in_kernel(client, code: str, timeout: float = 120.0) -> str:
             return out
 
 
+def packing_cost(n: int = 100_000) -> None:
+    """CPU per event of since() + pack() for a batch of ``n`` events, in this process."""
+    import time
+
+    from poolviz.events import EventLog
+    from poolviz.live.packing import EventPacker
+
+    log = EventLog()
+    with log.lock:
+        for i in range(n):
+            log.record("checkout" if i % 2 else "checkin", i % 8 + 1, f"worker-{i % 16}", 4, 0, 2, wait_s=0.001)
+    packer = EventPacker()
+    began = time.process_time()
+    _header, buffers = packer.pack(log.since(0))
+    spent = time.process_time() - began
+    size = sum(len(b) for b in buffers)
+    print(f"since() + pack() of {n} events: {1e6 * spent / n:.2f} µs CPU and {size / n:.0f} bytes per event")
+
+
 def main(rounds: int = 3) -> None:
+    packing_cost()
     print(f"workload: {WORKLOAD}, {rounds} interleaved rounds in one kernel")
     manager, client = start_new_kernel(kernel_name="python3", startup_timeout=60)
     try:
