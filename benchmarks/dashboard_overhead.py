@@ -10,8 +10,8 @@ several rounds in that one kernel process so drift hits them alike:
 * ``live view``: the shipper sends new events as packed binary batches ten
   times a second (what a browser watching the run gets);
 * ``png 5 fps``: for contrast, what poolviz did before: a thread redraws the
-  whole matplotlib dashboard in the kernel five times a second and pushes the
-  PNG (through :mod:`poolviz.plots`, as the old widget did).
+  whole matplotlib dashboard to PNG bytes in the kernel five times a second
+  (through :mod:`poolviz.plots`, as the old widget did; the PNG is not sent).
 
 It first prints the CPU cost of ``since()`` + packing per event. For each
 mode it prints the median throughput ratio against ``headless`` in the
