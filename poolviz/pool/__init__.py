@@ -1,9 +1,11 @@
 """Instrumented peewee pools: the same pools, with an event for every transition.
 
-``hooks`` (the mixin over peewee's hooks), ``tracker`` (per-connection state
-and the one rule for a close's reason), ``delivery`` (listeners called only
-outside the locks), ``leaks`` (the leak watchdog), ``resize`` (changing a live
-pool's limit) and ``classes`` (the public pools and :func:`instrument`).
+``instrumented`` (the mixin and its set-up), ``hooks`` (peewee's hooks,
+overridden to record), ``operations`` (the public close, resize and leak
+methods around them), ``tracker`` (per-connection state and the one rule for
+a close's reason), ``delivery`` (listeners called only outside the locks),
+``leaks`` (the leak watchdog), ``resize`` (changing a live pool's limit) and
+``classes`` (the public pools and :func:`instrument`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .classes import (
     instrument,
     is_instrumented,
 )
-from .hooks import Instrumented, instrumented_class
+from .instrumented import Instrumented, instrumented_class
 from .leaks import Leak
 
 __all__ = [

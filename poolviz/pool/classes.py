@@ -10,7 +10,7 @@ from playhouse.pool import PooledDatabase, PooledMySQLDatabase, PooledPostgresql
 
 from .. import checks
 from ..events import DEFAULT_CAPACITY
-from .hooks import Instrumented, instrumented_class
+from .instrumented import Instrumented, instrumented_class
 
 
 class InstrumentedPooledSqliteDatabase(Instrumented, PooledSqliteDatabase):

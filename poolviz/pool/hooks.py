@@ -1,37 +1,33 @@
-"""The hook-only mixin: peewee's pool does the work, and every transition it makes is recorded.
+"""peewee's pool hooks, overridden: peewee does the work, and every transition it makes is recorded.
 
-``Instrumented`` overrides only peewee's own hooks (``_connect``, ``_close``,
-``_close_raw``, ``_is_stale``) and the public methods around them, calls
-peewee's code for the real work and records what it did. No pool decision is
-made here, so reuse order, exceptions, stale handling and rollback on
-check-in stay peewee's.
+``PoolHooks`` overrides only peewee's own hooks (``connect``, ``_connect``,
+``_close``, ``_close_raw``, ``_is_stale``), calls peewee's code for the real
+work and records what it did. No pool decision is made here, so reuse order,
+exceptions, stale handling and rollback on check-in stay peewee's.
 
-The counts on each event (``in_use``, ``idle``, ``waiting``) are kept by the
-mixin itself, changed exactly when an event is recorded, so they always agree
-with the event stream; when the pool is quiet they equal peewee's own
-``len(_in_use)`` and ``len(_connections)``.
+The counts on each event (``in_use``, ``idle``, ``waiting``) are kept here,
+changed exactly when an event is recorded, so they always agree with the event
+stream; when the pool is quiet they equal peewee's own ``len(_in_use)`` and
+``len(_connections)``.
 
 Events are recorded under the pool lock and delivered to listeners after it
-is released (see ``delivery``). Attributes the mixin adds to peewee's object
-start with ``_pv_`` so they never collide with peewee's own.
+is released (see ``delivery``). Attributes added to peewee's object start
+with ``_pv_`` so they never collide with peewee's own.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
 import threading
 from threading import get_ident
 from time import perf_counter
-from typing import Any, ClassVar
+from typing import Any
 
-from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
+from playhouse.pool import MaxConnectionsExceeded
 
-from .. import checks
 from ..credentials import mask_text, secrets_of
-from ..events import DEFAULT_CAPACITY, NO_CONN, EventLog
+from ..events import NO_CONN, EventLog
 from . import leaks, resize
-from .delivery import deliver, wrap_database_lock
+from .delivery import deliver
 from .tracker import CloseContext, Tracked
 
 _current_thread = threading.current_thread
@@ -43,42 +39,26 @@ class _ThreadName(threading.local):
     name: str | None = None
 
 
-def _next_impl(cls: type, name: str) -> Any:
-    """The implementation of ``name`` that the mixin overrides in ``cls`` (what ``super()`` finds).
+class PoolHooks:
+    """The overrides of peewee's pool hooks; :class:`~poolviz.pool.instrumented.Instrumented` sets up their state."""
 
-    Looked up once per class so the hot path calls it without building a
-    ``super()`` object. For peewee's own ``@locked`` methods it is the body
-    without the lock: the mixin already holds the pool lock around those
-    calls, so taking the reentrant lock a second time would only cost time.
-    """
-    mro = cls.__mro__
-    for klass in mro[mro.index(Instrumented) + 1 :]:
-        if name in klass.__dict__:
-            impl = klass.__dict__[name]
-            if klass is PooledDatabase and name in ("_connect", "_close"):
-                impl = getattr(impl, "__wrapped__", None) or impl
-            return impl
-    raise AttributeError(name)
-
-
-class Instrumented:
-    """Hook-only mixin that records an event for every transition of a peewee pool.
-
-    Put it first among the bases of a ``PooledDatabase`` subclass, as the
-    public classes do, or let :func:`poolviz.instrument` do it for an
-    existing pool.
-    """
-
-    # poolviz's own classes refuse settings that mislead (see checks.pool_args);
-    # pools passed through instrument() keep whatever peewee accepted.
-    _pv_validates = False
-    # Driver keyword arguments whose default differs from peewee's (see each class).
-    _pv_driver_defaults: ClassVar[dict[str, Any]] = {}
     _pv_next_open: Any
     _pv_next_connect: Any
     _pv_next_close: Any
     _pv_next_is_stale: Any
-
+    _pv_name: _ThreadName
+    _pv_close: CloseContext
+    _pv_record: Any
+    _pv_listening: bool
+    _pv_conns: dict[int, Tracked]
+    _pv_serial: Any
+    _pv_in_use: int
+    _pv_idle: int
+    _pv_waiting: int
+    _pv_waiters: dict[int, float]
+    _pv_checking_in: int | None
+    _pv_over_limit: bool
+    _pv_watchdog: leaks.LeakWatchdog | None
     events: EventLog
     leak_threshold: float | None
     _pool_lock: threading.RLock
@@ -90,102 +70,6 @@ class Instrumented:
     _stale_timeout: float | None
     _wait_timeout: float | None
     connect_params: dict[str, Any]
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # Stored as staticmethods and called as impl(self, ...).
-        cls._pv_next_open = staticmethod(_next_impl(cls, "connect"))
-        cls._pv_next_connect = staticmethod(_next_impl(cls, "_connect"))
-        cls._pv_next_close = staticmethod(_next_impl(cls, "_close"))
-        cls._pv_next_is_stale = staticmethod(_next_impl(cls, "_is_stale"))
-
-    def __init__(
-        self,
-        database: Any,
-        max_connections: int | None = 20,
-        stale_timeout: float | None = None,
-        timeout: float | None = None,
-        *,
-        event_capacity: int = DEFAULT_CAPACITY,
-        leak_threshold: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        max_connections, stale_timeout, timeout = checks.pool_args(max_connections, stale_timeout, timeout)
-        leak_threshold = checks.leak_threshold(leak_threshold)
-        event_capacity = checks.count("event_capacity", event_capacity)
-        kwargs = {**self._pv_driver_defaults, **kwargs}
-        super().__init__(  # type: ignore[call-arg]
-            database,
-            max_connections=max_connections,
-            stale_timeout=stale_timeout,
-            timeout=timeout,
-            **kwargs,
-        )
-        self._pv_setup(event_capacity, leak_threshold)
-
-    def init(
-        self,
-        database: Any,
-        max_connections: int | None = None,
-        stale_timeout: float | None = None,
-        timeout: float | None = None,
-        **connect_kwargs: Any,
-    ) -> None:
-        if self._pv_validates:
-            max_connections, stale_timeout, timeout = checks.pool_args(max_connections, stale_timeout, timeout)
-        super().init(  # type: ignore[misc]
-            database,
-            max_connections=max_connections,
-            stale_timeout=stale_timeout,
-            timeout=timeout,
-            **connect_kwargs,
-        )
-        if hasattr(self, "events"):
-            self._pv_describe()
-
-    def _pv_setup(self, event_capacity: int, leak_threshold: float | None) -> None:
-        self.events = EventLog(event_capacity, lock=self._pool_lock)
-        self.events.on_listening = self._pv_on_listening
-        self._pv_record = self.events.record_at
-        self._pv_listening = False
-        self.leak_threshold = leak_threshold
-        self._pv_watchdog: leaks.LeakWatchdog | None = None
-        self._pv_name = _ThreadName()
-        self._pv_close = CloseContext()
-        self._pv_conns: dict[int, Tracked] = {}
-        self._pv_serial = itertools.count(1)
-        self._pv_in_use = 0
-        self._pv_idle = 0
-        self._pv_waiting = 0
-        # Callers now waiting for a free slot: thread ident -> when they began.
-        self._pv_waiters: dict[int, float] = {}
-        # id() of the connection being checked in (see CloseContext.reason).
-        self._pv_checking_in: int | None = None
-        # Set by resize() while connections in use are over a lowered limit.
-        self._pv_over_limit = False
-        self._pv_describe()
-
-    def _pv_describe(self) -> None:
-        from .classes import backend_of
-
-        self.events.meta.update(
-            pool=type(self).__name__,
-            backend=backend_of(self),
-            max_connections=self._max_connections,
-            stale_timeout=self._stale_timeout,
-            timeout=self._wait_timeout,
-        )
-
-    def _pv_on_listening(self, listening: bool) -> None:
-        # Called by the event log, under the pool lock, when its first listener
-        # arrives or its last one leaves.
-        self._pv_listening = listening
-        wrap_database_lock(self, listening)
-
-    @property
-    def max_connections(self) -> int | None:
-        """The pool's limit (``None`` or 0: unlimited, as peewee reads it)."""
-        return self._max_connections
 
     def _pv_thread_name(self) -> str:
         local = self._pv_name
@@ -388,51 +272,6 @@ class Instrumented:
             self._pv_close.stale = True
         return stale
 
-    def resize(self, max_connections: int | None) -> int:
-        """Change ``max_connections`` of a pool in use; returns how many in use are over the new limit.
-
-        peewee has no resize: its limit only stops new connections being
-        opened, and it keeps handing out idle ones whatever their number. So
-        growing wakes waiting callers at once, and shrinking closes idle
-        connections over the new limit now and each one over it as it is
-        checked in (``close`` events with reason ``idle``), until the pool
-        fits. ``None`` removes the limit.
-        """
-        limit = checks.count("max_connections", max_connections, none_means="no limit")
-        over = resize.set_limit(self, limit)
-        deliver(self)
-        return over
-
-    def leaks(self) -> list[leaks.Leak]:
-        """Connections now held longer than ``leak_threshold`` (recording ``leak`` events for new ones)."""
-        if self.leak_threshold is None:
-            raise ValueError("leak detection is off: build the pool with leak_threshold=<seconds>")
-        with self._pool_lock:
-            found = leaks.report(self)
-        deliver(self)
-        return found
-
-    def reclaim_dead_threads(self) -> int:
-        """Close the connections checked out by threads that have exited; returns how many.
-
-        A thread that dies holding a connection never returns it, and peewee
-        cannot tell: the slot stays taken for good. Its transaction state is
-        unknown, so the connection is closed (reason ``manual``), not reused.
-        """
-        with self._pool_lock:
-            dead = [
-                info.conn
-                for info in self._pv_conns.values()
-                if info.checked_out is not None and info.holder is not None and not info.holder.is_alive()
-            ]
-        # A dead thread returns nothing, so the list stays true once the lock is released.
-        self._pv_scoped("manual", self._pv_close_each, dead)
-        return len(dead)
-
-    def _pv_close_each(self, conns: list[Any]) -> None:
-        for conn in conns:
-            self._close(conn, close_conn=True)
-
     def _pv_scoped(self, scope: str, method: Any, *args: Any) -> Any:
         # Runs ``method`` as a deliberate close of kind ``scope`` (an outer
         # scope wins: close_all's close_idle closes for "all"); events are
@@ -445,52 +284,3 @@ class Instrumented:
         finally:
             close.scope = outer
             deliver(self)
-
-    def manual_close(self) -> Any:
-        if not self.is_closed():  # type: ignore[attr-defined]
-            # peewee frees the slot under the pool lock but closes the driver
-            # connection after releasing it: record the close with the slot, so
-            # a checkout in between never shows more in use than the limit.
-            with self._pool_lock:
-                self._pv_forget(self._state.conn, "manual")  # type: ignore[attr-defined]
-        return self._pv_scoped("manual", super().manual_close)  # type: ignore[misc]
-
-    def close_idle(self) -> None:
-        self._pv_scoped("idle", super().close_idle)  # type: ignore[misc]
-
-    def close_stale(self, age: float = 600) -> int:
-        return self._pv_scoped("stale_in_use", super().close_stale, age)  # type: ignore[misc,no-any-return]
-
-    def close_all(self) -> None:
-        self._pv_stop_watchdog()
-        self._pv_scoped("all", super().close_all)  # type: ignore[misc]
-
-    def dispose(self) -> None:
-        self._pv_stop_watchdog()
-        super().dispose()  # type: ignore[misc]
-        with self._pool_lock:
-            self._pv_conns.clear()
-            self._pv_in_use = self._pv_idle = 0
-            self._pv_event("dispose")
-        deliver(self)
-
-    def _pv_stop_watchdog(self) -> None:
-        if self._pv_watchdog is not None:
-            self._pv_watchdog.stop()
-
-    def _pv_adopt(self) -> None:
-        # instrument() on a pool already in use: give its connections serials, silently.
-        now = perf_counter()
-        for _ts, _counter, conn in self._connections:
-            self._pv_conns[id(conn)] = Tracked(conn, next(self._pv_serial), now, None)
-            self._pv_idle += 1
-        for pool_conn in self._in_use.values():
-            conn = pool_conn.connection
-            self._pv_conns[id(conn)] = Tracked(conn, next(self._pv_serial), now, now)
-            self._pv_in_use += 1
-
-
-@functools.cache
-def instrumented_class(cls: type) -> type:
-    """The instrumented subclass of a ``PooledDatabase`` class (made once per class)."""
-    return type(f"Instrumented{cls.__name__}", (Instrumented, cls), {"__module__": cls.__module__})
