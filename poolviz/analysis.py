@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import checks
 from .events import KINDS, NO_CONN
 
 #: The columns of the table :func:`poolviz.workload.sweep` returns, one row per pool size.
@@ -224,15 +225,9 @@ def throughput(frame: pd.DataFrame) -> float:
     return float(np.count_nonzero(codes == _CHECKOUT) / (end - start))
 
 
-def _check_max_connections(max_connections: Any) -> int:
-    if isinstance(max_connections, bool) or not isinstance(max_connections, (int, np.integer)) or max_connections < 1:
-        raise ValueError(f"max_connections must be a positive integer, got {max_connections!r}")
-    return int(max_connections)
-
-
 def utilisation(frame: pd.DataFrame, max_connections: int) -> float:
     """Time-weighted mean of ``in_use / max_connections`` over the :func:`occupancy` series."""
-    limit = _check_max_connections(max_connections)
+    limit = checks.count("max_connections", max_connections)
     occ = occupancy(frame)
     return _time_mean(occ["t"].to_numpy(dtype=float), occ["in_use"].to_numpy(dtype=float)) / limit
 
@@ -329,7 +324,7 @@ def summarize(frame: pd.DataFrame, max_connections: int | None = None) -> dict[s
     codes = _kind_codes(frame)
     limit = max_connections if max_connections is not None else frame.attrs.get("max_connections")
     # peewee reads a limit of 0 (or None) as "no limit": there is nothing to utilise.
-    limit = _check_max_connections(limit) if limit else None
+    limit = checks.count("max_connections", limit) if limit else None
     waits = wait_stats(frame)
     holds = hold_intervals(frame)
     closes = frame.loc[codes == _CLOSE, "reason"]

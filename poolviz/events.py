@@ -59,6 +59,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from . import checks
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -144,9 +146,7 @@ class EventLog:
     """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY, lock: Any = None) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
-        self.capacity = capacity
+        self.capacity: int = checks.count("capacity", capacity)
         self.lock = lock if lock is not None else threading.RLock()
         self.meta: dict[str, Any] = {}
         self._events: deque[tuple[Any, ...]] = deque(maxlen=capacity)
