@@ -411,16 +411,16 @@ def _run(args: argparse.Namespace) -> int:
     interactive = not args.quiet and sys.stderr.isatty()
     progress = progress_bar(sys.stderr) if interactive else None
     if url.split("://", 1)[0].lower() in ASYNC_SCHEMES:
-        from .workload.asyncio_loops import run_for_cli
+        from .workload.asyncio_loops import run_for_cli as run_tasks
 
         with _stop_on_interrupt(stop):
-            result = run_for_cli(url, args, hold, think, stop, progress, UsageError)
+            result = run_tasks(url, args, hold, think, stop, progress, UsageError)
     elif args.processes:
-        from .workload.processes import run_for_cli
+        from .workload.processes import run_for_cli as run_processes
 
         _prepare_schema(url)
         with _stop_on_interrupt(stop):
-            result = run_for_cli(url, args, hold, think, stop, out)
+            result = run_processes(url, args, hold, think, stop, out)
     else:
         result = _run_threads(args, url, hold, think, stop, progress)
     frame = result.events
