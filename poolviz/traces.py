@@ -6,6 +6,10 @@ and field means), in that order. Floats are written with ``repr`` so they read
 back bit for bit, booleans as ``True``/``False``, and text with the ``csv``
 module's quoting, so a message with commas or newlines survives.
 
+A merged multi-process trace also keeps its process columns
+(:data:`poolviz.merge.PROCESS_COLUMNS`: ``process`` and the event as its own
+pool saw it) after the event columns; traces without them load as before.
+
 The frame's ``attrs`` (``dropped``, ``capacity``, ``pool``, ``backend``,
 ``max_connections``, the masked ``url``…) go in a sidecar ``run.meta.json``
 beside it rather than in a comment line, so the CSV stays plain for any tool
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .events import FIELDS, KINDS
+from .merge import PROCESS_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +57,8 @@ def save_events(source: Any, path: str | Path) -> Path:
 
     ``source`` is an events DataFrame (as from ``EventLog.to_frame()``), an
     :class:`~poolviz.events.EventLog`, an instrumented pool or a list of
-    :class:`~poolviz.events.Event`. Only the event columns are written.
+    :class:`~poolviz.events.Event`. Only the event columns are written, and
+    the process columns of a merged trace when it has them.
     """
     from .frames import as_frame
 
@@ -66,10 +72,11 @@ def save_events(source: Any, path: str | Path) -> Path:
     except TypeError as exc:
         raise ValueError(f"cannot save: frame.attrs must hold JSON values only ({exc})") from None
     path = Path(path)
-    columns = [frame[name].tolist() for name in FIELDS]
+    names = list(FIELDS) + [name for name in PROCESS_COLUMNS if name in frame.columns]
+    columns = [frame[name].tolist() for name in names]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(FIELDS)
+        writer.writerow(names)
         for row in zip(*columns, strict=True):
             writer.writerow([_cell(v) for v in row])
     meta_path(path).write_text(meta_text + "\n", encoding="utf-8")
@@ -108,7 +115,8 @@ def load_events(path: str | Path) -> pd.DataFrame:
     for line, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise ValueError(f"{path}: line {line} has {len(row)} fields, the header has {len(header)}")
-    raw = {name: [row[header.index(name)] for row in body] for name in FIELDS}
+    extra = [name for name in PROCESS_COLUMNS if name in header]
+    raw = {name: [row[header.index(name)] for row in body] for name in (*FIELDS, *extra)}
     data: dict[str, list[Any]] = {}
     for name in FIELDS:
         values = raw[name]
@@ -124,6 +132,8 @@ def load_events(path: str | Path) -> pd.DataFrame:
     if unknown:
         raise ValueError(f"{path}: unknown event kind(s) {', '.join(map(repr, unknown))}; known: {', '.join(KINDS)}")
     frame = pd.DataFrame(data, columns=list(FIELDS)).astype(DTYPES)
+    for name in extra:
+        frame[name] = pd.Series(_convert(path, name, raw[name], int, "an integer"), dtype="int64")
     frame.attrs.update(_load_attrs(path))
     return frame
 
