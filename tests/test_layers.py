@@ -36,6 +36,7 @@ LAYERS = {
     "poolviz.roles": CORE,
     "poolviz.server_view": CORE,
     "poolviz.pgbouncer": CORE,
+    "poolviz.forking": CORE,
     "poolviz.frames": DATA,
     "poolviz.traces": DATA,
     "poolviz.analysis": DATA,
