@@ -73,6 +73,7 @@ def test_every_event_of_every_process_arrives_tagged_and_on_one_clock(url: str) 
     assert frame.attrs["max_connections"] == 6
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_a_worker_killed_mid_run_is_reported_and_the_run_still_ends(url: str) -> None:
     """SIGKILL on one worker: it is reported as killed, the requests it shipped are counted, the others finish."""

@@ -32,6 +32,7 @@ def bouncer_url(pg_url: str) -> str:
         pytest.skip(str(exc))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_server_count_equals_the_sum_of_the_pools_once_they_settle(admin_url: str) -> None:
     """After a 2-process run, the server's sessions for the run's role equal the pools' open connections."""
@@ -52,6 +53,7 @@ def test_server_count_equals_the_sum_of_the_pools_once_they_settle(admin_url: st
 LIMIT_CODES = {"mysql": "1226", "postgresql": "53300"}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_breaking_the_sizing_rule_hits_the_per_user_limit_and_respecting_it_does_not(admin_url: str) -> None:
     """2 processes x pool 3 on a role limited to 4 sessions: error events with the server's code; 2 x 2: none."""
@@ -66,6 +68,7 @@ def test_breaking_the_sizing_rule_hits_the_per_user_limit_and_respecting_it_does
     assert (fits.events["kind"] == "error").sum() == 0 and fits.requests_failed == 0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_pgbouncer_bounds_the_server_connections_the_clients_open(pg_url: str, bouncer_url: str) -> None:
     """3 processes x pool 5 through pgbouncer open 15 client connections but at most 10 on the server."""

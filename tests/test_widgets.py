@@ -435,6 +435,7 @@ def _execute(client: Any, code: str, timeout: float = TIMEOUT) -> dict[str, Any]
             return seen
 
 
+@pytest.mark.slow
 def test_frames_reach_the_frontend_while_a_cell_is_busy_and_kernel_shutdown_cleans_up() -> None:
     """In a real kernel, event batches are sent while the cell that pressed Run still sleeps; shutdown ends it all."""
     manager_module = pytest.importorskip("jupyter_client.manager")
