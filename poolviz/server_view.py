@@ -135,6 +135,19 @@ class ServerSampler:
                 self._db.close()
         return self.samples
 
+    def align(self, clock: Any) -> ServerSampler:
+        """Put the samples (taken and to come) on ``clock``'s time: an event log made after sampling started.
+
+        Start the sampler before a run to see the run's first connections,
+        then align it with the run's log; returns self.
+        """
+        with self._lock:
+            shift = self.t0 - clock.t0
+            for row in self.samples:
+                row["t"] += shift
+            self.t0 = clock.t0
+        return self
+
     def __enter__(self) -> ServerSampler:
         return self.start()
 

@@ -110,3 +110,15 @@ def test_plot_server_vs_pools_draws_both_counts_on_the_axes_given() -> None:
     labels = ax.get_legend_handles_labels()[1]
     assert labels[:2] == ["pools: open (in use + idle)", "pools: in use"]
     assert "server: user connections" in labels and "limit = 4" in labels
+
+
+def test_a_sampler_started_before_a_run_can_be_put_on_the_runs_clock() -> None:
+    """align(log) shifts the samples already taken by the difference of the two clocks' zeros."""
+    from types import SimpleNamespace
+
+    from poolviz.server_view import ServerSampler
+
+    sampler = ServerSampler("postgresql+pool://postgres@127.0.0.1:1/test")
+    sampler.samples = [{"t": 1.0}, {"t": 2.0}]
+    assert sampler.align(SimpleNamespace(t0=sampler.t0 + 0.5)) is sampler
+    assert [s["t"] for s in sampler.samples] == [0.5, 1.5]

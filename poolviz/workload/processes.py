@@ -17,12 +17,14 @@ Processes start with ``spawn`` by default: it is safe on Linux and macOS
 (``fork`` copies a process that may hold locks and open connections).
 ``start_method="fork"`` is allowed on purpose, and
 each worker still opens its own pool after the fork (a pool opened before
-``fork()`` and used by the children would share its connections with them).
+``fork()`` and used by the children would share its connections with them:
+:mod:`poolviz.forking` shows it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -33,10 +35,12 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from .. import checks
-from ..credentials import mask_url
+from ..credentials import mask_text, mask_url
 from ..merge import MergedEventLog, thread_label
 from .distributions import Distribution
 from .results import RequestRecord, WorkloadResult
+
+logger = logging.getLogger("poolviz")
 
 START_METHODS = ("spawn", "forkserver", "fork")
 DEFAULT_START_METHOD = "spawn"
@@ -171,6 +175,8 @@ def _worker_main(process: int, plan: WorkerPlan, events_out: Connection, control
     try:
         with db.connection_context():
             User.delete().where(User.username.startswith(result.row_prefix)).execute(db)
+    except Exception as exc:  # a server at its connection limit refuses the tidy-up too: say so in one line
+        logger.warning("poolviz worker %d left its rows in the User table: %s", process, mask_text(str(exc)))
     finally:
         db.close_all()
 
