@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run one workload and write events.csv, summary.json and plots",
         description="Run one workload through a pool. Writes events.csv (+ events.meta.json), requests.csv, "
-        "summary.json, timeline.png, occupancy.png and waits.png to --out.",
+        "summary.json, timeline.png, occupancy.png and waits.png to --out; on MariaDB/PostgreSQL also "
+        "server.csv, the server's own count of the run's sessions, sampled 5 times a second.",
     )
     _add_workload_options(run)
     run.add_argument(
@@ -422,7 +423,7 @@ def _run(args: argparse.Namespace) -> int:
         with _stop_on_interrupt(stop):
             result = run_processes(url, args, hold, think, stop, out)
     else:
-        result = _run_threads(args, url, hold, think, stop, progress)
+        result = _run_threads(args, url, hold, think, stop, progress, out)
     frame = result.events
     trace = save_events(frame, out / "events.csv")
     result.requests_frame().to_csv(out / "requests.csv", index=False)
@@ -443,12 +444,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_threads(
-    args: argparse.Namespace, url: str, hold: Any, think: Any, stop: threading.Event, progress: Any
+    args: argparse.Namespace, url: str, hold: Any, think: Any, stop: threading.Event, progress: Any, out: Path
 ) -> Any:
+    from .server_view import ServerSampler
     from .workload import run_closed_loop, run_open_loop
 
     _prepare_schema(url)
     db = _open_pool(url, max_connections=args.max_connections, timeout=args.timeout, stale_timeout=args.stale_timeout)
+    # On a server, its own count of the run's sessions goes to server.csv (as with --processes).
+    sampler = None if url.startswith("sqlite") else ServerSampler(url, clock=db.events).start()
     try:
         with _stop_on_interrupt(stop):
             if args.open_loop:
@@ -467,6 +471,9 @@ def _run_threads(
             return run_closed_loop(db, args.workers, args.requests, hold, think, args.seed, stop, progress, setup=False)
     finally:
         db.close_all()
+        if sampler is not None:
+            sampler.stop()
+            sampler.save(out / "server.csv")
 
 
 def _sweep(args: argparse.Namespace) -> int:

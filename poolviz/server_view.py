@@ -68,7 +68,9 @@ def _plain_database(url: str) -> Any:
     from playhouse.db_url import connect as plain_connect
 
     scheme, rest = url.split("://", 1)
-    return plain_connect(scheme.split("+")[0] + "://" + rest, connect_timeout=5)
+    # thread_safe=False: one connection shared by every thread (peewee's default is one per thread), so the
+    # sampling thread uses the connection start() opened instead of opening, and leaving behind, a second.
+    return plain_connect(scheme.split("+")[0] + "://" + rest, connect_timeout=5, thread_safe=False)
 
 
 class ServerSampler:

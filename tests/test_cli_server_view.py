@@ -1,0 +1,45 @@
+"""The server's own view during a run: server.csv from poolviz run with or without --processes, no self-counting."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import pytest
+
+from poolviz import roles
+from poolviz.cli import main
+from poolviz.server_view import SAMPLE_COLUMNS, ServerSampler
+
+
+@pytest.mark.timeout(60)
+def test_run_on_a_server_without_processes_writes_server_csv(tmp_path: Path, pg_url: str) -> None:
+    """A threaded run on PostgreSQL samples the server during the run: server.csv sees the pool's 2 sessions."""
+    url = roles.ensure_role(pg_url, roles.APP_ROLE)
+    out = tmp_path / "out"
+    args = ["run", "--url", url, "--workers", "2", "--requests", "15", "--hold-ms", "30"]
+    assert main([*args, "--max-connections", "2", "--out", str(out), "--quiet"]) == 0
+    with (out / "server.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == SAMPLE_COLUMNS and len(rows) >= 3
+    assert max(int(r["user_connections"]) for r in rows) == 2
+
+
+def test_run_on_sqlite_writes_no_server_csv(tmp_path: Path) -> None:
+    """SQLite has no server to ask: no server.csv."""
+    out = tmp_path / "out"
+    assert main(["run", "--workers", "1", "--requests", "2", "--hold-ms", "1", "--out", str(out), "--quiet"]) == 0
+    assert (out / "events.csv").is_file() and not (out / "server.csv").exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("server", ["mysql_url", "pg_url"])
+def test_a_sampler_logged_in_as_the_counted_user_does_not_count_itself(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    """Regression: the sampling thread reuses start()'s connection (it once opened a second one and counted it)."""
+    url = roles.ensure_role(str(request.getfixturevalue(server)), roles.APP_ROLE)
+    with ServerSampler(url, hz=20) as sampler:
+        time.sleep(0.3)
+    assert len(sampler.samples) >= 4 and {s["user_connections"] for s in sampler.samples} == {0}
