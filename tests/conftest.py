@@ -18,17 +18,28 @@ from poolviz.testing import FakeClock
 FALLBACK_MYSQL_URL = "mysql+pool://poolviz:poolviz@127.0.0.1:3306/test"
 
 
+def mysql_fallback_sql(user: str = "poolviz") -> str:
+    """The statements that make the fallback test user ``user`` (password: its name) through the local socket.
+
+    Besides the test database it may create users and grant on ``test``
+    (``CREATE USER``, ``WITH GRANT OPTION``), so ``poolviz.roles.ensure_role``
+    can make the ``poolviz_app`` and ``poolviz_limited`` roles through it;
+    .ci/run grants the same (tests/test_roles_servers.py checks these grants).
+    """
+    return (
+        f"CREATE USER IF NOT EXISTS '{user}'@'127.0.0.1' IDENTIFIED BY '{user}';"
+        f"CREATE USER IF NOT EXISTS '{user}'@'localhost' IDENTIFIED BY '{user}';"
+        f"GRANT ALL ON test.* TO '{user}'@'127.0.0.1' WITH GRANT OPTION;"
+        f"GRANT ALL ON test.* TO '{user}'@'localhost' WITH GRANT OPTION;"
+        f"GRANT PROCESS, CONNECTION ADMIN, CREATE USER ON *.* TO '{user}'@'127.0.0.1';"
+    )
+
+
 def _create_mysql_user() -> bool:
     """If root may not log in over TCP, make a test user through the local socket."""
     if not shutil.which("mariadb"):
         return False
-    sql = (
-        "CREATE USER IF NOT EXISTS 'poolviz'@'127.0.0.1' IDENTIFIED BY 'poolviz';"
-        "CREATE USER IF NOT EXISTS 'poolviz'@'localhost' IDENTIFIED BY 'poolviz';"
-        "GRANT ALL ON test.* TO 'poolviz'@'127.0.0.1'; GRANT ALL ON test.* TO 'poolviz'@'localhost';"
-        "GRANT PROCESS, CONNECTION ADMIN ON *.* TO 'poolviz'@'127.0.0.1';"
-    )
-    result = subprocess.run(["mariadb", "-e", sql], capture_output=True, timeout=20)
+    result = subprocess.run(["mariadb", "-e", mysql_fallback_sql()], capture_output=True, timeout=20)
     return result.returncode == 0
 
 
