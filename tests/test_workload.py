@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import peewee
 import pytest
 
 import poolviz
 from poolviz.analysis import SWEEP_COLUMNS
+from poolviz.models import User
 from poolviz.testing import run_threads
 from poolviz.workload import (
     Distribution,
@@ -444,3 +446,16 @@ def test_two_runs_in_one_process_proceed_at_the_same_time(tmp_path: Path) -> Non
         assert result.events.attrs["url"] == db.events.meta["url"]
         with db.connection_context():
             assert db.execute_sql('SELECT COUNT(*) FROM "user"').fetchone() == (0,)  # each cleaned up its own rows
+
+
+def test_a_run_is_not_disturbed_by_user_bound_to_another_database(sqlite_pool: Any) -> None:
+    """Regression: with the tutorial's User bound to a PostgreSQL database, a run on SQLite still succeeds."""
+    elsewhere = peewee.PostgresqlDatabase(None)  # never connected: peewee reads it while building queries
+    before = User._meta.database
+    User.bind(elsewhere, bind_refs=False, bind_backrefs=False)
+    try:
+        result = run_closed_loop(sqlite_pool(max_connections=2), workers=2, requests=3, hold=0)
+    finally:
+        User.bind(before, bind_refs=False, bind_backrefs=False)
+    assert result.requests_ok == 6, result.summary()["errors"]
+    assert User._meta.database is before

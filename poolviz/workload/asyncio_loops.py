@@ -33,7 +33,7 @@ from typing import Any
 from .. import checks
 from ..credentials import mask_text
 from ..events import Event
-from ..models import User
+from ..models import user_model
 from .distributions import Distribution
 from .results import RequestRecord, WorkloadResult
 from .run import HOLD_SQL, Progress, ensure_schema
@@ -63,6 +63,8 @@ class AsyncRun:
         self.log = db.events
         self.hold_sql = HOLD_SQL.get(db.events.meta.get("backend", ""))
         self.prefix = f"pv-{uuid.uuid4().hex[:12]}-"
+        # The tutorial's User, bound to this run's database only (see user_model).
+        self.model = user_model(db)
         self.progress = progress
         self.total = total
         self.records: list[RequestRecord] = []
@@ -84,7 +86,7 @@ class AsyncRun:
         try:
             await db.aconnect()
             try:
-                await db.run(_user_work, db, f"{self.prefix}{worker}-{index}")
+                await db.run(_user_work, self.model, f"{self.prefix}{worker}-{index}")
                 await self.hold(hold_s)
             finally:
                 await db.aclose()
@@ -141,18 +143,18 @@ class AsyncRun:
     async def cleanup(self) -> None:
         """Delete the rows this run created (a failure is ignored: the rows are only test data)."""
         with contextlib.suppress(Exception):
-            await self.db.run(_delete_rows, self.db, self.prefix)
+            await self.db.run(_delete_rows, self.db, self.model, self.prefix)
 
 
-def _user_work(db: Any, name: str) -> None:
+def _user_work(model: Any, name: str) -> None:
     # Runs inside peewee's greenlet bridge (db.run), where peewee's sync API awaits for us.
-    User.insert(username=name).execute(db)
-    list(User.select().where(User.username == name).execute(db))
+    model.insert(username=name).execute()
+    list(model.select().where(model.username == name))
 
 
-def _delete_rows(db: Any, prefix: str) -> None:
+def _delete_rows(db: Any, model: Any, prefix: str) -> None:
     with db.connection_context():
-        User.delete().where(User.username.startswith(prefix)).execute(db)
+        model.delete().where(model.username.startswith(prefix)).execute()
 
 
 async def _execute(

@@ -170,11 +170,12 @@ def _worker_main(process: int, plan: WorkerPlan, events_out: Connection, control
     }
     events_out.send(("done", process, records, figures))
     close.wait()
-    from ..models import User
+    from ..models import user_model
 
     try:
         with db.connection_context():
-            User.delete().where(User.username.startswith(result.row_prefix)).execute(db)
+            model = user_model(db)
+            model.delete().where(model.username.startswith(result.row_prefix)).execute()
     except Exception as exc:  # a server at its connection limit refuses the tidy-up too: say so in one line
         logger.warning("poolviz worker %d left its rows in the User table: %s", process, mask_text(str(exc)))
     finally:

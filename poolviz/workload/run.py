@@ -8,9 +8,9 @@ PostgreSQL, ``time.sleep(x)`` with the connection checked out on SQLite.
 Errors inside a request (a pool timeout, a lost server) are recorded on that
 request and the run goes on.
 
-Queries name their database explicitly (``query.execute(db)``), so the
-module-level ``User`` model is never bound and two runs in one process, on
-two pools, proceed at the same time.
+Each run queries through its own ``User`` subclass bound to its pool
+(:func:`poolviz.models.user_model`), so the module-level ``User`` is never
+bound and two runs in one process, on two pools, proceed at the same time.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from peewee import DatabaseError, SchemaManager
+from peewee import DatabaseError
 
 from ..credentials import mask_text
 from ..events import Event
-from ..models import User
+from ..models import User, user_model
 from ..pool import backend_of, is_instrumented
 from .results import CLIENT_SLEEP, RequestRecord, WorkloadResult
 
@@ -59,6 +59,8 @@ class Run:
         self.backend = backend_of(db)
         self.hold_sql = HOLD_SQL.get(self.backend)
         self.prefix = f"pv-{uuid.uuid4().hex[:12]}-"
+        # The tutorial's User, bound to this run's pool only (see user_model).
+        self.model = user_model(db)
         self.progress = progress
         self.total = total
         self.done = 0
@@ -84,8 +86,9 @@ class Run:
             db = self.db
             with db.connection_context():
                 name = f"{self.prefix}{worker}-{index}"
-                User.insert(username=name).execute(db)
-                list(User.select().where(User.username == name).execute(db))
+                model = self.model
+                model.insert(username=name).execute()
+                list(model.select().where(model.username == name))
                 self.hold(hold_s)
         except Exception as exc:  # recorded on the request; the run carries on
             ok, error_type = False, type(exc).__name__
@@ -150,7 +153,7 @@ class Run:
         """Delete the rows this run created; a failure here is logged, not raised."""
         try:
             with _connection(self.db):
-                User.delete().where(User.username.startswith(self.prefix)).execute(self.db)
+                self.model.delete().where(self.model.username.startswith(self.prefix)).execute()
         except Exception as exc:
             logger.warning("poolviz could not delete the run's User rows: %s", exc)
 
@@ -165,7 +168,7 @@ def ensure_schema(db: Any) -> None:
     """Create the tutorial's ``User`` table through ``db`` if it does not exist yet."""
     try:
         with _connection(db):
-            SchemaManager(User, db).create_table(safe=True)
+            user_model(db).create_table(safe=True)
     except DatabaseError:
         # Another process created it at the same moment: fine if it is there now.
         with _connection(db):
@@ -210,7 +213,7 @@ def execute(
     total: int | None,
     body: Callable[[Run], int],
 ) -> WorkloadResult:
-    """The frame around both loops: bind User, set up, listen, run ``body``, collect the result."""
+    """The frame around both loops: set up, listen, run ``body``, collect the result."""
     run = Run(db, progress, total)
     if setup:
         run.setup()
