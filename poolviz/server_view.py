@@ -70,7 +70,14 @@ def _plain_database(url: str) -> Any:
     scheme, rest = url.split("://", 1)
     # thread_safe=False: one connection shared by every thread (peewee's default is one per thread), so the
     # sampling thread uses the connection start() opened instead of opening, and leaving behind, a second.
-    return plain_connect(scheme.split("+")[0] + "://" + rest, connect_timeout=5, thread_safe=False)
+    # Unquoted as poolviz.connect does, so a password like "Pw%40rd" means the same to both.
+    return plain_connect(
+        scheme.split("+")[0] + "://" + rest,
+        unquote_password=True,
+        unquote_user=True,
+        connect_timeout=5,
+        thread_safe=False,
+    )
 
 
 class ServerSampler:
