@@ -8,9 +8,10 @@ Then the realistic cycle on each reachable server: checkout, ``SELECT 1``,
 checkin, plain ``PooledMySQLDatabase``/``PooledPostgresqlDatabase`` against
 poolviz's, interleaved the same way.
 
-Times are the benchmark thread's CPU time (``time.thread_time``) for one
-thread, so other work on the machine moves the ratios less; wall time with 8
-threads.
+The SQLite figures for one thread are the benchmark thread's CPU time
+(``time.thread_time``), so other work on the machine moves the ratios less;
+with 8 threads, and on the servers (where the application waits for the
+round trip too), wall time.
 
     .venv/bin/python benchmarks/overhead.py [--cycles 20000] [--rounds 7] [--server-cycles 2000]
 """
@@ -84,13 +85,13 @@ def query_cycle(db: Any) -> Callable[[], None]:
     return cycle
 
 
-def per_cycle_us(cycle: Callable[[], None], cycles: int, threads: int) -> float:
-    """Microseconds per cycle with ``threads`` threads sharing the pool (CPU time alone, wall time with threads)."""
+def per_cycle_us(cycle: Callable[[], None], cycles: int, threads: int, clock: Callable[[], float]) -> float:
+    """Microseconds per cycle: one thread timed by ``clock``, or ``threads`` threads sharing the pool (wall time)."""
     if threads == 1:
-        start = time.thread_time()
+        start = clock()
         for _ in range(cycles):
             cycle()
-        return (time.thread_time() - start) / cycles * 1e6
+        return (clock() - start) / cycles * 1e6
     per_thread = cycles // threads
     barrier = threading.Barrier(threads + 1)
 
@@ -109,14 +110,21 @@ def per_cycle_us(cycle: Callable[[], None], cycles: int, threads: int) -> float:
     return (time.perf_counter() - start) / (per_thread * threads) * 1e6
 
 
-def compare(cycles: dict[str, Callable[[], None]], count: int, rounds: int, threads: int, title: str) -> None:
+def compare(
+    cycles: dict[str, Callable[[], None]],
+    count: int,
+    rounds: int,
+    threads: int,
+    title: str,
+    clock: Callable[[], float] = time.thread_time,
+) -> None:
     """Run the cycles in interleaved rounds and print each median against the first."""
     samples: dict[str, list[float]] = {name: [] for name in cycles}
     for cycle in cycles.values():  # warm up: open the connections
-        per_cycle_us(cycle, max(count // 20, 100), threads)
+        per_cycle_us(cycle, max(count // 20, 100), threads, clock)
     for _ in range(rounds):
         for name, cycle in cycles.items():
-            samples[name].append(per_cycle_us(cycle, count, threads))
+            samples[name].append(per_cycle_us(cycle, count, threads, clock))
     base = statistics.median(next(iter(samples.values())))
     print(f"\n{title}, {count} cycles x {rounds} rounds")
     for name, values in samples.items():
@@ -139,7 +147,8 @@ def server_cycles(count: int, rounds: int) -> None:
                 count,
                 rounds,
                 1,
-                f"checkout + SELECT 1 + checkin on {label}, 1 thread",
+                f"checkout + SELECT 1 + checkin on {label}, 1 thread, wall time (what the application waits)",
+                time.perf_counter,
             )
         finally:
             plain.close_all()
