@@ -468,7 +468,7 @@ class PoolDashboard:
             status = "stopped" if run.stopped_by_user else "finished"
             self.status.value = (
                 f"<code>{status}: {stats['elapsed_s']:.1f} s of {run.settings.duration:g} s, "
-                f"{stats['requests']} requests</code>"
+                f"{stats['requests']} pool checkouts</code>"
             )
 
     def _resend(self) -> None:

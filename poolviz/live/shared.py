@@ -75,7 +75,8 @@ def stats_html(stats: Mapping[str, Any], title: str = "") -> str:
             "wait p50 / p95",
             f"{_number(stats['wait_p50_s'], ' ms', 1e3)} / {_number(stats['wait_p95_s'], ' ms', 1e3)}",
         ),
-        ("requests", "requests", str(stats["requests"])),
+        # Every checkout of the pool (set-up and clean-up included), so it can exceed the run's requests.
+        ("requests", "pool checkouts", str(stats["requests"])),
         ("timeouts", "timeouts", str(stats["timeouts"])),
         ("connections", "opened / closed", f"{stats['connections_opened']} / {stats['connections_closed']}"),
         ("now", "in use / idle / waiting", f"{stats['in_use']} / {stats['idle']} / {stats['waiting']}"),
