@@ -415,7 +415,7 @@ def _run(args: argparse.Namespace) -> int:
         from .workload.asyncio_loops import run_for_cli as run_tasks
 
         with _stop_on_interrupt(stop):
-            result = run_tasks(url, args, hold, think, stop, progress, UsageError)
+            result = run_tasks(url, args, hold, think, stop, progress, UsageError, out)
     elif args.processes:
         from .workload.processes import run_for_cli as run_processes
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import peewee
 import psycopg2
 import pytest
 
+import poolviz
 from poolviz import pgbouncer, roles, servers
-from poolviz.server_view import ServerSampler, server_count
+from poolviz.server_view import PGBOUNCER_APPLICATION, ServerSampler, server_count
 from poolviz.workload.processes import run_processes, start_processes
 
 ADMIN = {"mysql": "mysql_url", "postgresql": "pg_url"}
@@ -129,3 +131,73 @@ def test_an_unreachable_pgbouncer_is_named_with_how_to_start_it() -> None:
     """pgbouncer.check on a closed port names the URL and the start script."""
     with pytest.raises(ConnectionError, match=r"pgbouncer at 'postgresql\+pool://postgres@127.0.0.1:1/test'.*start.sh"):
         pgbouncer.check("postgresql+pool://postgres@127.0.0.1:1/test")
+
+
+@pytest.mark.timeout(30)
+def test_a_connection_refused_by_a_per_user_limit_fails_at_once_without_waiting(admin_url: str) -> None:
+    """The server refuses a pool that is not full: the caller's error comes at once (not after timeout), logged."""
+    url = roles.ensure_role(admin_url, roles.LIMITED_ROLE, connection_limit=1)
+    maintenance = poolviz.connect(url, max_connections=1)
+    db = poolviz.connect(url, max_connections=2, timeout=10)
+    try:
+        maintenance.connect()  # the role's one session, taken
+        started = time.perf_counter()
+        with pytest.raises(peewee.OperationalError) as refused:
+            db.connect()
+        elapsed = time.perf_counter() - started
+    finally:
+        maintenance.close()
+        maintenance.close_all()
+        db.close_all()
+    assert elapsed < 1.0, f"the refusal took {elapsed:.2f} s (the pool's timeout is 10 s)"
+    code = LIMIT_CODES["mysql" if admin_url.startswith("mysql") else "postgresql"]
+    assert getattr(roles.limit_error(str(refused.value)), "code", None) == code
+    (error,) = [e for e in db.events if e.kind == "error"]
+    assert getattr(roles.limit_error(error.message), "code", None) == code
+    assert not [e for e in db.events if e.kind in ("wait", "timeout")]
+
+
+@pytest.mark.timeout(30)
+def test_pgbouncer_keeps_its_server_connections_open_after_the_clients_leave(pg_url: str, bouncer_url: str) -> None:
+    """Two clients in transactions through pgbouncer, then gone: the 2 server sessions they used stay open, idle."""
+    roles.ensure_role(pg_url, roles.APP_ROLE)
+    through = roles.role_url(bouncer_url, roles.APP_ROLE)
+    a, b = _plain(through), _plain(through)
+    pids = set()
+    for client in (a, b):
+        client.autocommit = False  # each holds a transaction open, so each needs a server connection of its own
+        with client.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pids.add(cur.fetchone()[0])
+    for client in (a, b):
+        client.commit()  # a client that leaves mid-transaction has its server connection closed, not kept
+        client.close()
+    time.sleep(0.1)  # pgbouncer notices the clients' sockets close
+    assert len(pids) == 2
+    (pool,) = [
+        p for p in pgbouncer.show(bouncer_url, "POOLS") if (p["database"], p["user"]) == ("test", roles.APP_ROLE)
+    ]
+    assert pool["cl_active"] == pool["cl_waiting"] == pool["sv_active"] == 0
+    held = {s["remote_pid"]: s["state"] for s in pgbouncer.show(bouncer_url, "SERVERS")}
+    assert {held.get(pid) for pid in pids} <= {"idle", "used"}  # "used": idle past server_check_delay
+    admin = _plain(pg_url)
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pid, state, application_name FROM pg_stat_activity WHERE pid = ANY(%s)", (list(pids),))
+            assert sorted(cur.fetchall()) == sorted((pid, "idle", PGBOUNCER_APPLICATION) for pid in pids)
+    finally:
+        admin.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_direct_session_cannot_run_another_sessions_prepared_statement(pg_url: str) -> None:
+    """Direct to PostgreSQL, b cannot EXECUTE a's PREPARE (through pgbouncer's test_one it can: the test above)."""
+    a, b = _plain(pg_url), _plain(pg_url)
+    try:
+        with a.cursor() as cur:
+            cur.execute("PREPARE poolviz_q AS SELECT 42")
+        with b.cursor() as cur, pytest.raises(psycopg2.errors.InvalidSqlStatementName, match='"poolviz_q" does not'):
+            cur.execute("EXECUTE poolviz_q")
+    finally:
+        a.close()
+        b.close()

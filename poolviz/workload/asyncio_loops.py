@@ -319,13 +319,22 @@ def run_async_open_loop(db: Any, *args: Any, **kwargs: Any) -> WorkloadResult:
 
 
 def run_for_cli(
-    url: str, args: Any, hold: Distribution, think: Distribution, stop: threading.Event, progress: Any, usage: type
+    url: str,
+    args: Any,
+    hold: Distribution,
+    think: Distribution,
+    stop: threading.Event,
+    progress: Any,
+    usage: type,
+    out: Any = None,
 ) -> WorkloadResult:
     """``poolviz run`` on a ``+asyncpool`` URL: ``--workers`` tasks, ``--max-connections`` as ``pool_size``.
 
-    ``--timeout`` becomes ``acquire_timeout``; ``usage`` is the CLI's error for a bad URL.
+    ``--timeout`` becomes ``acquire_timeout``; ``usage`` is the CLI's error for a bad URL. On a server,
+    with ``out`` given, the server's view of the run goes to ``out/server.csv`` (as for threads and processes).
     """
     from ..credentials import mask_url
+    from ..server_view import ServerSampler
     from ..urls import connect
 
     try:
@@ -335,12 +344,21 @@ def run_for_cli(
     # The User table is made through a pool of its own, so the run's trace starts from an empty pool at seq 0.
     prep = connect(url, pool_size=1)
     _on_own_loop(prep, AsyncRun(prep, None, None).setup())
-    if args.open_loop:
-        planned = None if args.duration is not None else args.requests
-        return run_async_open_loop(
-            db, args.rate, args.duration, planned, hold, args.seed, stop=stop, progress=progress, setup=False
+    # Started once the set-up pool is closed, so the samples count the run's sessions only.
+    sampler = None if out is None or url.startswith("sqlite") else ServerSampler(url, clock=db.events).start()
+    try:
+        if args.open_loop:
+            planned = None if args.duration is not None else args.requests
+            return run_async_open_loop(
+                db, args.rate, args.duration, planned, hold, args.seed, stop=stop, progress=progress, setup=False
+            )
+        return run_async_closed_loop(
+            db, args.workers, args.requests, hold, think, args.seed, stop, progress, setup=False
         )
-    return run_async_closed_loop(db, args.workers, args.requests, hold, think, args.seed, stop, progress, setup=False)
+    finally:
+        if sampler is not None:
+            sampler.stop()
+            sampler.save(out / "server.csv")
 
 
 def _on_own_loop(db: Any, coro: Awaitable[Any]) -> Any:

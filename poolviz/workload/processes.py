@@ -548,15 +548,21 @@ def run_for_cli(url: str, args: Any, hold: Any, think: Any, stop: threading.Even
     from ..server_view import ServerSampler
 
     common = {"max_connections": args.max_connections, "timeout": args.timeout, "stale_timeout": args.stale_timeout}
-    if args.open_loop:
-        requests = None if args.duration is not None else args.requests
-        run = start_open_processes(
-            url, args.processes, args.rate, args.duration, requests, args.workers, hold, seed=args.seed, **common
-        )
-    else:
-        run = start_processes(url, args.processes, args.workers, args.requests, hold, think, seed=args.seed, **common)
-    sampler = None if url.startswith("sqlite") else ServerSampler(url, clock=run.log).start()
+    # The sampler starts before the workers, which connect as soon as they start, so its readings cover the
+    # whole run; align() puts them on the run's clock (those taken before the run's t=0 are negative).
+    sampler = None if url.startswith("sqlite") else ServerSampler(url).start()
     try:
+        if args.open_loop:
+            requests = None if args.duration is not None else args.requests
+            run = start_open_processes(
+                url, args.processes, args.rate, args.duration, requests, args.workers, hold, seed=args.seed, **common
+            )
+        else:
+            run = start_processes(
+                url, args.processes, args.workers, args.requests, hold, think, seed=args.seed, **common
+            )
+        if sampler is not None:
+            sampler.align(run.log)
         while run.running:
             if stop.wait(0.1):
                 run.stop()
