@@ -267,3 +267,49 @@ def test_waiting_tasks_are_served_in_arrival_order(aio_url: str) -> None:
     asyncio.run(main())
     served = [e.thread for e in db.events.snapshot() if e.kind == "checkout" and e.thread.startswith("waiter")]
     assert served == [f"waiter-{i}" for i in range(5)]
+
+
+def drop_idle_connection(aio_url: str) -> tuple[Any, list[tuple[int, int]]]:
+    """Run a pool whose driver drops an idle connection itself (asyncpg's timer, aiomysql's pool_recycle)."""
+    postgres = aio_url.startswith("postgresql")
+    limit = {"max_inactive_connection_lifetime": 0.2} if postgres else {"pool_recycle": 0.2}
+    # pool_min_size=0: asyncpg never drops a connection the pool needs for its minimum.
+    db = poolviz.connect(aio_url, pool_size=2, pool_min_size=0, **limit)
+
+    async def main() -> list[tuple[int, int]]:
+        await db.aconnect()
+        await db.aclose()
+        await asyncio.sleep(0.45)
+        db.sweep()  # asyncpg's timer has fired; aiomysql drops the connection at the next acquire
+        await db.aconnect()
+        counts = [driver_counters(db)]
+        await db.aclose()
+        counts.append(driver_counters(db))
+        await db.close_pool()
+        return counts
+
+    return db, asyncio.run(main())
+
+
+def test_an_idle_connection_the_driver_drops_on_its_own_is_recorded_as_a_close(aio_url: str) -> None:
+    """A connection the driver closes between two events is a close at the next sweep; its successor is new."""
+    db, counts = drop_idle_connection(aio_url)
+    assert counts == [(1, 0), (0, 1)]
+    events = db.events.snapshot()
+    closes = [e for e in events if e.kind == "close" and e.reason != "all"]
+    first, second = (e for e in events if e.kind == "checkout")
+    assert [e.conn for e in closes] == [first.conn]
+    assert second.conn != first.conn and not second.reused
+    if aio_url.startswith("postgresql"):
+        assert closes[0].reason == "idle"
+    assert [(e.in_use, e.idle) for e in events if e.kind in ("checkout", "checkin")][-2:] == [(1, 0), (0, 1)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="aiomysql closes a recycled connection before dropping it, so AiomysqlView.gone_reason sees it closed",
+)
+def test_aiomysql_recycled_connection_closes_with_reason_stale(mysql_url: str) -> None:
+    """A connection aiomysql drops for pool_recycle is a close with reason stale (today: broken)."""
+    db, _counts = drop_idle_connection(mysql_url.replace("+pool://", "+asyncpool://", 1))
+    assert [e.reason for e in db.events.snapshot() if e.kind == "close" and e.reason != "all"] == ["stale"]

@@ -179,7 +179,8 @@ class SqliteView(DriverView):
 
 
 def _queued(pool: Any) -> Iterable[Any]:
-    return list(pool._queue._queue)
+    # The queue's deque itself: callers read it without awaiting, so it cannot change under them.
+    return pool._queue._queue  # type: ignore[no-any-return]
 
 
 def _watch_queue(queue: Any, on_wait: Callable[[], None]) -> None:

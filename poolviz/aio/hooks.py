@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from ..credentials import mask_text, secrets_of
 from ..events import DEFAULT_CAPACITY, NO_CONN, EventLog
-from .drivers import DriverView, view_for
+from .drivers import DriverView, Known, view_for
 
 # The name of the task that asked the pool for a connection. Set around the
 # driver calls, so a connection the driver opens for that task (on 3.11 inside
@@ -160,7 +160,9 @@ class _AsyncInstrumented:
     ) -> None:
         # With the log's lock held; the counts come from the driver.
         in_use, idle = self._pv_view.counts(self._pv_pool, len(self._pv_conns))
-        self.events.record(
+        # record_at with the clock read here is what record() does, one call fewer per event.
+        self.events.record_at(
+            perf_counter(),
             kind,
             serial,
             thread if thread is not None else task_name(),
@@ -174,21 +176,30 @@ class _AsyncInstrumented:
             message,
         )
 
-    def _pv_sweep(self, pool: Any, handed: Any = None) -> None:
+    def _pv_sweep(self, pool: Any, handed: Any = None, known: Known | None = None) -> None:
         # With the log's lock held: a driver connection not seen before is a
         # connect, a tracked one the driver no longer has is a close. `handed`
         # (being checked out now) and connections inside a release are left
-        # to the hook handling them.
+        # to the hook handling them. `known`: the driver's connections, when
+        # the caller has just read them (nothing awaited since).
         view = self._pv_view
-        known = view.known(pool)
+        if known is None:
+            known = view.known(pool)
         conns = self._pv_conns
+        # The usual case, compared as sets in C: the driver has exactly the connections poolviz tracks.
+        if known.keys() == conns.keys():
+            return
         releasing = self._pv_releasing
-        for key, info in list(conns.items()):
-            if key in known or info.raw is handed or key in releasing:
-                continue
+        gone = [
+            (key, info)
+            for key, info in conns.items()
+            if key not in known
+            and info.raw is not handed
+            and key not in releasing
             # peewee's SQLite queue forgets the connections it hands out: only a closed one is gone.
-            if not view.tracks_in_use and not view.is_closed(info.raw):
-                continue
+            and (view.tracks_in_use or view.is_closed(info.raw))
+        ]
+        for key, info in gone:
             reason = "all" if self._pv_closing else view.gone_reason(pool, info.raw, info.idle_since)
             self._pv_forget(key, reason)
         for key, (raw, _idle) in known.items():
@@ -260,9 +271,13 @@ class _AsyncInstrumented:
         self.events.flush()
 
     async def _pool_acquire(self, pool: Any) -> Any:
-        caller = _caller.get() or _Caller(task_name())
+        caller = _caller.get()
+        # Set by _acquire_conn_async on peewee's path; set here only for a direct call.
+        token = None
+        if caller is None:
+            caller = _Caller(task_name())
+            token = _caller.set(caller)
         name = caller.name
-        token = _caller.set(caller)
         key = id(caller)
         started = perf_counter()
         try:
@@ -287,7 +302,8 @@ class _AsyncInstrumented:
                 self._pv_error(exc)
             raise
         finally:
-            _caller.reset(token)
+            if token is not None:
+                _caller.reset(token)
         raw = self._pv_view.raw(conn)
         now = perf_counter()
         with self.events.lock:
@@ -323,8 +339,10 @@ class _AsyncInstrumented:
             self._pv_releasing.discard(key)
             pool = self._pool
             with self.events.lock:
+                # Read the driver's connections once for the check and the sweep after it.
+                known = view.known(pool)
                 if self._pv_conns.get(key) is info:
-                    if view.is_closed(raw) or (view.tracks_in_use and key not in view.known(pool)):
+                    if view.is_closed(raw) or (view.tracks_in_use and key not in known):
                         self._pv_forget(key, "all" if self._pv_closing else reason)
                     elif info.checked_out is not None:
                         now = perf_counter()
@@ -332,7 +350,7 @@ class _AsyncInstrumented:
                         info.checked_out = None
                         info.idle_since = now
                         self._pv_record("checkin", info.serial, 0.0, held, thread=info.holder)
-                self._pv_sweep(pool)
+                self._pv_sweep(pool, known=known)
             self.events.flush()
 
     async def _pool_close(self) -> None:
