@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -188,3 +189,52 @@ def test_resend_gives_a_new_browser_view_everything_shipped_so_far_once() -> Non
     assert resets == [1]
     assert [e.seq for e in sink.batches[1][1]] == [0, 1, 2, 3]
     assert [e.seq for e in sink.batches[2][1]] == [4, 5]
+
+
+class PackingSink:
+    """Packs what a Shipper sends as LiveView.send_batch does, keeping each batch's header and buffers."""
+
+    def __init__(self) -> None:
+        self.packer = EventPacker()
+        self.batches: list[tuple[dict[str, Any], list[bytes]]] = []
+
+    def __call__(self, events: list[Event], **info: Any) -> None:
+        header, buffers = self.packer.pack(events)
+        header.update(info)
+        self.batches.append((header, buffers))
+
+
+def test_an_asyncio_run_ships_every_event_once_with_task_names_in_the_thread_dictionary(tmp_path: Path) -> None:
+    """A closed loop of asyncio tasks on SQLite, shipped while it runs, decodes to the log's events, each once."""
+    pytest.importorskip("aiosqlite")
+    from poolviz.aio import InstrumentedAsyncSqliteDatabase
+    from poolviz.workload.asyncio_loops import run_async_closed_loop
+
+    db = InstrumentedAsyncSqliteDatabase(str(tmp_path / "app.db"), pool_size=2)
+    sink = PackingSink()
+    shipper = Shipper(db.events, sink).start()
+    result = run_async_closed_loop(db, tasks=6, requests=4, hold=0.03, seed=1)
+    assert shipper.stop()
+    assert result.requests_ok == 24
+
+    threads: dict[int, str] = {}
+    reasons: dict[int, str] = {}
+    got: list[dict[str, Any]] = []
+    seqs: list[int] = []
+    for header, buffers in sink.batches:
+        assert header["lost"] == 0
+        if header["n"]:
+            seqs += range(header["first_seq"], header["first_seq"] + header["n"])
+        got += unpack(header, buffers, threads, reasons)
+    logged = db.events.snapshot()
+    assert sum(1 for header, _buffers in sink.batches if header["n"]) >= 2
+    assert seqs == [e.seq for e in logged] == list(range(len(logged)))
+    assert [(g["kind"], g["thread"], g["conn"], g["reason"]) for g in got] == [
+        (e.kind, e.thread, e.conn, e.reason) for e in logged
+    ]
+    assert [(g["in_use"], g["idle"], g["waiting"]) for g in got] == [(e.in_use, e.idle, e.waiting) for e in logged]
+    tasks = {f"task-{w}" for w in range(6)}
+    assert tasks <= set(threads.values())
+    assert len(threads) == len(set(threads.values()))  # each name travelled once
+    assert {g["thread"] for g in got if g["kind"] == "checkout"} >= tasks
+    assert any(g["kind"] == "wait" for g in got)  # six tasks on two connections queued
