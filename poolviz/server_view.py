@@ -65,19 +65,21 @@ _MYSQL_STATUS = (
 
 def _plain_database(url: str) -> Any:
     """A plain peewee database for ``url`` (its ``+pool`` part dropped): one connection, no pool."""
-    from playhouse.db_url import connect as plain_connect
+    from urllib.parse import urlparse
+
+    from playhouse.db_url import parseresult_to_dict, schemes
 
     scheme, rest = url.split("://", 1)
+    plain = scheme.split("+")[0]
+    # Read as poolviz.connect reads it: a user or password like "Pw%40rd" is unquoted, and
+    # MySQL's password goes to the driver as "password" (PyMySQL warns about peewee's "passwd").
+    params = parseresult_to_dict(urlparse(plain + "://" + rest), unquote_password=True, unquote_user=True)
+    if "passwd" in params:
+        params["password"] = params.pop("passwd")
+    database = params.pop("database")
     # thread_safe=False: one connection shared by every thread (peewee's default is one per thread), so the
     # sampling thread uses the connection start() opened instead of opening, and leaving behind, a second.
-    # Unquoted as poolviz.connect does, so a password like "Pw%40rd" means the same to both.
-    return plain_connect(
-        scheme.split("+")[0] + "://" + rest,
-        unquote_password=True,
-        unquote_user=True,
-        connect_timeout=5,
-        thread_safe=False,
-    )
+    return schemes[plain](database, connect_timeout=5, thread_safe=False, **params)
 
 
 class ServerSampler:

@@ -73,6 +73,9 @@ def connect(url: str, **kwargs: Any) -> Any:
         params = parseresult_to_dict(parsed, unquote_password=True, unquote_user=True)
     except ValueError as exc:
         raise ValueError(f"cannot read database URL {shown!r}: {exc}") from None
+    if "passwd" in params:
+        # peewee names a MySQL URL's password "passwd", which PyMySQL warns is deprecated on every connect.
+        params["password"] = params.pop("passwd")
     params.update(kwargs)
     database = params.pop("database", None)
     if not database:
