@@ -70,7 +70,8 @@ def _plain_database(url: str) -> Any:
     from playhouse.db_url import parseresult_to_dict, schemes
 
     scheme, rest = url.split("://", 1)
-    plain = scheme.split("+")[0]
+    plain = scheme.split("+")[0].lower()
+    plain = "mysql" if plain == "mariadb" else plain  # poolviz's alias; peewee knows only mysql://
     # Read as poolviz.connect reads it: a user or password like "Pw%40rd" is unquoted, and
     # MySQL's password goes to the driver as "password" (PyMySQL warns about peewee's "passwd").
     params = parseresult_to_dict(urlparse(plain + "://" + rest), unquote_password=True, unquote_user=True)
