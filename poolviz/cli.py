@@ -286,8 +286,20 @@ def _check_url(args: argparse.Namespace) -> None:
 
     if args.url is None:
         return
-    if args.url.split("://", 1)[0].lower() in ASYNC_SCHEMES:
-        return  # the asyncio runner opens and checks its own pool
+    scheme, _, rest = args.url.partition("://")
+    if scheme.lower() in ASYNC_SCHEMES:
+        from .servers import reachable
+        from .urls import connect
+
+        try:
+            connect(args.url)  # reads the URL; an asyncio database connects only when first used
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"bad --url {mask_url(args.url)!r}: {exc}") from None
+        # The same server and credentials through the threaded driver: a quick, loop-free check.
+        reason = reachable(scheme.lower().replace("+asyncpool", "+pool") + "://" + rest)
+        if reason is not None:
+            raise UsageError(f"--url {mask_url(args.url)!r} is not usable: {reason}")
+        return
     _open_pool(args.url, max_connections=1).close_all()
 
 

@@ -253,3 +253,17 @@ def test_bad_url_is_refused_before_out_is_created(tmp_path: Path, command: str, 
     result = poolviz_cli(command, "--url", url, "--out", str(out), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+asyncpool://nobody:s3cret@127.0.0.1:1/test", "mysql+asyncpool://root:s3cret@127.0.0.1:1/test"]
+)
+def test_unreachable_asyncio_url_is_refused_before_out_is_created(tmp_path: Path, url: str) -> None:
+    """An asyncio --url whose server does not answer exits 2 naming it (password masked), and writes nothing."""
+    out = tmp_path / "never"
+    result = poolviz_cli("run", "--url", url, "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "is not usable: no server at 127.0.0.1:1" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
