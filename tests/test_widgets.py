@@ -359,7 +359,7 @@ def test_replay_reads_a_saved_trace_and_a_frame(recorded: Any, tmp_path: Path) -
 
 
 def test_compare_runs_each_config_and_shows_two_pictures_and_a_table() -> None:
-    """A pool of 2 against a pool of 8, same workload: one live view per config, one time axis, a table row each."""
+    """A pool of 2 against a pool of 8, same workload, at once: a live view per config, one time axis, a row each."""
     before = set(threading.enumerate())
     compare = Compare(configs=[{"max_connections": 2}, {"max_connections": 8}], workers=8, requests=4, hold_ms=4)
     try:
@@ -375,6 +375,9 @@ def test_compare_runs_each_config_and_shows_two_pictures_and_a_table() -> None:
         assert (table["throughput_rps"] > 0).all(), f"requests failed: {errors}"
         assert table.loc["max_connections=2", "connections_opened"] <= 2
         assert "<table" in compare.table_html.value
+        # Side by side: on the one perf_counter clock, the two runs' events overlap in time.
+        spans = [(log.t0 + log.snapshot()[0].t, log.t0 + log.snapshot()[-1].t) for log in compare._logs]
+        assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans
     finally:
         compare.close()
     assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []

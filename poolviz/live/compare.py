@@ -29,16 +29,19 @@ POOL_DEFAULTS: dict[str, Any] = {"max_connections": 4, "timeout": 10.0, "stale_t
 
 
 class Compare:
-    """The same workload run under two or more pool configurations, one after the other, shown side by side.
+    """The same workload run under two or more pool configurations at the same time, shown side by side.
 
     ``configs`` are pool settings (``max_connections``, ``timeout``,
     ``stale_timeout``, and an optional ``label``). The workload is a
     :class:`~poolviz.workload.WorkloadSpec`: pass one as ``workload`` or its
     fields as keywords (``workers``, ``requests``, ``hold_ms``…), beside
     pool settings shared by every config. Each config gets a fresh pool on
-    ``url`` (default: a SQLite file in a temp dir) and its own live view,
-    drawn in the browser while it runs; once all have run, every view shows
-    the same time axis. :attr:`table` holds one row per config.
+    ``url`` (default: a SQLite file of its own in a temp dir) and its own live
+    view, drawn in the browser while it runs. The configs run concurrently,
+    each in its own thread, so they are watched side by side on one clock
+    (on a server they share it, as the processes of one application would);
+    once all have run, every view shows the same time axis. :attr:`table`
+    holds one row per config.
     """
 
     def __init__(
@@ -139,7 +142,7 @@ class Compare:
         return resend
 
     def run(self, wait: bool = False, timeout: float | None = None) -> bool:
-        """Run every config in turn in a background thread; True when it started (``wait``: and finished)."""
+        """Run every config at once in the background; True when it started (``wait``: and finished)."""
         if self.problem:
             self._say(self.problem, "error")
             return False
@@ -166,68 +169,103 @@ class Compare:
         return True
 
     def stop(self, timeout: float = JOIN_TIMEOUT_S) -> bool:
-        """End the comparison early (the config running finishes its requests in hand); True when its thread ended."""
+        """End the comparison early (each run finishes its requests in hand); True when every thread ended."""
         self._stop.set()
         return self.wait(timeout)
 
     def _work(self) -> None:
-        rows: list[dict[str, Any]] = []
         self.results = [None] * len(self.configs)
-        ends: list[float] = []
+        ends: list[float] = [0.0] * len(self.configs)
+        failures: list[BaseException | None] = [None] * len(self.configs)
         try:
             for view in self.views:
                 view.span = []
+            # Every pool is made before any runs, so their clocks start together and the
+            # views' times line up; each config then runs in its own thread, side by side.
+            pools = []
             for i, config in enumerate(self.configs):
-                if self._stop.is_set():
-                    break
-                self._say(f"Running {config['label']} ({i + 1} of {len(self.configs)})…")
-                pool = {key: config[key] for key in POOL_KEYS}
-                db = connect(self._url or self._sqlite_url(), **pool)
-                view = self.views[i]
-                view.reset(pool["max_connections"])
-                self._logs[i] = db.events
-                shipper = Shipper(db.events, view.send_batch).start()
-                try:
-                    result = self.workload.run(db, stop=self._stop, progress=self._progress(self.progress[i]))
-                finally:
-                    shipper.stop()
-                    db.close_all()
-                last = db.events.last
-                ends.append(last.t if last is not None else 0.0)
-                view.end(ends[-1])
-                self.results[i] = result
-                frame = result.events
-                stats = frame_stats(frame)
-                self.stats[i].value = stats_html(stats)
-                self.progress[i].value = result.requests
-                rows.append(
-                    {
-                        "config": config["label"],
-                        **pool,
-                        "requests": result.requests,
-                        "failed": result.requests_failed,
-                        "elapsed_s": result.elapsed_s,
-                        "throughput_rps": result.throughput_rps,
-                        "wait_p50_s": stats["wait_p50_s"],
-                        "wait_p95_s": stats["wait_p95_s"],
-                        "timeouts": stats["timeouts"],
-                        "connections_opened": stats["connections_opened"],
-                    }
+                settings = {key: config[key] for key in POOL_KEYS}
+                pools.append((connect(self._url or self._sqlite_url(i), **settings), settings))
+            self._say(f"Running {len(self.configs)} configurations side by side…")
+            threads = [
+                threading.Thread(
+                    target=self._run_one,
+                    args=(i, db, settings, ends, failures),
+                    name=f"poolviz-compare-{i}",
+                    daemon=True,
                 )
+                for i, (db, settings) in enumerate(pools)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            rows = [self._row(i, result) for i, result in enumerate(self.results) if result is not None]
+            if rows:
                 self.table = pd.DataFrame(rows).set_index("config")
                 self.table_html.value = self.table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="–")
             # One time axis for every view: from 0 to the longest run's end.
             axis = [0.0, max(ends, default=0.0) or 1.0]
             for view in self.views:
                 view.span = axis
-            done = "Stopped" if self._stop.is_set() else "Done"
-            self._say(f"{done}: {len(rows)} of {len(self.configs)} configurations ran.", "ok")
+            failed = [(self.configs[i]["label"], exc) for i, exc in enumerate(failures) if exc is not None]
+            if failed:
+                label, exc = failed[0]
+                self._say(f"The comparison failed for {label}: {type(exc).__name__}: {exc}", "error")
+            else:
+                done = "Stopped" if self._stop.is_set() else "Done"
+                self._say(f"{done}: {len(rows)} of {len(self.configs)} configurations ran side by side.", "ok")
         except Exception as exc:
             logger.exception("poolviz compare failed")
             self._say(f"The comparison failed: {type(exc).__name__}: {exc}", "error")
         finally:
             self.run_button.disabled = False
             self.stop_button.disabled = True
+
+    def _run_one(
+        self,
+        i: int,
+        db: Any,
+        settings: dict[str, Any],
+        ends: list[float],
+        failures: list[BaseException | None],
+    ) -> None:
+        """One config's run, in its own thread: ship its events to its view, then fill in its numbers."""
+        view = self.views[i]
+        view.reset(settings["max_connections"])
+        self._logs[i] = db.events
+        shipper = Shipper(db.events, view.send_batch).start()
+        try:
+            result = self.workload.run(db, stop=self._stop, progress=self._progress(self.progress[i]))
+        except Exception as exc:
+            logger.exception("poolviz compare: %s failed", self.configs[i]["label"])
+            failures[i] = exc
+            return
+        finally:
+            shipper.stop()
+            db.close_all()
+        last = db.events.last
+        ends[i] = last.t if last is not None else 0.0
+        view.end(ends[i])
+        self.results[i] = result
+        self.stats[i].value = stats_html(frame_stats(result.events))
+        self.progress[i].value = result.requests
+
+    def _row(self, i: int, result: WorkloadResult) -> dict[str, Any]:
+        config = self.configs[i]
+        stats = frame_stats(result.events)
+        return {
+            "config": config["label"],
+            **{key: config[key] for key in POOL_KEYS},
+            "requests": result.requests,
+            "failed": result.requests_failed,
+            "elapsed_s": result.elapsed_s,
+            "throughput_rps": result.throughput_rps,
+            "wait_p50_s": stats["wait_p50_s"],
+            "wait_p95_s": stats["wait_p95_s"],
+            "timeouts": stats["timeouts"],
+            "connections_opened": stats["connections_opened"],
+        }
 
     def _progress(self, bar: Any) -> Callable[[int, int | None], None]:
         # One widget message per request would flood the frontend: at most ten a second.
@@ -241,11 +279,12 @@ class Compare:
 
         return report
 
-    def _sqlite_url(self) -> str:
+    def _sqlite_url(self, i: int) -> str:
+        # One file per config: side by side on one SQLite file, the runs would queue on its write lock.
         if self._tempdir is None:
             self._tempdir = tempfile.mkdtemp(prefix="poolviz-compare-")
             weakref.finalize(self, shutil.rmtree, self._tempdir, ignore_errors=True)
-        return f"sqlite+pool:///{Path(self._tempdir) / 'compare.db'}"
+        return f"sqlite+pool:///{Path(self._tempdir) / f'compare-{i}.db'}"
 
     def close(self) -> None:
         """Stop, remove the temp dir and close the widgets."""
