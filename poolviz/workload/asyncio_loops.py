@@ -30,10 +30,10 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .. import checks
 from ..credentials import mask_text
 from ..events import Event
 from ..models import user_model
+from .args import closed_loop_args, open_loop_args
 from .distributions import Distribution
 from .results import RequestRecord, WorkloadResult
 from .run import HOLD_SQL, Progress, ensure_schema
@@ -214,18 +214,9 @@ async def arun_closed_loop(
     once each task finishes its current request.
     """
     check_async_pool(db)
-    tasks = checks.count("tasks", tasks)
-    requests = checks.count("requests", requests)
-    hold_d = Distribution.parse(hold, "hold")
-    think_d = Distribution.parse(think, "think")
-    seed = checks.integer("seed", seed)
-    settings = {
-        "tasks": tasks,
-        "requests_per_worker": requests,
-        "hold": str(hold_d),
-        "think": str(think_d),
-        "seed": seed,
-    }
+    args = closed_loop_args(tasks, requests, hold, think, seed, workers_name="tasks")
+    tasks, requests, hold_d, think_d, seed = args
+    settings = args.settings("tasks")
 
     async def body(run: AsyncRun) -> int:
         async def work(worker: int) -> None:
@@ -267,16 +258,9 @@ async def arun_open_loop(
     Setting ``stop`` ends arrivals; tasks already started finish.
     """
     check_async_pool(db)
-    rate = checks.number("rate", rate, positive=True)
-    if duration is None and requests is None:
-        raise ValueError("an open loop needs duration (seconds) or requests (a count), got neither")
-    if duration is not None:
-        duration = checks.seconds("duration", duration, positive=True)
-    if requests is not None:
-        requests = checks.count("requests", requests)
-    hold_d = Distribution.parse(hold, "hold")
-    seed = checks.integer("seed", seed)
-    settings = {"rate": rate, "duration": duration, "requests_planned": requests, "hold": str(hold_d), "seed": seed}
+    args = open_loop_args(rate, duration, requests, hold, seed)
+    rate, duration, requests, hold_d, seed = args
+    settings = args.settings()
 
     async def body(run: AsyncRun) -> int:
         arrivals = random.Random(f"poolviz:{seed}:arrivals")

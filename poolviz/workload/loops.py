@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from .. import checks
+from .args import closed_loop_args, open_loop_args
 from .distributions import Distribution
 from .results import WorkloadResult
 from .run import Progress, Run, check_pool, execute, join_all
@@ -37,19 +38,10 @@ def run_closed_loop(
     ``User`` table if missing; ``cleanup`` deletes the rows the run made.
     """
     check_pool(db)
-    workers = checks.count("workers", workers)
-    requests = checks.count("requests", requests)
-    hold_d = Distribution.parse(hold, "hold")
-    think_d = Distribution.parse(think, "think")
-    seed = checks.integer("seed", seed)
+    args = closed_loop_args(workers, requests, hold, think, seed)
+    workers, requests, hold_d, think_d, seed = args
     stop_event = stop if stop is not None else threading.Event()
-    settings: dict[str, Any] = {
-        "workers": workers,
-        "requests_per_worker": requests,
-        "hold": str(hold_d),
-        "think": str(think_d),
-        "seed": seed,
-    }
+    settings = args.settings()
 
     def body(run: Run) -> int:
         def work(worker: int) -> None:
@@ -98,25 +90,11 @@ def run_open_loop(
     is joined before this returns.
     """
     check_pool(db)
-    rate = checks.number("rate", rate, positive=True)
-    if duration is None and requests is None:
-        raise ValueError("an open loop needs duration (seconds) or requests (a count), got neither")
-    if duration is not None:
-        duration = checks.seconds("duration", duration, positive=True)
-    if requests is not None:
-        requests = checks.count("requests", requests)
+    args = open_loop_args(rate, duration, requests, hold, seed)
+    rate, duration, requests, hold_d, seed = args
     threads = checks.count("threads", threads)
-    hold_d = Distribution.parse(hold, "hold")
-    seed = checks.integer("seed", seed)
     stop_event = stop if stop is not None else threading.Event()
-    settings: dict[str, Any] = {
-        "threads": threads,
-        "rate": rate,
-        "duration": duration,
-        "requests_planned": requests,
-        "hold": str(hold_d),
-        "seed": seed,
-    }
+    settings: dict[str, Any] = {"threads": threads, **args.settings()}
 
     def body(run: Run) -> int:
         inbox: queue.SimpleQueue[tuple[int, float, float] | None] = queue.SimpleQueue()

@@ -37,6 +37,7 @@ from typing import Any
 from .. import checks
 from ..credentials import mask_text, mask_url
 from ..merge import MergedEventLog, thread_label
+from .args import closed_loop_args, open_loop_args
 from .distributions import Distribution
 from .results import RequestRecord, WorkloadResult
 
@@ -443,10 +444,8 @@ def start_processes(
     ``ship=False`` keeps events in the workers (for measuring what shipping costs).
     """
     url, processes, start_method = _check_common(url, processes, start_method)
-    workers = checks.count("workers", workers)
-    requests = checks.count("requests", requests)
-    hold_d, think_d = Distribution.parse(hold, "hold"), Distribution.parse(think, "think")
-    seed = checks.integer("seed", seed)
+    args = closed_loop_args(workers, requests, hold, think, seed)
+    workers, requests, hold_d, think_d, seed = args
     pool = _pool_args(max_connections, timeout, stale_timeout, pool_kwargs)
     plans = [
         WorkerPlan(
@@ -458,15 +457,7 @@ def start_processes(
         )
         for p in range(processes)
     ]
-    settings = {
-        "processes": processes,
-        "workers_per_process": workers,
-        "requests_per_worker": requests,
-        "hold": str(hold_d),
-        "think": str(think_d),
-        "seed": seed,
-        "start_method": start_method,
-    }
+    settings = {"processes": processes, **args.settings("workers_per_process"), "start_method": start_method}
     return ProcessRun(plans, start_method, "closed", settings).start()
 
 
@@ -493,14 +484,9 @@ def start_open_processes(
     ``requests / processes`` arrivals, rounded up, when ``requests`` is given).
     """
     url, processes, start_method = _check_common(url, processes, start_method)
-    rate = checks.number("rate", rate, positive=True)
-    if duration is None and requests is None:
-        raise ValueError("an open loop needs duration (seconds) or requests (a count), got neither")
-    if requests is not None:
-        requests = checks.count("requests", requests)
+    args = open_loop_args(rate, duration, requests, hold, seed)
+    rate, duration, requests, hold_d, seed = args
     threads = checks.count("threads", threads)
-    hold_d = Distribution.parse(hold, "hold")
-    seed = checks.integer("seed", seed)
     pool = _pool_args(max_connections, timeout, stale_timeout, pool_kwargs)
     share = None if requests is None else -(-requests // processes)
     plans = [
@@ -523,11 +509,7 @@ def start_open_processes(
     settings = {
         "processes": processes,
         "threads_per_process": threads,
-        "rate": rate,
-        "duration": duration,
-        "requests_planned": requests,
-        "hold": str(hold_d),
-        "seed": seed,
+        **args.settings(),
         "start_method": start_method,
     }
     return ProcessRun(plans, start_method, "open", settings).start()
