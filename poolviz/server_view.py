@@ -67,16 +67,14 @@ def _plain_database(url: str) -> Any:
     """A plain peewee database for ``url`` (its ``+pool`` part dropped): one connection, no pool."""
     from urllib.parse import urlparse
 
-    from playhouse.db_url import parseresult_to_dict, schemes
+    from playhouse.db_url import schemes
+
+    from .urls import url_params
 
     scheme, rest = url.split("://", 1)
     plain = scheme.split("+")[0].lower()
     plain = "mysql" if plain == "mariadb" else plain  # poolviz's alias; peewee knows only mysql://
-    # Read as poolviz.connect reads it: a user or password like "Pw%40rd" is unquoted, and
-    # MySQL's password goes to the driver as "password" (PyMySQL warns about peewee's "passwd").
-    params = parseresult_to_dict(urlparse(plain + "://" + rest), unquote_password=True, unquote_user=True)
-    if "passwd" in params:
-        params["password"] = params.pop("passwd")
+    params = url_params(urlparse(plain + "://" + rest))  # read as poolviz.connect reads it
     database = params.pop("database")
     # thread_safe=False: one connection shared by every thread (peewee's default is one per thread), so the
     # sampling thread uses the connection start() opened instead of opening, and leaving behind, a second.

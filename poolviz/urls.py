@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 from playhouse.db_url import parseresult_to_dict
 
@@ -39,6 +39,19 @@ _PLAIN_CLASSES = {
 }
 
 
+def url_params(parsed: ParseResult) -> dict[str, Any]:
+    """A parsed URL's database name and driver arguments, as every part of poolviz reads them.
+
+    As ``playhouse.db_url`` reads them, with the user and password unquoted
+    (``Pw%40rd`` is ``Pw@rd``) and MySQL's password passed as ``password``:
+    peewee names it ``passwd``, which PyMySQL warns is deprecated on every connect.
+    """
+    params = parseresult_to_dict(parsed, unquote_password=True, unquote_user=True)
+    if "passwd" in params:
+        params["password"] = params.pop("passwd")
+    return params
+
+
 def connect(url: str, **kwargs: Any) -> Any:
     """An instrumented pool for ``url``, e.g. ``mysql+pool://user:pw@host:3306/db?max_connections=8``.
 
@@ -70,12 +83,9 @@ def connect(url: str, **kwargs: Any) -> Any:
         allowed = ", ".join(f"{s}://" for s in [*POOL_SCHEMES, *ASYNC_SCHEMES])
         raise ValueError(f"unknown database URL scheme {parsed.scheme!r} in {shown!r}; use one of {allowed}")
     try:
-        params = parseresult_to_dict(parsed, unquote_password=True, unquote_user=True)
+        params = url_params(parsed)
     except ValueError as exc:
         raise ValueError(f"cannot read database URL {shown!r}: {exc}") from None
-    if "passwd" in params:
-        # peewee names a MySQL URL's password "passwd", which PyMySQL warns is deprecated on every connect.
-        params["password"] = params.pop("passwd")
     params.update(kwargs)
     database = params.pop("database", None)
     if not database:
