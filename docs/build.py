@@ -114,7 +114,7 @@ def write_index(pages: list[dict], out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", help="numbers or names, e.g. 00 03_exhaustion_and_timeouts")
+    parser.add_argument("notebooks", nargs="*", help="numbers or names, e.g. 00 04_exhaustion_and_timeouts")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     paths = select(args.notebooks)

@@ -4,7 +4,7 @@ JupyterLab runs as a subprocess with its config, data, runtime, settings and
 workspace dirs in a temp dir, so nothing from the user's own setup leaks in
 (the venv's own data dir, which holds the ipywidgets lab extension and the
 kernel spec, is still found: it comes before the user's in Jupyter's path).
-The test opens notebooks/02_live_pool_dashboard.ipynb, runs every cell from
+The test opens notebooks/03_live_pool_dashboard.ipynb, runs every cell from
 the Run menu, moves the pool-size slider through its readout box and presses
 Run. While the run is live it reads the view's ``data-`` attributes (frames
 painted, events held, batches received) twice a second apart, checks that
@@ -33,7 +33,7 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "notebooks" / "02_live_pool_dashboard.ipynb"
+NOTEBOOK = ROOT / "notebooks" / "03_live_pool_dashboard.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = ROOT / "docs" / "dashboard.png"
 CHROMIUM_ARGS = [

@@ -250,7 +250,7 @@ def test_make_lab_serves_the_notebooks_and_a_kernel_that_imports_poolviz(make_la
 def test_make_docs_renders_notebooks_with_their_plots_and_an_index(tmp_path: Path) -> None:
     """`make docs` on two notebooks executes them with defaults and writes HTML pages with PNG plots and an index."""
     out = tmp_path / "docs"
-    chosen = ["03_exhaustion_and_timeouts", "05_leaks"]
+    chosen = ["04_exhaustion_and_timeouts", "06_leaks"]
     command = make_command("docs", f"DOCS_ARGS={' '.join(chosen)} --out {out}")
     result = subprocess.run(command, cwd=ROOT, env=newcomer_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""What notebooks 06-09 say about peewee's pools, pinned on the real MariaDB and PostgreSQL servers."""
+"""What notebooks 07-09 say about peewee's pools, pinned on the real MariaDB and PostgreSQL servers."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from poolviz.pool import backend_of
 SERVERS = ["mysql", "postgresql", "psycopg3"]
 SERVER_ID_SQL = {"mysql": "SELECT CONNECTION_ID()", "postgresql": "SELECT pg_backend_pid()"}
 SLEEP_SQL = {"mysql": "SELECT SLEEP(%s)", "postgresql": "SELECT pg_sleep(%s)"}
-# What each driver says when the server ends a connection under a caller (notebook 06 quotes these).
+# What each driver says when the server ends a connection under a caller (notebook 07 quotes these).
 LOST_CONNECTION_WORDS = (
     "Lost connection",  # PyMySQL 2013
     "gone away",  # PyMySQL 2006
