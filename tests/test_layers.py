@@ -49,6 +49,7 @@ LAYERS = {
     "poolviz.workload": APPS,
     "poolviz.live": APPS,
     "poolviz.widgets": APPS,
+    "poolviz.progress": APPS,
     "poolviz.cli": APPS,
     "poolviz.__main__": APPS,
     "poolviz": APPS,  # the package's __init__ re-exports from every layer
