@@ -23,6 +23,7 @@ Two conventions run through the module:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,10 @@ SWEEP_COLUMNS = (
     "throughput_rps",
     "wait_mean_s",
     "wait_p95_s",
+    "wait_p99_s",
+    "wait_max_s",
+    "checkouts_per_worker_min",
+    "checkouts_per_worker_max",
     "timeouts",
     "utilisation",
     "predicted_wait_p95_s",
@@ -51,10 +56,13 @@ SWEEP_COLUMNS = (
 HOLD_COLUMNS = ("conn", "thread", "start", "end", "duration", "wait_s", "end_kind", "end_reason", "open")
 OCCUPANCY_COLUMNS = ("t", "in_use", "idle", "waiting")
 LIFETIME_COLUMNS = ("conn", "opened", "closed", "lifetime", "checkouts", "close_reason")
+WAITING_COLUMNS = ("thread", "since", "age_s")
+FAIRNESS_COLUMNS = ("thread", "checkouts", "timeouts", "waits", "wait_max_s", "wait_total_s", "waiting_now")
 
 _CONNECT = KINDS.index("connect")
 _CHECKOUT = KINDS.index("checkout")
 _CHECKIN = KINDS.index("checkin")
+_WAIT = KINDS.index("wait")
 _TIMEOUT = KINDS.index("timeout")
 _CLOSE = KINDS.index("close")
 _ERROR = KINDS.index("error")
@@ -181,20 +189,69 @@ def _request_waits(frame: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
     return frame["wait_s"].to_numpy(dtype=float)[mask]
 
 
-def wait_stats(frame: pd.DataFrame) -> dict[str, Any]:
-    """How long requests waited: checkouts and timeouts alike, those that did not wait counting as 0.
+def _now(frame: pd.DataFrame, now: float | None) -> float:
+    """The moment "still waiting" is judged at: ``now`` if given, else the trace's last event."""
+    if now is not None:
+        return checks.number("now", now)
+    return float(frame["t"].iloc[-1]) if len(frame) else math.nan
 
-    Keys: ``count`` (requests), ``waited`` (requests that waited at all),
-    ``mean_s``, ``p50_s``, ``p95_s``, ``p99_s``, ``max_s`` (NaN with no requests).
+
+def waits_in_progress(frame: pd.DataFrame, now: float | None = None) -> pd.DataFrame:
+    """The callers still waiting for a connection at ``now`` (default: the trace's last event).
+
+    One row per waiting thread (``thread``, ``since``, ``age_s``), oldest first:
+    a ``wait`` event with no later ``checkout``, ``timeout`` or ``error`` by the
+    same thread. These are the waits :func:`wait_stats` would otherwise miss,
+    because a wait's length is only written down when it ends: under barging a
+    worker can wait for the whole run and never appear in the finished waits.
+    """
+    frame = _ordered(frame)
+    codes = _kind_codes(frame)
+    mask = np.isin(codes, (_WAIT, _CHECKOUT, _TIMEOUT, _ERROR))
+    calls = pd.DataFrame(
+        {
+            "thread": frame["thread"].to_numpy(dtype=object)[mask],
+            "code": codes[mask],
+            "t": frame["t"].to_numpy(dtype=float)[mask],
+        }
+    )
+    last = calls.groupby("thread", sort=False).tail(1)
+    waiting = last.loc[last["code"] == _WAIT].sort_values("t", kind="stable")
+    at = _now(frame, now)
+    return pd.DataFrame(
+        {
+            "thread": waiting["thread"].to_numpy(dtype=object),
+            "since": waiting["t"].to_numpy(dtype=float),
+            "age_s": np.maximum(at - waiting["t"].to_numpy(dtype=float), 0.0),
+        },
+        columns=list(WAITING_COLUMNS),
+    )
+
+
+def wait_stats(frame: pd.DataFrame, now: float | None = None) -> dict[str, Any]:
+    """How long requests waited, the waits still going counted at their age so far.
+
+    Every finished request counts (checkouts and timeouts, those that did not
+    wait as 0), and so does every caller still waiting at ``now`` (see
+    :func:`waits_in_progress`), at the age its wait has reached: the figures
+    never read 0 while somebody has been waiting for seconds.
+
+    Keys: ``count`` (requests, finished and waiting), ``waited`` (those that
+    waited at all), ``mean_s``, ``p50_s``, ``p95_s``, ``p99_s``, ``max_s`` (NaN
+    with no requests), ``in_progress`` (callers waiting at ``now``) and
+    ``oldest_wait_s`` (the age of the oldest of them, 0.0 when none).
     Percentiles interpolate linearly between observations, as ``numpy.quantile`` does.
     """
     frame = _ordered(frame)
-    waits = _request_waits(frame, _kind_codes(frame))
+    ongoing = waits_in_progress(frame, now)["age_s"].to_numpy(dtype=float)
+    waits = np.concatenate([_request_waits(frame, _kind_codes(frame)), ongoing])
+    progress = {"in_progress": len(ongoing), "oldest_wait_s": float(ongoing.max()) if len(ongoing) else 0.0}
     if not len(waits):
         return {
             "count": 0,
             "waited": 0,
             **dict.fromkeys(("mean_s", "p50_s", "p95_s", "p99_s", "max_s"), math.nan),
+            **progress,
         }
     p50, p95, p99 = np.quantile(waits, (0.5, 0.95, 0.99))
     return {
@@ -205,6 +262,102 @@ def wait_stats(frame: pd.DataFrame) -> dict[str, Any]:
         "p95_s": float(p95),
         "p99_s": float(p99),
         "max_s": float(waits.max()),
+        **progress,
+    }
+
+
+def fairness(frame: pd.DataFrame, threads: Iterable[str] | None = None, now: float | None = None) -> pd.DataFrame:
+    """Who the pool served: one row per caller thread, busiest first.
+
+    Columns: ``thread``, ``checkouts``, ``timeouts``, ``waits`` (requests that
+    waited at all, the one still waiting included), ``wait_max_s`` (its longest
+    single wait, one still going counted at its age at ``now``),
+    ``wait_total_s`` and ``waiting_now``. ``threads`` names the workers to
+    report: a worker that never got a connection (or never reached the pool)
+    still gets its row of zeros. By default every thread that made a request.
+    A fair pool gives every worker about the same checkouts; peewee's pool lets
+    a thread that releases and asks again at once take its connection straight
+    back, so with no think time a few workers take nearly all of them.
+    """
+    frame = _ordered(frame)
+    codes = _kind_codes(frame)
+    done = (codes == _CHECKOUT) | (codes == _TIMEOUT)
+    finished = pd.DataFrame(
+        {
+            "thread": frame["thread"].to_numpy(dtype=object)[done],
+            "checkouts": (codes[done] == _CHECKOUT).astype("int64"),
+            "timeouts": (codes[done] == _TIMEOUT).astype("int64"),
+            "wait_s": frame["wait_s"].to_numpy(dtype=float)[done],
+        }
+    )
+    ongoing = waits_in_progress(frame, now)
+    rows = pd.concat(
+        [
+            finished,
+            pd.DataFrame({"thread": ongoing["thread"], "checkouts": 0, "timeouts": 0, "wait_s": ongoing["age_s"]}),
+        ],
+        ignore_index=True,
+    )
+    rows["waited"] = (rows["wait_s"] > 0).astype("int64")
+    by = rows.groupby("thread", sort=False)
+    table = pd.DataFrame(
+        {
+            "checkouts": by["checkouts"].sum(),
+            "timeouts": by["timeouts"].sum(),
+            "waits": by["waited"].sum(),
+            "wait_max_s": by["wait_s"].max(),
+            "wait_total_s": by["wait_s"].sum(),
+        }
+    )
+    table["waiting_now"] = table.index.isin(ongoing["thread"])
+    if threads is not None:
+        names = [str(name) for name in threads]
+        table = table.reindex(names).fillna(
+            {"checkouts": 0, "timeouts": 0, "waits": 0, "wait_max_s": 0.0, "wait_total_s": 0.0, "waiting_now": False}
+        )
+    table = table.astype({"checkouts": "int64", "timeouts": "int64", "waits": "int64", "waiting_now": bool})
+    table = table.rename_axis("thread").reset_index()
+    table = table.sort_values(["checkouts", "thread"], ascending=[False, True], kind="stable", ignore_index=True)
+    return table.loc[:, list(FAIRNESS_COLUMNS)]
+
+
+def fairness_stats(
+    frame: pd.DataFrame, threads: Iterable[str] | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """:func:`fairness` in a few numbers: how evenly the workers were served.
+
+    Keys: ``workers``, ``checkouts_min``, ``checkouts_median``,
+    ``checkouts_max``, ``starved`` (workers with no checkout at all),
+    ``top_share`` (the busiest worker's share of all checkouts),
+    ``jain_index`` (Jain's index of the checkouts, ``(Σx)² / (n·Σx²)``: 1 when
+    every worker got the same, ``1/n`` when one got everything),
+    ``longest_wait_s`` and ``longest_wait_thread`` (one still waiting counts at
+    its age). NaN (and ``""``) with no workers.
+    """
+    table = fairness(frame, threads, now)
+    x = table["checkouts"].to_numpy(dtype=float)
+    if not len(x):
+        return {
+            "workers": 0,
+            "starved": 0,
+            "longest_wait_thread": "",
+            **dict.fromkeys(
+                ("checkouts_min", "checkouts_median", "checkouts_max", "top_share", "jain_index", "longest_wait_s"),
+                math.nan,
+            ),
+        }
+    total = x.sum()
+    longest = int(table["wait_max_s"].to_numpy(dtype=float).argmax())
+    return {
+        "workers": len(x),
+        "checkouts_min": int(x.min()),
+        "checkouts_median": float(np.median(x)),
+        "checkouts_max": int(x.max()),
+        "starved": int(np.count_nonzero(x == 0)),
+        "top_share": float(x.max() / total) if total else math.nan,
+        "jain_index": float(total**2 / (len(x) * np.dot(x, x))) if total else math.nan,
+        "longest_wait_s": float(table["wait_max_s"].iloc[longest]),
+        "longest_wait_thread": str(table["thread"].iloc[longest]),
     }
 
 
@@ -307,14 +460,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def summarize(frame: pd.DataFrame, max_connections: int | None = None) -> dict[str, Any]:
+def summarize(
+    frame: pd.DataFrame,
+    max_connections: int | None = None,
+    now: float | None = None,
+    threads: Iterable[str] | None = None,
+) -> dict[str, Any]:
     """The trace in one JSON-ready dict of plain numbers (NaN becomes None).
 
     ``max_connections`` defaults to the one recorded in ``frame.attrs``; without
     a limit, ``utilisation`` is None. Keys: ``events``, ``dropped_events``,
     ``span_s``, ``requests``, ``checkouts``, ``timeouts``, ``throughput_rps``,
     ``max_connections``, ``utilisation``, ``waited``, ``wait_mean_s``,
-    ``wait_p50_s``, ``wait_p95_s``, ``wait_p99_s``, ``wait_max_s``,
+    ``wait_p50_s``, ``wait_p95_s``, ``wait_p99_s``, ``wait_max_s`` (waits still
+    going at ``now`` counted at their age, see :func:`wait_stats`),
+    ``waiting_now`` and ``oldest_wait_s`` (callers still waiting and the age of
+    the oldest), the :func:`fairness_stats` of ``threads`` prefixed ``fair_``,
     ``hold_mean_s`` (finished holds), ``holds_open``, ``connections_opened``,
     ``connections_closed``, ``closed_by_reason`` (reason to count),
     ``connect_errors``, ``leaks`` (leak reports) and Little's law as ``littles_L``, ``littles_lambda_rps``,
@@ -325,7 +486,8 @@ def summarize(frame: pd.DataFrame, max_connections: int | None = None) -> dict[s
     limit = max_connections if max_connections is not None else frame.attrs.get("max_connections")
     # peewee reads a limit of 0 (or None) as "no limit": there is nothing to utilise.
     limit = checks.count("max_connections", limit) if limit else None
-    waits = wait_stats(frame)
+    waits = wait_stats(frame, now)
+    fair = fairness_stats(frame, threads, now)
     holds = hold_intervals(frame)
     closes = frame.loc[codes == _CLOSE, "reason"]
     little = littles_law(frame)
@@ -333,7 +495,7 @@ def summarize(frame: pd.DataFrame, max_connections: int | None = None) -> dict[s
         "events": len(frame),
         "dropped_events": frame.attrs.get("dropped", 0),
         "span_s": span(frame),
-        "requests": waits["count"],
+        "requests": waits["count"] - waits["in_progress"],
         "checkouts": np.count_nonzero(codes == _CHECKOUT),
         "timeouts": np.count_nonzero(codes == _TIMEOUT),
         "throughput_rps": throughput(frame),
@@ -341,6 +503,9 @@ def summarize(frame: pd.DataFrame, max_connections: int | None = None) -> dict[s
         "utilisation": utilisation(frame, limit) if limit else None,
         "waited": waits["waited"],
         **{f"wait_{key}": waits[key] for key in ("mean_s", "p50_s", "p95_s", "p99_s", "max_s")},
+        "waiting_now": waits["in_progress"],
+        "oldest_wait_s": waits["oldest_wait_s"],
+        **{f"fair_{key}": value for key, value in fair.items()},
         "hold_mean_s": holds["duration"].mean() if len(holds) else math.nan,
         "holds_open": holds["open"].sum(),
         "connections_opened": np.count_nonzero(codes == _CONNECT),

@@ -350,3 +350,104 @@ def _connect_error(db: InstrumentedFakePooledDatabase) -> BaseException:
     except MaxConnectionsExceeded as exc:
         return exc
     raise AssertionError("connect() did not raise MaxConnectionsExceeded")
+
+
+# The hand trace, then E finds the pool full at 6.5 and is still waiting when the trace ends at 7.0.
+STARVED_EVENTS = [*HAND_EVENTS[:14], ev(14, 6.5, "wait", 0, "E", counts=(2, 0, 1)), HAND_EVENTS[14]._replace(seq=15)]
+
+
+@pytest.fixture
+def starved() -> pd.DataFrame:
+    """The hand trace with one caller (E) still waiting at its end."""
+    return events_to_frame(STARVED_EVENTS, {"max_connections": 2})
+
+
+def test_a_wait_still_going_is_found_with_its_age(starved: pd.DataFrame) -> None:
+    """A wait with no later checkout, timeout or error by its thread is in progress; its age runs to `now`."""
+    assert analysis.waits_in_progress(starved).to_dict("records") == [{"thread": "E", "since": 6.5, "age_s": 0.5}]
+    assert analysis.waits_in_progress(starved, now=9.0)["age_s"].tolist() == [2.5]
+    assert analysis.waits_in_progress(events_to_frame(HAND_EVENTS)).empty
+
+
+def test_wait_stats_count_waits_in_progress_at_their_age(starved: pd.DataFrame) -> None:
+    """Six finished waits (0, 0, 1.5, 0, 0, 2.0) and E's 5.0 s so far: seven requests, the max is E's."""
+    stats = analysis.wait_stats(starved, now=11.5)
+    assert stats["count"] == 7 and stats["waited"] == 3
+    assert stats["in_progress"] == 1 and stats["oldest_wait_s"] == 5.0
+    assert stats["max_s"] == 5.0
+    assert stats["mean_s"] == pytest.approx(8.5 / 7)
+    assert stats["p95_s"] == pytest.approx(np.quantile([0, 0, 1.5, 0, 0, 2.0, 5.0], 0.95))
+
+
+def test_summarize_reports_who_is_waiting_now(starved: pd.DataFrame) -> None:
+    """summarize() counts finished requests apart from the caller still waiting, and the oldest wait's age."""
+    summary = analysis.summarize(starved, now=9.0)
+    assert summary["requests"] == 6
+    assert summary["waiting_now"] == 1 and summary["oldest_wait_s"] == 2.5
+    assert summary["wait_max_s"] == 2.5
+
+
+def test_fairness_counts_each_workers_checkouts_and_longest_wait(starved: pd.DataFrame) -> None:
+    """Per thread: checkouts, timeouts, waits, the longest wait (E's ongoing one at its age), who waits now."""
+    table = analysis.fairness(starved, now=9.0)
+    assert list(table.columns) == list(analysis.FAIRNESS_COLUMNS)
+    rows = {row["thread"]: row for row in table.to_dict("records")}
+    assert table["thread"].tolist()[:2] == ["A", "B"]  # busiest first
+    assert (rows["A"]["checkouts"], rows["B"]["checkouts"], rows["C"]["checkouts"]) == (2, 2, 1)
+    assert (rows["D"]["checkouts"], rows["D"]["timeouts"], rows["D"]["wait_max_s"]) == (0, 1, 2.0)
+    assert (rows["E"]["checkouts"], rows["E"]["waits"], rows["E"]["wait_max_s"], rows["E"]["waiting_now"]) == (
+        0,
+        1,
+        2.5,
+        True,
+    )
+    assert not rows["A"]["waiting_now"] and rows["C"]["wait_max_s"] == 1.5
+
+
+def test_fairness_reports_named_workers_that_never_reached_the_pool(starved: pd.DataFrame) -> None:
+    """A worker named in `threads` with no event gets a row of zeros, and only the named workers are reported."""
+    table = analysis.fairness(starved, threads=["A", "C", "F"])
+    assert table["thread"].tolist() == ["A", "C", "F"]
+    assert table.loc[2, ["checkouts", "timeouts", "waits", "wait_max_s", "waiting_now"]].tolist() == [
+        0,
+        0,
+        0,
+        0.0,
+        False,
+    ]
+
+
+def test_fairness_stats_sum_up_how_evenly_workers_were_served(starved: pd.DataFrame) -> None:
+    """Checkouts 2, 2, 1, 0, 0 over five workers: min, median, max, two starved, Jain's index 25/45."""
+    stats = analysis.fairness_stats(starved, now=10.0)
+    assert stats["workers"] == 5
+    assert (stats["checkouts_min"], stats["checkouts_median"], stats["checkouts_max"]) == (0, 1.0, 2)
+    assert stats["starved"] == 2
+    assert stats["top_share"] == pytest.approx(2 / 5)
+    assert stats["jain_index"] == pytest.approx(25 / (5 * 9))
+    assert (stats["longest_wait_thread"], stats["longest_wait_s"]) == ("E", 3.5)
+    assert analysis.fairness_stats(events_to_frame([]))["workers"] == 0
+
+
+def test_a_waiter_on_a_live_pool_shows_in_the_numbers_while_it_waits() -> None:
+    """While a thread waits on a full pool, the frame taken mid-wait reports it; at `now` its age has grown."""
+    db = InstrumentedFakePooledDatabase("fake", max_connections=1, timeout=30)
+    db.connect()
+    waiter = threading.Thread(target=lambda: (db.connect(), db.close()), name="starved-worker")
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while db.events.last is None or db.events.last.kind != "wait":
+        assert time.monotonic() < deadline, "the second thread never started waiting"
+        time.sleep(0.005)
+    frame = db.events.to_frame()
+    since = analysis.waits_in_progress(frame)["since"].tolist()
+    assert analysis.waits_in_progress(frame)["thread"].tolist() == ["starved-worker"]
+    later = since[0] + 1.25
+    stats = analysis.wait_stats(frame, now=later)
+    assert stats["in_progress"] == 1 and stats["oldest_wait_s"] == pytest.approx(1.25)
+    assert stats["p50_s"] > 0 and stats["max_s"] == pytest.approx(1.25)
+    db.close()
+    waiter.join(timeout=10)
+    assert not waiter.is_alive()
+    db.close_all()
+    assert analysis.waits_in_progress(db.events.to_frame()).empty
