@@ -387,6 +387,77 @@ def test_sweep_refuses_bad_sizes(tmp_path: Path, sizes: Any, words: list[str]) -
         assert word in str(info.value)
 
 
+def test_sweep_reports_the_tail_and_each_worker(tmp_path: Path) -> None:
+    """Each row has the mean, p95, p99 and longest wait, and the fewest and most checkouts any worker made."""
+    table = sweep(f"sqlite+pool:///{tmp_path / 't.db'}", [1, 4], workers=4, requests=6, hold=0.002)
+    for _, row in table.iterrows():
+        assert 0 <= row["wait_mean_s"] <= row["wait_max_s"]
+        assert row["wait_p95_s"] <= row["wait_p99_s"] <= row["wait_max_s"]
+        # A closed loop with a request count ends when every worker made all of its requests.
+        assert row["checkouts_per_worker_min"] == row["checkouts_per_worker_max"] == 6
+    assert table["wait_max_s"].iloc[-1] == 0  # a connection per worker: nobody waits
+
+
+def test_timed_sweep_runs_each_size_until_its_duration(tmp_path: Path, no_new_threads: None) -> None:
+    """With duration, each size runs a closed loop for that long; progress counts requests with no total."""
+    seen: list[tuple[int, int | None]] = []
+    table = sweep(
+        f"sqlite+pool:///{tmp_path / 'd.db'}",
+        [1, 3],
+        workers=3,
+        requests=None,
+        hold=0.002,
+        think=0.002,
+        duration=0.3,
+        progress=lambda d, t: seen.append((d, t)),
+    )
+    assert table["max_connections"].tolist() == [1, 3]
+    assert (table["requests"] > 3).all()
+    assert (table["checkouts_per_worker_min"] >= 1).all()
+    assert seen and all(total is None for _, total in seen)
+    assert seen[-1][0] == table["requests"].sum()
+
+
+def test_timed_sweep_stops_when_asked(tmp_path: Path, no_new_threads: None) -> None:
+    """Setting stop ends a timed sweep long before its duration, every thread joined."""
+    stop = threading.Event()
+    stop_after = threading.Timer(0.3, stop.set)
+    stop_after.start()
+    try:
+        table = sweep(
+            f"sqlite+pool:///{tmp_path / 'x.db'}", [1, 2], 2, None, 0.002, duration=600, stop=stop
+        )
+    finally:
+        stop_after.cancel()
+        stop_after.join()
+    assert len(table) <= 1
+
+
+def test_open_loop_sweep_sends_the_same_arrivals_to_each_size(tmp_path: Path) -> None:
+    """With rate, each size serves an open loop of the same arrivals on `workers` threads."""
+    table = sweep(f"sqlite+pool:///{tmp_path / 'o.db'}", [1, 2], workers=4, requests=20, hold=0.001, rate=400.0)
+    assert table["requests"].tolist() == [20, 20]
+    assert (table["checkouts_per_worker_max"] <= 20).all()
+    assert (table["arrival_rate_rps"] > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"requests": None}, ["requests", "duration"]),
+        ({"duration": -1}, ["duration", "-1"]),
+        ({"rate": 10.0, "think": 0.01}, ["think", "0.01"]),
+    ],
+)
+def test_sweep_refuses_bad_settings(tmp_path: Path, kwargs: dict[str, Any], words: list[str]) -> None:
+    """A sweep needs requests or a duration, a positive duration, and no think time in an open loop."""
+    settings: dict[str, Any] = {"workers": 1, "requests": 1, "hold": 0.0, **kwargs}
+    with pytest.raises(ValueError) as info:
+        sweep(f"sqlite+pool:///{tmp_path / 'b.db'}", [1], **settings)
+    for word in words:
+        assert word in str(info.value)
+
+
 def _sleep_statements(caplog: pytest.LogCaptureFixture, word: str) -> int:
     return sum(1 for rec in caplog.records if rec.name == "peewee" and word in str(rec.msg))
 
