@@ -90,7 +90,7 @@ def test_a_thread_that_checks_in_and_asks_again_at_once_goes_ahead_of_a_waiter(t
         for _ in range(rounds):
             got = threading.Event()
 
-            def waiter() -> None:
+            def waiter(got: threading.Event = got) -> None:
                 with db.connection_context():
                     got.set()
 

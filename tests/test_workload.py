@@ -424,9 +424,7 @@ def test_timed_sweep_stops_when_asked(tmp_path: Path, no_new_threads: None) -> N
     stop_after = threading.Timer(0.3, stop.set)
     stop_after.start()
     try:
-        table = sweep(
-            f"sqlite+pool:///{tmp_path / 'x.db'}", [1, 2], 2, None, 0.002, duration=600, stop=stop
-        )
+        table = sweep(f"sqlite+pool:///{tmp_path / 'x.db'}", [1, 2], 2, None, 0.002, duration=600, stop=stop)
     finally:
         stop_after.cancel()
         stop_after.join()

@@ -114,7 +114,8 @@ def sweep(
             elif duration is not None:
                 result = _timed_closed_loop(db, workers, requests, hold, think, seed, stop, per_size, duration)
             else:
-                result = run_closed_loop(db, workers, requests, hold, think, seed, stop, per_size)
+                # requests is set here: without duration it was required above.
+                result = run_closed_loop(db, workers, requests or 0, hold, think, seed, stop, per_size)
         finally:
             db.close_all()
         finished += result.requests
