@@ -1,4 +1,4 @@
-"""Matplotlib pictures of a pool trace: timeline, occupancy, waits, pool-size sweeps, a dashboard.
+"""Matplotlib pictures of a pool trace: timeline, occupancy, waits, fairness, pool-size sweeps, a dashboard.
 
 Every helper takes the frame from :meth:`poolviz.EventLog.to_frame`, draws on
 the ``ax`` it is given (or on a new headless :class:`~matplotlib.figure.Figure`
@@ -29,7 +29,17 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from .analysis import hold_intervals, occupancy, span, summarize, wait_stats
+from .analysis import (
+    fairness,
+    fairness_stats,
+    hold_intervals,
+    occupancy,
+    span,
+    summarize,
+    wait_stats,
+    waits_in_progress,
+)
+from .units import duration
 
 MAX_LEGEND_THREADS = 10
 """With more worker threads than this, the timeline colours them from a colour map and lists none."""
@@ -103,7 +113,8 @@ def plot_timeline(frame: pd.DataFrame, ax: Axes | None = None, window: tuple[flo
     :data:`CLOSE_MARKERS`), and leak reports (``leak`` events) with an orange
     ring. The lane at the bottom shows waits: a line from the moment a caller
     started waiting to its checkout (in its thread's colour), or to its
-    timeout (red, ending in a cross). A hold still open at the end
+    timeout (red, ending in a cross); a wait still going at the end of the
+    trace is dotted and ends in an arrow head. A hold still open at the end
     of the trace runs to the last event. ``window=(t0, t1)`` shows only that
     stretch of time and draws only the marks that overlap it, for a moving
     live view; the lanes then span the connections seen in the window. Thread
@@ -121,7 +132,9 @@ def plot_timeline(frame: pd.DataFrame, ax: Axes | None = None, window: tuple[flo
     t = frame["t"].to_numpy(dtype=float)
     t_end = float(t.max())
     requests = _kind_is(frame, "checkout", "timeout")
-    threads = pd.Index(pd.unique(frame["thread"].to_numpy(dtype=object)[requests]))
+    ongoing = waits_in_progress(frame)
+    # Callers that never got a connection still get a colour: they are the ones still waiting.
+    threads = pd.Index(pd.unique(np.r_[frame["thread"].to_numpy(dtype=object)[requests], ongoing["thread"].to_numpy()]))
     colours = _thread_colours(len(threads))
 
     holds = hold_intervals(frame)
@@ -141,6 +154,7 @@ def plot_timeline(frame: pd.DataFrame, ax: Axes | None = None, window: tuple[flo
         outs, out_t, out_wait = outs.loc[keep_out], out_t[keep_out], out_wait[keep_out]
         closes = closes.loc[closes["t"].between(t0, t1)]
         leaks = leaks.loc[leaks["t"].between(t0, t1)]
+        ongoing = ongoing.loc[ongoing["since"] <= t1]
 
     hold_thread = threads.get_indexer(holds["thread"])
     lanes = holds["conn"].to_numpy(dtype=float)
@@ -179,10 +193,45 @@ def plot_timeline(frame: pd.DataFrame, ax: Axes | None = None, window: tuple[flo
         ax.add_collection(lines, autolim=False)
     if len(out_t):
         ax.scatter(out_t, y_out, marker="x", color="tab:red", s=25, label="timeout", zorder=3)
+    if len(ongoing):
+        ongoing_thread = threads.get_indexer(ongoing["thread"])
+        y_ongoing = wait_rows(ongoing_thread)
+        ongoing_colours = colours[ongoing_thread]
+        since = ongoing["since"].to_numpy(dtype=float)
+        ax.add_collection(
+            LineCollection(
+                _segments(since, np.full(len(since), t_end), y_ongoing),
+                colors=ongoing_colours,
+                linewidths=1.5,
+                linestyles=":",
+                label="still waiting",
+            ),
+            autolim=False,
+        )
+        ax.scatter(np.full(len(since), t_end), y_ongoing, marker=">", color=ongoing_colours, s=20, zorder=3)
 
     if len(leaks):
+        # A black ring on a white halo reads on any thread colour (an orange ring vanished on an orange bar).
         ax.scatter(
-            leaks["t"], leaks["conn"], marker="o", facecolors="none", edgecolors="tab:orange", s=60, label="leak"
+            leaks["t"],
+            leaks["conn"],
+            marker="o",
+            facecolors="none",
+            edgecolors="white",
+            s=130,
+            linewidths=3.5,
+            zorder=4,
+        )
+        ax.scatter(
+            leaks["t"],
+            leaks["conn"],
+            marker="o",
+            facecolors="none",
+            edgecolors="black",
+            s=130,
+            linewidths=1.5,
+            label="leak",
+            zorder=4,
         )
     for reason, group in closes.groupby("reason", sort=True):
         marker, colour = CLOSE_MARKERS.get(str(reason), ("o", "tab:olive"))
@@ -211,16 +260,36 @@ def plot_timeline(frame: pd.DataFrame, ax: Axes | None = None, window: tuple[flo
     return ax
 
 
+def _binned_means(occ: pd.DataFrame, bins: int, t0: float, t1: float) -> pd.DataFrame:
+    """The step series' time-weighted mean in each of ``bins`` equal slices of ``t0..t1``."""
+    t = occ["t"].to_numpy(dtype=float)
+    edges = np.linspace(t0, t1, bins + 1)
+    out = {"t": edges[:-1]}
+    for column in ("in_use", "idle", "waiting"):
+        values = occ[column].to_numpy(dtype=float)
+        # The integral of a step function up to each edge, then differences per slice.
+        area = np.r_[0.0, np.cumsum(values[:-1] * np.diff(t))]
+        at = np.clip(np.searchsorted(t, edges, side="right") - 1, 0, len(t) - 1)
+        integral = area[at] + values[at] * np.clip(edges - t[at], 0.0, None)
+        out[column] = np.diff(integral) / np.diff(edges)
+    return pd.DataFrame(out)
+
+
 def plot_occupancy(
     frame: pd.DataFrame,
     ax: Axes | None = None,
     max_connections: int | None = None,
     window: tuple[float, float] | None = None,
+    max_steps: int = 2000,
 ) -> Axes:
-    """Connections in use and idle, and callers waiting, as step lines over time.
+    """Connections in use and idle, and callers waiting, over time; the limit drawn on top.
 
     A dashed line marks ``max_connections`` (default: the limit recorded in
-    ``frame.attrs``). ``window=(t0, t1)`` shows only that stretch of time.
+    ``frame.attrs``), above the lines so it is never hidden. The y axis reaches
+    the number waiting as well as the pool's size. With more than
+    ``max_steps`` changes in view the lines become each count's time-weighted
+    mean over ``max_steps // 4`` slices of time, which a long run needs to
+    stay readable (the legend says so). ``window=(t0, t1)`` shows only that stretch.
     """
     ax = _new_axes(ax)
     shown = _check_window(window)
@@ -231,18 +300,25 @@ def plot_occupancy(
         first = max(int(np.searchsorted(t, shown[0], side="right")) - 1, 0)
         last = int(np.searchsorted(t, shown[1], side="right"))
         occ = occ.iloc[first:last]
+    averaged = len(occ) > max_steps
+    if averaged:
+        t0, t1 = shown if shown is not None else (float(occ["t"].iloc[0]), float(occ["t"].iloc[-1]))
+        occ = _binned_means(occ, max(max_steps // 4, 1), t0, t1)
+    suffix = " (time-weighted mean)" if averaged else ""
     for column, label, colour in (
         ("in_use", "in use", "tab:blue"),
         ("idle", "idle", "tab:green"),
         ("waiting", "waiting", "tab:red"),
     ):
-        ax.step(occ["t"], occ[column], where="post", label=label, color=colour)
+        ax.step(occ["t"], occ[column], where="post", label=label + suffix, color=colour)
     limit = max_connections if max_connections is not None else frame.attrs.get("max_connections")
     if limit:
-        ax.axhline(limit, linestyle="--", color="tab:gray", label=f"max_connections = {limit}")
+        ax.axhline(limit, linestyle="--", color="black", linewidth=1.2, zorder=4, label=f"max_connections = {limit}")
     if shown is not None:
         ax.set_xlim(*shown)
-    ax.set_ylim(bottom=0)
+    top = max(float(limit or 0), float(occ[["in_use", "idle", "waiting"]].to_numpy().max()) if len(occ) else 0.0)
+    ax.set_ylim(0, max(top, 1.0) * 1.08)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("count")
     ax.set_title("Pool occupancy")
@@ -250,29 +326,85 @@ def plot_occupancy(
     return ax
 
 
-def plot_waits(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """The cumulative distribution of request waits (checkouts and timeouts), p50/p95/p99 marked.
+def _wait_unit(waits_s: Any) -> tuple[float, str]:
+    """``(scale, unit)`` for an axis of waits: seconds once the longest passes 2 s (never "8000 ms")."""
+    longest = float(np.nanmax(waits_s)) if len(waits_s) else 0.0
+    return (1.0, "s") if longest >= 2.0 else (1000.0, "ms")
 
-    Requests that did not wait sit at 0, so the curve's height there is the
-    share that got a connection at once.
+
+def plot_waits(frame: pd.DataFrame, ax: Axes | None = None, now: float | None = None) -> Axes:
+    """The cumulative distribution of request waits, p50/p95/p99 marked, waits still going included.
+
+    Finished requests (checkouts and timeouts) count with their wait, callers
+    still waiting at ``now`` (default: the last event) with the age their wait
+    has reached, so starving workers are in the curve and the percentiles
+    (:func:`poolviz.analysis.wait_stats`), not only in the prose. Requests that
+    did not wait sit at 0: the curve's height there is the share served at once.
     """
     ax = _new_axes(ax)
-    ax.set_xlabel("wait (ms)")
     ax.set_ylabel("fraction of requests")
-    ax.set_title("Waits for a connection")
-    waits_ms = np.sort(frame.loc[_kind_is(frame, "checkout", "timeout"), "wait_s"].to_numpy(dtype=float)) * 1000.0
-    if not len(waits_ms):
+    finished = frame.loc[_kind_is(frame, "checkout", "timeout"), "wait_s"].to_numpy(dtype=float)
+    ongoing = waits_in_progress(frame, now)["age_s"].to_numpy(dtype=float)
+    waits = np.sort(np.r_[finished, ongoing])
+    scale, unit = _wait_unit(waits)
+    ax.set_xlabel(f"wait ({unit})")
+    ax.set_title("Waits for a connection" + (f" ({len(ongoing)} still waiting)" if len(ongoing) else ""))
+    if not len(waits):
         ax.text(0.5, 0.5, "no requests", transform=ax.transAxes, ha="center", va="center")
         return ax
-    fractions = np.arange(1, len(waits_ms) + 1) / len(waits_ms)
-    ax.step(np.r_[0.0, waits_ms], np.r_[0.0, fractions], where="post", color="tab:blue", label="requests")
-    stats = wait_stats(frame)
+    fractions = np.arange(1, len(waits) + 1) / len(waits)
+    ax.step(np.r_[0.0, waits * scale], np.r_[0.0, fractions], where="post", color="tab:blue", label="requests")
+    stats = wait_stats(frame, now)
     for key, style in (("p50_s", ":"), ("p95_s", "--"), ("p99_s", "-.")):
-        value_ms = stats[key] * 1000.0
-        ax.axvline(value_ms, linestyle=style, color="tab:gray", label=f"{key[:3]} = {value_ms:.3g} ms")
-    ax.set_ylim(0, 1.02)
+        ax.axvline(stats[key] * scale, linestyle=style, color="tab:gray", label=f"{key[:3]} = {duration(stats[key])}")
+    if len(ongoing):
+        ax.scatter(
+            ongoing * scale,
+            np.full(len(ongoing), 1.0),
+            marker="v",
+            color="tab:red",
+            zorder=3,
+            label=f"still waiting (oldest {duration(stats['oldest_wait_s'])})",
+        )
+    ax.set_ylim(0, 1.04)
     ax.set_xlim(left=0)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    return ax
+
+
+def plot_fairness(frame: pd.DataFrame, ax: Axes | None = None, threads: Any = None, now: float | None = None) -> Axes:
+    """Checkouts per worker, busiest first, with each worker's longest wait on a twin axis.
+
+    ``threads`` names the workers to show (see :func:`poolviz.analysis.fairness`):
+    a worker that never got a connection shows as an empty bar. An even pool
+    gives bars of one height; a pool that lets a releasing thread barge gives a
+    few tall bars and long waits everywhere else. The title carries Jain's index
+    (1 when every worker got the same).
+    """
+    ax = _new_axes(ax)
+    table = fairness(frame, threads, now)
+    stats = fairness_stats(frame, threads, now)
+    ax.set_xlabel("worker (busiest first)")
+    ax.set_ylabel("checkouts", color="tab:blue")
+    if table.empty:
+        ax.set_title("Service per worker (no requests)")
+        return ax
+    x = np.arange(len(table))
+    ax.bar(x, table["checkouts"], color="tab:blue", label="checkouts")
+    twin = ax.twinx()
+    scale, unit = _wait_unit(table["wait_max_s"].to_numpy(dtype=float))
+    twin.plot(x, table["wait_max_s"] * scale, "o", color="tab:red", label="longest wait")
+    twin.set_ylabel(f"longest wait ({unit})", color="tab:red")
+    twin.set_ylim(bottom=0)
+    if len(table) <= 16:
+        ax.set_xticks(x, [str(name) for name in table["thread"]], rotation=45, ha="right", fontsize="small")
+    ax.set_title(
+        f"Service per worker\ncheckouts {stats['checkouts_min']}–{stats['checkouts_max']} "
+        f"(median {stats['checkouts_median']:g}), Jain's index {stats['jain_index']:.2f}"
+    )
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = twin.get_legend_handles_labels()
+    ax.legend(handles + more, labels + more_labels, loc="upper left", bbox_to_anchor=(1.12, 1.0), fontsize="small")
     return ax
 
 
@@ -280,14 +412,25 @@ def plot_waits(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
 _SWEEP_NEEDS = ("max_connections", "throughput_rps", "wait_p95_s")
 
 
+# Wait columns plot_sweep draws when the sweep has them: (column, label, marker and line).
+_SWEEP_WAITS = (
+    ("wait_mean_s", "mean wait", "d-"),
+    ("wait_p95_s", "p95 wait", "s-"),
+    ("wait_p99_s", "p99 wait", "v-"),
+    ("wait_max_s", "longest wait", "x:"),
+)
+
+
 def plot_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Throughput and p95 wait against pool size, the Erlang C prediction beside the measured p95.
+    """Throughput and waits against pool size, the Erlang C prediction beside the measured p95.
 
     ``sweep`` has one row per pool size with at least the columns
     ``max_connections``, ``throughput_rps`` and ``wait_p95_s`` (see
-    ``analysis.SWEEP_COLUMNS``) and optionally ``predicted_wait_p95_s``.
-    Throughput is on ``ax`` (left
-    axis), waits on a twin axis sharing x (``ax.twinx()``, on the right).
+    ``analysis.SWEEP_COLUMNS``); ``wait_mean_s``, ``wait_p99_s``,
+    ``wait_max_s`` and ``predicted_wait_p95_s`` are drawn when present. A p95
+    of 0 beside a long maximum is the sign of a few workers doing all the work
+    (barging), so the maximum is worth its line. Throughput is on ``ax`` (left
+    axis), waits in ms on a twin axis sharing x (``ax.twinx()``, on the right).
     Infinite predictions (an unstable pool) are left out.
     """
     missing = [c for c in _SWEEP_NEEDS if c not in sweep.columns]
@@ -300,17 +443,29 @@ def plot_sweep(sweep: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.set_xlabel("max_connections (pool size)")
     ax.set_ylabel("throughput (requests/s)", color="tab:blue")
     twin = ax.twinx()
-    twin.plot(x, rows["wait_p95_s"].to_numpy(dtype=float), "s-", color="tab:orange", label="p95 wait, measured")
+    for column, label, style in _SWEEP_WAITS:
+        if column in rows.columns:
+            values = rows[column].to_numpy(dtype=float) * 1000.0
+            twin.plot(
+                x,
+                values,
+                style,
+                color="tab:orange",
+                alpha=1.0 if column == "wait_p95_s" else 0.6,
+                label=f"{label}, measured",
+            )
     if "predicted_wait_p95_s" in rows.columns:
-        predicted = rows["predicted_wait_p95_s"].to_numpy(dtype=float)
+        predicted = rows["predicted_wait_p95_s"].to_numpy(dtype=float) * 1000.0
         predicted = np.where(np.isfinite(predicted), predicted, np.nan)
-        twin.plot(x, predicted, "^--", color="tab:orange", alpha=0.7, label="p95 wait, Erlang C")
-    twin.set_ylabel("p95 wait (s)", color="tab:orange")
+        twin.plot(x, predicted, "^--", color="tab:purple", alpha=0.8, label="p95 wait, Erlang C")
+    twin.set_ylabel("wait (ms)", color="tab:orange")
     twin.set_ylim(bottom=0)
     ax.set_ylim(bottom=0)
     handles, labels = ax.get_legend_handles_labels()
     twin_handles, twin_labels = twin.get_legend_handles_labels()
-    ax.legend(handles + twin_handles, labels + twin_labels, loc="center right", fontsize="small")
+    ax.legend(
+        handles + twin_handles, labels + twin_labels, loc="upper left", bbox_to_anchor=(1.15, 1.0), fontsize="small"
+    )
     ax.set_title("Pool size sweep")
     return ax
 
@@ -320,22 +475,25 @@ def _format_stats(summary: dict[str, Any]) -> str:
         value = summary[key]
         return "-" if value is None else f"{value * scale:.3g}{unit}"
 
-    def ms(key: str) -> str:
-        return number(key, " ms", 1e3)
+    def took(key: str) -> str:
+        return duration(summary[key])
 
     reasons = ", ".join(f"{k} {v}" for k, v in summary["closed_by_reason"].items()) or "none"
     lines = [
         f"requests       {summary['requests']}  (timeouts {summary['timeouts']})",
         f"throughput     {number('throughput_rps', ' /s')}",
         f"utilisation    {number('utilisation', ' %', 100.0)}",
-        f"waited         {summary['waited']}",
-        f"wait p50/p95   {ms('wait_p50_s')} / {ms('wait_p95_s')}",
-        f"wait p99/max   {ms('wait_p99_s')} / {ms('wait_max_s')}",
-        f"mean hold      {ms('hold_mean_s')}  ({summary['holds_open']} open)",
+        f"waiting now    {summary['waiting_now']}  (oldest {took('oldest_wait_s')})",
+        f"waited         {summary['waited']}  (waits still going count at their age)",
+        f"wait p50/p95   {took('wait_p50_s')} / {took('wait_p95_s')}",
+        f"wait p99/max   {took('wait_p99_s')} / {took('wait_max_s')}",
+        f"per worker     checkouts {number('fair_checkouts_min')}–{number('fair_checkouts_max')}"
+        f" (median {number('fair_checkouts_median')}), {summary['fair_starved']} never served",
+        f"mean hold      {took('hold_mean_s')}  ({summary['holds_open']} open)",
         f"connections    {summary['connections_opened']} opened, {summary['connections_closed']} closed",
         f"closed by      {reasons}",
         f"Little's law   L = {number('littles_L')},  λW = {number('littles_L_from_lambda_W')}",
-        f"span           {number('span_s', ' s')}  ({summary['events']} events, {summary['dropped_events']} dropped)",
+        f"span           {took('span_s')}  ({summary['events']} events, {summary['dropped_events']} dropped)",
     ]
     return "\n".join(lines)
 

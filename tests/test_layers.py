@@ -26,6 +26,7 @@ LAYERS = {
     "poolviz.checks": CORE,
     "poolviz.credentials": CORE,
     "poolviz.urls": CORE,
+    "poolviz.units": CORE,
     "poolviz.pool": CORE,
     "poolviz.aio": CORE,
     "poolviz.models": CORE,

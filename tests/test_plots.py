@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 
-from poolviz import plots
+from poolviz import analysis, plots
 from poolviz.events import Event
 from poolviz.frames import events_to_frame
 
@@ -221,3 +221,81 @@ def test_importing_plots_leaves_pyplot_unloaded() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def starving(extra_waiters: int = 6) -> pd.DataFrame:
+    """``trace(20)`` then ``extra_waiters`` callers that start waiting 1 s before the end and are never served."""
+    frame = trace(20)
+    end = float(frame["t"].max())
+    last = frame.iloc[-1]
+    rows = [
+        Event(
+            len(frame) + i,
+            end + 0.01 * i,
+            "wait",
+            0,
+            f"starved-{i}",
+            0.0,
+            0.0,
+            False,
+            "",
+            "",
+            int(last["in_use"]),
+            0,
+            int(last["waiting"]) + i + 1,
+        )
+        for i in range(extra_waiters)
+    ]
+    rows.append(rows[-1]._replace(seq=len(frame) + extra_waiters, t=end + 1.5, kind="checkin", conn=2, thread="w0"))
+    return events_to_frame([*frame.itertuples(index=False, name=None), *rows], {"max_connections": 2})
+
+
+def test_occupancy_axis_reaches_the_number_waiting_and_the_limit_is_on_top() -> None:
+    """Six callers waiting on a pool of 2 fit on the axis, and the dashed limit is drawn above the lines."""
+    ax = plots.plot_occupancy(starving(6), new_axes())
+    assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] >= 6
+    limit = ax.get_lines()[3]
+    assert limit.get_zorder() > max(line.get_zorder() for line in ax.get_lines()[:3])
+
+
+def test_a_long_run_is_drawn_as_time_weighted_means() -> None:
+    """Past max_steps changes, each count becomes its time-weighted mean per slice, and the legend says so."""
+    frame = trace(600)
+    ax = plots.plot_occupancy(frame, new_axes(), max_steps=200)
+    assert ax.get_lines()[0].get_label() == "in use (time-weighted mean)"
+    assert len(ax.get_lines()[0].get_xdata()) == 50
+    mean_in_use = analysis.utilisation(frame, 1)  # the time-weighted mean of in_use over the trace
+    assert sum(ax.get_lines()[0].get_ydata()) / 50 == pytest.approx(mean_in_use, rel=0.02)
+
+
+def test_waits_still_going_are_in_the_cdf_and_its_percentiles() -> None:
+    """Six callers waiting 1.5 s at the end are six points of the CDF, marked, and the title counts them."""
+    ax = plots.plot_waits(starving(6), new_axes())
+    assert "6 still waiting" in ax.get_title()
+    (marks,) = [c for c in ax.collections if c.get_label().startswith("still waiting (oldest 1.5 s)")]
+    assert len(marks.get_offsets()) == 6
+    p99 = next(line for line in ax.get_lines() if line.get_label().startswith("p99"))
+    assert p99.get_xdata()[0] > 1000 and ax.get_xlabel() == "wait (ms)"  # a starving caller's wait is in the p99
+
+
+def test_timeline_draws_waits_still_going_to_the_end() -> None:
+    """A wait still going at the end of the trace is a dotted segment in the wait lane."""
+    ax = plots.plot_timeline(starving(3), new_axes())
+    (ongoing,) = [c for c in ax.collections if c.get_label() == "still waiting"]
+    assert len(ongoing.get_segments()) == 3
+
+
+def test_labels_use_human_units() -> None:
+    """Percentile labels read "1.5 s" or "200 ms", never "1.5e+03 ms"."""
+    labels = [line.get_label() for line in plots.plot_waits(starving(6), new_axes()).get_lines()]
+    assert not any("e+" in label for label in labels)
+    assert any(label.endswith(" s") or label.endswith(" ms") for label in labels[1:])
+
+
+def test_fairness_plot_shows_checkouts_per_worker_busiest_first() -> None:
+    """One bar per worker, tallest first, a named worker with no checkout as an empty bar; Jain's index in the title."""
+    frame = trace(20)
+    ax = plots.plot_fairness(frame, new_axes(), threads=["w0", "w1", "w2", "idle-worker"])
+    heights = [patch.get_height() for patch in ax.patches]
+    assert heights == sorted(heights, reverse=True) and heights[-1] == 0 and len(heights) == 4
+    assert "Jain's index" in ax.get_title()
