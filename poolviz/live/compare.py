@@ -19,7 +19,7 @@ import pandas as pd
 from .. import checks
 from ..urls import connect
 from ..workload import WORKLOAD_FIELDS, WorkloadResult, WorkloadSpec
-from .shared import JOIN_TIMEOUT_S, classed, frame_stats, message_html, stats_html, url_problem
+from .shared import JOIN_TIMEOUT_S, classed, closed_loop_workers, frame_stats, message_html, stats_html, url_problem
 from .view import LiveView, Shipper
 
 logger = logging.getLogger("poolviz")
@@ -83,7 +83,13 @@ class Compare:
         ]
         self.views = [
             classed(
-                LiveView(max_fps=max_fps, window_s=window_s, max_connections=c["max_connections"], height=420),
+                LiveView(
+                    max_fps=max_fps,
+                    window_s=window_s,
+                    max_connections=c["max_connections"],
+                    height=420,
+                    workers=closed_loop_workers(self.workload.workers),
+                ),
                 "poolviz-view",
             )
             for c in self.configs

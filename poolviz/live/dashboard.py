@@ -23,18 +23,32 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from .. import checks, servers
-from ..credentials import mask_url
+from .. import checks
 from ..urls import connect
 from ..workload import DISTRIBUTIONS, WorkloadResult
 from .runs import LiveRun, Resources, shutdown
-from .settings import BACKEND_LABELS, HELP, DashboardSettings, check_setting, resize_pool
-from .shared import JOIN_TIMEOUT_S, classed, frame_stats, message_html, save_png, set_within, stats_html, url_problem
+from .settings import HELP, DashboardSettings, check_setting, resize_pool
+from .shared import (
+    JOIN_TIMEOUT_S,
+    classed,
+    closed_loop_workers,
+    dashboard_figure,
+    find_backends,
+    frame_stats,
+    message_html,
+    option,
+    save_png,
+    set_within,
+    stats_html,
+)
 from .view import LiveView, Shipper
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger("poolviz")
 
@@ -83,9 +97,9 @@ class PoolDashboard:
         self.last_stats: dict[str, Any] = {}
         self.messages: list[tuple[str, str]] = []
         problems: list[str] = []
-        max_fps = _option(problems, lambda: checks.number("max_fps", max_fps, positive=True), 30.0)
-        self._window_s = _option(problems, lambda: checks.seconds("window_s", window_s, positive=True), 10.0)
-        self._backends = self._find_backends(url, check_servers, problems)
+        max_fps = option(problems, lambda: checks.number("max_fps", max_fps, positive=True), 30.0)
+        self._window_s = option(problems, lambda: checks.seconds("window_s", window_s, positive=True), 10.0)
+        self._backends = find_backends(url, check_servers, problems)
         self.view = classed(LiveView(max_fps=max_fps, window_s=self._window_s), "poolviz-view")
         self._build_widgets()
         self._apply_defaults(defaults, problems)
@@ -97,23 +111,6 @@ class PoolDashboard:
             self._say("; ".join(problems), "error")
         else:
             self._say("Ready: set the pool and the workload, then press Run.")
-
-    def _find_backends(self, url: str | None, check_servers: bool, problems: list[str]) -> dict[str, Any]:
-        """Backend key -> (label, url, reason it is unavailable or None)."""
-        found: dict[str, Any] = {}
-        if url is not None:
-            reason = url_problem(url)
-            if reason is None and check_servers:
-                reason = servers.reachable(url, timeout=1.0)
-            shown = mask_url(url) if isinstance(url, str) else repr(url)
-            found["url"] = (shown, url, reason)
-            if reason:
-                problems.append(f"{shown}: {reason}")
-        found["sqlite"] = (BACKEND_LABELS["sqlite"], None, None)
-        for key, server_url in (("mysql", servers.mysql_url()), ("postgresql", servers.postgres_url())):
-            reason = servers.reachable(server_url, timeout=1.0) if check_servers else "server checks are off"
-            found[key] = (BACKEND_LABELS[key], server_url, reason)
-        return found
 
     def _build_widgets(self) -> None:
         wide = {"description_width": "118px"}
@@ -400,6 +397,7 @@ class PoolDashboard:
                 self._say(f"Not started: {type(exc).__name__}: {exc}", "error")
                 return False
             self.view.reset(settings.max_connections)
+            self.view.workers = closed_loop_workers(settings.workers)
             shipper = Shipper(db.events, self.view.send_batch) if self._live else None
             run = LiveRun(db=db, settings=settings, shipper=shipper)
             run.threads.append(threading.Thread(target=self._work, args=(run,), name="poolviz-runner", daemon=True))
@@ -456,7 +454,7 @@ class PoolDashboard:
         last = log.last
         self.view.end(last.t if last is not None else 0.0)
         frame = log.to_frame()
-        stats = frame_stats(frame)
+        stats = frame_stats(frame, workers=closed_loop_workers(run.settings.workers))
         stats["max_connections"] = run.db.max_connections
         stats["running"] = False
         stats["elapsed_s"] = run.result.elapsed_s if run.result else time.perf_counter() - run.began
@@ -507,20 +505,52 @@ class PoolDashboard:
                 "ok",
             )
 
-    def save_png(self, path: str | Path | None = None) -> Path | None:
-        """Write the window on screen (the last ``window_s`` seconds of the run) as a PNG; returns its path."""
+    def numbers(self) -> dict[str, Any]:
+        """The current (or last) run's numbers now, as the view's strip counts them; empty before the first run.
+
+        Computed on demand from the pool's events with :func:`~poolviz.live.shared.frame_stats`
+        (never per frame): waits still going count at their age at the pool's clock now, and
+        per-worker service covers every worker of the run, those never served included.
+        """
         with self._lock:
             run = self._run
         if run is None:
-            self._say("Nothing to save yet: press Run first.", "error")
+            return {}
+        frame = run.db.events.to_frame()
+        now = run.db.events.now() if not run.finished.is_set() else None
+        stats = frame_stats(frame, now=now, workers=closed_loop_workers(run.settings.workers))
+        stats["max_connections"] = run.db.max_connections
+        stats["running"] = not run.finished.is_set()
+        return stats
+
+    def _window_picture(self) -> tuple[Any, Any, tuple[float, float], list[tuple[float, int, int]]] | None:
+        # What Save PNG and snapshot() draw: the run's events, its limit, the window on screen and the resizes.
+        with self._lock:
+            run = self._run
+            resizes = list(run.resizes) if run is not None else []
+        if run is None:
             return None
         frame = run.db.events.to_frame()
         end = run.db.events.now() if not run.finished.is_set() else float(frame["t"].max() if len(frame) else 0.0)
         window = (max(0.0, end - self._window_s), max(end, self._window_s))
+        return frame, run.db.max_connections, window, resizes
+
+    def snapshot(self) -> Figure | None:
+        """The window on screen drawn by matplotlib (what Save PNG writes), as a Figure; None before the first run.
+
+        For a still picture of the live view: a static page, a report, a notebook built headless.
+        """
+        picture = self._window_picture()
+        return dashboard_figure(*picture) if picture is not None else None
+
+    def save_png(self, path: str | Path | None = None) -> Path | None:
+        """Write the window on screen (the last ``window_s`` seconds of the run) as a PNG; returns its path."""
+        picture = self._window_picture()
+        if picture is None:
+            self._say("Nothing to save yet: press Run first.", "error")
+            return None
         target = Path(path) if path is not None else self._save_dir / time.strftime("poolviz-%Y%m%d-%H%M%S.png")
-        with self._lock:
-            resizes = list(run.resizes)
-        written = save_png(frame, target, run.db.max_connections, window, resizes)
+        written = save_png(picture[0], target, *picture[1:])
         self._say(f"Saved {written}.", "ok")
         return written
 
@@ -562,11 +592,3 @@ class PoolDashboard:
         from IPython.display import display
 
         display(self.widget)
-
-
-def _option(problems: list[str], check: Callable[[], Any], default: Any) -> Any:
-    try:
-        return check()
-    except ValueError as exc:
-        problems.append(f"{exc}; using {default!r}")
-        return default

@@ -15,12 +15,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .. import analysis
+from .. import analysis, servers
+from ..credentials import mask_url
+from ..units import duration
 from ..urls import POOL_SCHEMES
+from .settings import BACKEND_LABELS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger("poolviz")
 
@@ -28,24 +34,47 @@ JOIN_TIMEOUT_S = 30.0
 _RESIZE_COLOUR = "tab:purple"
 
 
-def frame_stats(frame: pd.DataFrame) -> dict[str, Any]:
+def closed_loop_workers(workers: int) -> list[str]:
+    """The thread names of a closed loop's ``workers`` (``worker-0`` ...), as run_closed_loop names them.
+
+    Per-worker service is reported for these, so a worker that never got a
+    connection still counts (with zero checkouts), and the run's set-up
+    thread does not.
+    """
+    return [f"worker-{i}" for i in range(workers)]
+
+
+def frame_stats(frame: pd.DataFrame, now: float | None = None, workers: Sequence[str] | None = None) -> dict[str, Any]:
     """The numbers a live view shows for a trace, computed with :mod:`poolviz.analysis`.
 
-    Keys: ``events``, ``requests`` (checkouts and timeouts), ``throughput_rps``,
-    ``wait_p50_s``, ``wait_p95_s``, ``timeouts``, ``connections_opened``,
-    ``connections_closed``, the counts after the last event (``in_use``,
-    ``idle``, ``waiting``), ``max_connections`` and ``events_dropped`` (both
-    from ``frame.attrs``). NaN where a figure is undefined (no requests yet).
+    Waits still going at ``now`` (default: the last event) count at their age
+    so far, as in the view's strip. Keys: ``events``, ``requests`` (checkouts
+    and timeouts), ``throughput_rps``, ``wait_p50_s``, ``wait_p95_s``,
+    ``wait_p99_s``, ``wait_max_s``, ``waiting_now`` and ``oldest_wait_s``
+    (callers still waiting and the age of the oldest), per-worker service of
+    ``workers`` (default: every thread that asked): ``workers``,
+    ``checkouts_min``, ``checkouts_median``, ``checkouts_max``, ``starved``,
+    ``longest_wait_s``, ``longest_wait_thread``; then ``timeouts``,
+    ``connections_opened``, ``connections_closed``, the counts after the last
+    event (``in_use``, ``idle``, ``waiting``), ``max_connections`` and
+    ``events_dropped`` (both from ``frame.attrs``). NaN where a figure is
+    undefined (no requests yet).
     """
-    waits = analysis.wait_stats(frame)
+    waits = analysis.wait_stats(frame, now)
+    fair = analysis.fairness_stats(frame, workers, now)
     kinds = frame["kind"]
     last = frame.iloc[-1] if len(frame) else None
     return {
         "events": len(frame),
-        "requests": int(waits["count"]),
+        "requests": int(waits["count"] - waits["in_progress"]),
         "throughput_rps": analysis.throughput(frame),
         "wait_p50_s": waits["p50_s"],
         "wait_p95_s": waits["p95_s"],
+        "wait_p99_s": waits["p99_s"],
+        "wait_max_s": waits["max_s"],
+        "waiting_now": int(waits["in_progress"]),
+        "oldest_wait_s": waits["oldest_wait_s"],
+        **{key: fair[key] for key in _SERVICE_KEYS},
         "timeouts": analysis.timeouts(frame),
         "connections_opened": int((kinds == "connect").sum()),
         "connections_closed": int((kinds == "close").sum()),
@@ -55,6 +84,17 @@ def frame_stats(frame: pd.DataFrame) -> dict[str, Any]:
         "max_connections": frame.attrs.get("max_connections"),
         "events_dropped": int(frame.attrs.get("dropped", 0)),
     }
+
+
+_SERVICE_KEYS = (
+    "workers",
+    "checkouts_min",
+    "checkouts_median",
+    "checkouts_max",
+    "starved",
+    "longest_wait_s",
+    "longest_wait_thread",
+)
 
 
 def _number(value: Any, unit: str = "", scale: float = 1.0, digits: int = 3) -> str:
@@ -68,13 +108,21 @@ def _number(value: Any, unit: str = "", scale: float = 1.0, digits: int = 3) -> 
 def stats_html(stats: Mapping[str, Any], title: str = "") -> str:
     """One header row and one value row; each value cell has a class ``poolviz-stat-<key>`` to find it by."""
     limit = stats.get("max_connections")
+    longest = stats.get("longest_wait_thread") or ""
     cells = [
         ("throughput", "throughput", _number(stats["throughput_rps"], " req/s")),
         (
             "wait",
-            "wait p50 / p95",
-            f"{_number(stats['wait_p50_s'], ' ms', 1e3)} / {_number(stats['wait_p95_s'], ' ms', 1e3)}",
+            "wait p50 / p95 / p99 (ongoing counted)",
+            " / ".join(duration(stats[key]) for key in ("wait_p50_s", "wait_p95_s", "wait_p99_s")),
         ),
+        ("oldest_wait", "waiting now (oldest)", f"{stats['waiting_now']} ({duration(stats['oldest_wait_s'])})"),
+        (
+            "checkouts_per_worker",
+            "checkouts per worker min / median / max",
+            " / ".join(_number(stats[key]) for key in ("checkouts_min", "checkouts_median", "checkouts_max")),
+        ),
+        ("longest_wait", "longest wait", f"{duration(stats['longest_wait_s'])} {longest}".strip()),
         # Every checkout of the pool (set-up and clean-up included), so it can exceed the run's requests.
         ("requests", "pool checkouts", str(stats["requests"])),
         ("timeouts", "timeouts", str(stats["timeouts"])),
@@ -93,6 +141,26 @@ def stats_html(stats: Mapping[str, Any], title: str = "") -> str:
     return f'{heading}<table style="font-size:12px;border-collapse:collapse"><tr>{head}</tr><tr>{values}</tr></table>'
 
 
+def dashboard_figure(
+    frame: pd.DataFrame,
+    max_connections: int | None = None,
+    window: tuple[float, float] | None = None,
+    resizes: Sequence[tuple[float, int, int]] = (),
+) -> Figure:
+    """The dashboard picture of ``frame`` (the ``window`` on screen), drawn by :mod:`poolviz.plots`."""
+    from matplotlib.figure import Figure
+
+    from ..plots import plot_dashboard
+
+    fig = Figure(figsize=(12.0, 7.0), dpi=100, layout="constrained")
+    plot_dashboard(frame, fig=fig, max_connections=max_connections, window=window)
+    occupancy_ax = fig.axes[1]
+    for t, old, new in resizes:
+        occupancy_ax.axvline(t, color=_RESIZE_COLOUR, linestyle=":", linewidth=1.5)
+        occupancy_ax.annotate(f"{old}→{new}", (t, 0.98), xycoords=("data", "axes fraction"), color=_RESIZE_COLOUR)
+    return fig
+
+
 def save_png(
     frame: pd.DataFrame,
     path: str | Path,
@@ -101,19 +169,10 @@ def save_png(
     resizes: Sequence[tuple[float, int, int]] = (),
 ) -> Path:
     """Write the dashboard picture of ``frame`` (the ``window`` on screen) to ``path`` with :mod:`poolviz.plots`."""
-    from matplotlib.figure import Figure
-
-    from ..plots import plot_dashboard
     from ..plots import save_png as save_figure
 
-    fig = Figure(figsize=(12.0, 7.0), dpi=100, layout="constrained")
-    plot_dashboard(frame, fig=fig, max_connections=max_connections, window=window)
-    occupancy_ax = fig.axes[1]
-    for t, old, new in resizes:
-        occupancy_ax.axvline(t, color=_RESIZE_COLOUR, linestyle=":", linewidth=1.5)
-        occupancy_ax.annotate(f"{old}→{new}", (t, 0.98), xycoords=("data", "axes fraction"), color=_RESIZE_COLOUR)
     path = Path(path)
-    save_figure(fig, path)
+    save_figure(dashboard_figure(frame, max_connections, window, resizes), path)
     return path
 
 
@@ -196,3 +255,35 @@ class Latest:
             if until is not None and time.monotonic() >= until:
                 with self._lock:
                     return self._thread is None
+
+
+def find_backends(url: str | None, check_servers: bool, problems: list[str]) -> dict[str, Any]:
+    """The dashboard's backends: key -> (label, url, reason it is unavailable or None).
+
+    ``url`` (a ``+pool`` URL) comes first when given; SQLite always works; MariaDB and PostgreSQL
+    are listed with the reason when :func:`poolviz.servers.reachable` says they do not answer.
+    A problem with ``url`` is appended to ``problems``.
+    """
+    found: dict[str, Any] = {}
+    if url is not None:
+        reason = url_problem(url)
+        if reason is None and check_servers:
+            reason = servers.reachable(url, timeout=1.0)
+        shown = mask_url(url) if isinstance(url, str) else repr(url)
+        found["url"] = (shown, url, reason)
+        if reason:
+            problems.append(f"{shown}: {reason}")
+    found["sqlite"] = (BACKEND_LABELS["sqlite"], None, None)
+    for key, server_url in (("mysql", servers.mysql_url()), ("postgresql", servers.postgres_url())):
+        reason = servers.reachable(server_url, timeout=1.0) if check_servers else "server checks are off"
+        found[key] = (BACKEND_LABELS[key], server_url, reason)
+    return found
+
+
+def option(problems: list[str], check: Callable[[], Any], default: Any) -> Any:
+    """``check()``, or ``default`` with the problem appended to ``problems`` (a bad option is a message)."""
+    try:
+        return check()
+    except ValueError as exc:
+        problems.append(f"{exc}; using {default!r}")
+        return default

@@ -12,8 +12,30 @@ const stores = new WeakMap();
 function newStore() {
   return { n: 0, cap: 0, cols: {}, threads: [], reasons: [""], holds: [], openHold: new Map(), waits: [],
     openWait: new Map(), marks: [], lanes: new Map(), laneFree: [], laneCount: 0, resizes: [], limit: null,
-    nowK: 0, recvAt: 0, ended: null, lost: 0, dropped: 0, batches: 0, version: 0,
+    nowK: 0, recvAt: 0, ended: null, lost: 0, dropped: 0, batches: 0, version: 0, service: newService(),
     totals: { checkouts: 0, timeouts: 0, opened: 0, closed: 0, leaks: 0 } };
+}
+
+// Who the pool served: per caller (thread id), checkouts, timeouts and the longest finished wait, and
+// the callers waiting now (thread id -> when the wait began). A live view keeps these as running totals,
+// because it trims old events; a replay recounts them up to its cursor (serviceUpTo).
+function newService() { return { byThread: new Map(), open: new Map() }; }
+
+function serve(sv, kind, thread, value, t) {
+  if (kind === K.error) { sv.open.delete(thread); return; }
+  if (kind !== K.checkout && kind !== K.timeout && kind !== K.wait) return;
+  let r = sv.byThread.get(thread);
+  if (!r) { r = { checkouts: 0, timeouts: 0, waitMax: 0 }; sv.byThread.set(thread, r); }
+  if (kind === K.wait) { sv.open.set(thread, t); return; }
+  sv.open.delete(thread);
+  if (kind === K.checkout) r.checkouts++; else r.timeouts++;
+  if (value > r.waitMax) r.waitMax = value;
+}
+
+function serviceUpTo(s, hi) {
+  const sv = newService(), c = s.cols;
+  for (let i = 0; i < hi; i++) serve(sv, c.kind[i], c.thread[i], c.value[i], c.t[i]);
+  return sv;
 }
 
 function grow(s, need) {
@@ -65,6 +87,7 @@ function ingest(s, msg, buffers) {
     const kind = col.kind[i], conn = col.conn[i], thread = col.thread[i], value = col.value[i];
     c.t[j] = t; c.kind[j] = kind; c.reason[j] = col.reason[i]; c.thread[j] = thread; c.conn[j] = conn;
     c.value[j] = value; c.in_use[j] = col.in_use[i]; c.idle[j] = col.idle[i]; c.waiting[j] = col.waiting[i];
+    serve(s.service, kind, thread, value, t);
     if (kind === K.checkout) {
       s.totals.checkouts++;
       const wait = s.openWait.get(thread);
@@ -96,6 +119,8 @@ function ingest(s, msg, buffers) {
       s.totals.leaks++;
       s.marks.push({ t, kind, lane: laneOf(s, conn), conn, reason: s.reasons[col.reason[i]] });
     } else if (kind === K.error) {
+      const wait = s.openWait.get(thread);
+      if (wait) { wait.end = t; s.openWait.delete(thread); }
       s.marks.push({ t, kind, lane: -1, conn, reason: s.reasons[col.reason[i]] });
     } else if (kind === K.dispose) {
       for (const conn of [...s.openHold.keys()]) endHold(s, conn, t);
@@ -156,13 +181,253 @@ function quantile(sorted, q) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
-function ms(x) { return Number.isFinite(x) ? `${(x * 1000).toFixed(x < 0.01 ? 2 : 1)} ms` : "–"; }
+function ms(x) {
+  // Human units: milliseconds below a second, seconds above.
+  if (!Number.isFinite(x)) return "–";
+  if (x >= 1) return `${x.toFixed(x >= 10 ? 1 : 2)} s`;
+  const m = x * 1000;
+  return `${m.toFixed(m < 10 ? 2 : m < 100 ? 1 : 0)} ms`;
+}
 
 function limitAt(s, t) {
   // The limit in force at t: the last resize before it, else the first resize's old value, else the start value.
   let limit = s.resizes.length ? s.resizes[0].old : s.limit;
   for (const r of s.resizes) if (r.t <= t) limit = r.new;
   return limit;
+}
+
+function viewNumbers(s, t0, tEnd, hi, sv, workers) {
+  // The numbers the strip shows at tEnd: finished waits in the window plus the waits still going,
+  // counted at their age so far (a wait's length is only recorded when it ends, and under barging a
+  // worker can wait the whole run), and per-worker service since the start.
+  const c = s.cols;
+  const finished = [];
+  let checkouts = 0;
+  for (let i = hi > 0 ? lowerBound(c.t, hi, t0) : 0; i < hi; i++) {
+    const k = c.kind[i];
+    if (k === K.checkout) { finished.push(c.value[i]); checkouts++; } else if (k === K.timeout) finished.push(c.value[i]);
+  }
+  const ages = new Map();
+  for (const [thread, since] of sv.open) if (since <= tEnd) ages.set(thread, Math.max(0, tEnd - since));
+  const ongoing = [...ages.values()];
+  const all = finished.concat(ongoing).sort((a, b) => a - b);
+  const idOf = new Map();
+  s.threads.forEach((name, id) => idOf.set(name, id));
+  const names = workers && workers.length ? workers : [...sv.byThread.keys()].map((id) => s.threads[id] ?? String(id));
+  const rows = names.map((name) => {
+    const id = idOf.get(name);
+    const r = id === undefined ? undefined : sv.byThread.get(id);
+    const age = id === undefined ? undefined : ages.get(id);
+    return { name, id, checkouts: r ? r.checkouts : 0, waitMax: Math.max(r ? r.waitMax : 0, age ?? 0), waiting: age !== undefined };
+  });
+  rows.sort((a, b) => b.checkouts - a.checkouts || (a.name < b.name ? -1 : 1));
+  const counts = rows.map((r) => r.checkouts).sort((a, b) => a - b);
+  let longest = null;
+  for (const r of rows) if (longest === null || r.waitMax > longest.waitMax) longest = r;
+  const last = hi - 1;
+  return {
+    inUse: last >= 0 ? c.in_use[last] : 0, idle: last >= 0 ? c.idle[last] : 0, waiting: last >= 0 ? c.waiting[last] : 0,
+    finished, ongoing, checkouts, ongoingCount: ongoing.length, oldest: ongoing.length ? Math.max(...ongoing) : 0,
+    p50: quantile(all, 0.5), p95: quantile(all, 0.95), p99: quantile(all, 0.99), max: all.length ? all[all.length - 1] : NaN,
+    rows, workers: rows.length, checkoutsMin: counts.length ? counts[0] : NaN, checkoutsMedian: quantile(counts, 0.5),
+    checkoutsMax: counts.length ? counts[counts.length - 1] : NaN, starved: counts.filter((x) => x === 0).length,
+    longest,
+  };
+}
+
+function occupancyMeans(s, lo, hi, t0, t1, tEnd, buckets) {
+  // Time-weighted means of in use, idle and waiting per bucket (a few pixels of time each): a long
+  // window of thousands of events reads as a band, not a comb. Each event's counts hold until the next.
+  const c = s.cols, bw = (t1 - t0 || 1) / buckets;
+  const m = { covered: new Float64Array(buckets), inUse: new Float64Array(buckets), idle: new Float64Array(buckets), waiting: new Float64Array(buckets), bw };
+  for (let i = lo; i < hi; i++) {
+    const a = Math.max(c.t[i], t0), b = Math.min(i + 1 < hi ? c.t[i + 1] : tEnd, tEnd);
+    if (!(b > a)) continue;
+    const ka = Math.max(0, Math.floor((a - t0) / bw)), kb = Math.min(buckets - 1, Math.floor((b - t0) / bw));
+    for (let k = ka; k <= kb; k++) {
+      const d = Math.min(b, t0 + (k + 1) * bw) - Math.max(a, t0 + k * bw);
+      if (d <= 0) continue;
+      m.covered[k] += d; m.inUse[k] += d * c.in_use[i]; m.idle[k] += d * c.idle[i]; m.waiting[k] += d * c.waiting[i];
+    }
+  }
+  return m;
+}
+
+function drawTimeline(ctx, s, g, mouse) {
+  const { t0, tEnd, left, right, top, laneH, lanes, waitY, x, limit } = g;
+  ctx.fillStyle = "#333";
+  ctx.fillText("holds by connection (colour: thread)", left, 11);
+  ctx.textAlign = "right";
+  for (let l = 0; l < lanes; l++) {
+    ctx.fillStyle = l % 2 ? "#f7f7f7" : "#fff";
+    ctx.fillRect(left, top + l * laneH, right - left, laneH);
+    ctx.fillStyle = "#555";
+    ctx.fillText(`lane ${l + 1}`, left - 4, top + l * laneH + laneH * 0.7);
+  }
+  ctx.fillStyle = "#fff3e0";
+  ctx.fillRect(left, waitY, right - left, laneH);
+  ctx.fillStyle = "#555";
+  ctx.fillText("waits", left - 4, waitY + laneH * 0.7);
+  ctx.textAlign = "left";
+  for (const h of s.holds) {
+    if (h.start > tEnd) continue;
+    const end = Number.isNaN(h.end) || h.end > tEnd ? tEnd : h.end;
+    if (end < t0) continue;
+    ctx.fillStyle = colour(h.thread, 0.85);
+    const x0 = x(Math.max(h.start, t0));
+    ctx.fillRect(x0, top + h.lane * laneH + 2, Math.max(1, x(end) - x0), laneH - 4);
+  }
+  if (limit && limit < lanes) {
+    ctx.strokeStyle = "#c62828"; ctx.setLineDash([5, 3]);
+    ctx.beginPath(); ctx.moveTo(left, top + limit * laneH); ctx.lineTo(right, top + limit * laneH); ctx.stroke();
+    ctx.setLineDash([]);
+  }
+  for (const w of s.waits) {
+    if (w.start > tEnd) continue;
+    const end = Number.isNaN(w.end) || w.end > tEnd ? tEnd : w.end;
+    if (end < t0) continue;
+    ctx.fillStyle = w.timedOut ? "rgba(198,40,40,.8)" : colour(w.thread, 0.6);
+    const x0 = x(Math.max(w.start, t0));
+    ctx.fillRect(x0, waitY + 2 + (w.thread % 4) * (laneH - 4) / 4, Math.max(1, x(end) - x0), Math.max(1, (laneH - 4) / 4));
+  }
+  for (const m of s.marks) {
+    if (m.t < t0 || m.t > tEnd) continue;
+    const y = m.lane < 0 ? waitY + laneH / 2 : top + m.lane * laneH + laneH / 2;
+    const px = x(m.t);
+    if (m.kind === K.connect) { ctx.fillStyle = "#2e7d32"; ctx.beginPath(); ctx.moveTo(px, y - 5); ctx.lineTo(px + 6, y); ctx.lineTo(px, y + 5); ctx.fill(); }
+    else if (m.kind === K.close) { ctx.strokeStyle = "#000"; ctx.beginPath(); ctx.moveTo(px - 4, y - 4); ctx.lineTo(px + 4, y + 4); ctx.moveTo(px + 4, y - 4); ctx.lineTo(px - 4, y + 4); ctx.stroke(); ctx.fillStyle = "#000"; ctx.fillText(m.reason, px + 5, y - 3); }
+    else if (m.kind === K.timeout || m.kind === K.error) { ctx.fillStyle = "#c62828"; ctx.fillRect(px - 2, y - 6, 4, 12); }
+    else if (m.kind === K.leak) { ctx.fillStyle = "#ef6c00"; ctx.font = "bold 14px sans-serif"; ctx.fillText("!", px - 2, y + 5); ctx.font = FONT; }
+  }
+  for (const r of s.resizes) {
+    if (r.t < t0 || r.t > tEnd) continue;
+    ctx.strokeStyle = "#7b1fa2"; ctx.beginPath(); ctx.moveTo(x(r.t), top); ctx.lineTo(x(r.t), g.H - 20); ctx.stroke();
+    ctx.fillStyle = "#7b1fa2"; ctx.fillText(`${r.old}→${r.new}`, x(r.t) + 3, top + 10);
+  }
+  if (mouse && mouse.x >= left && mouse.x <= right && mouse.y < waitY + laneH) {
+    const tm = t0 + ((mouse.x - left) / (right - left)) * (g.t1 - t0);
+    ctx.strokeStyle = "rgba(0,0,0,.5)"; ctx.beginPath(); ctx.moveTo(mouse.x, top); ctx.lineTo(mouse.x, waitY + laneH); ctx.stroke();
+    ctx.fillStyle = "#000"; ctx.fillText(`t = ${tm.toFixed(3)} s`, Math.min(mouse.x + 4, right - 80), top - 4 + 12);
+  }
+}
+
+function drawOccupancy(ctx, s, g, box, numbers) {
+  // In use and idle stacked upwards, waiting beneath the zero line; the axis reaches the most waiting
+  // in the window (and now), and the limit line is drawn last, above the fill, with headroom over it.
+  const { t0, t1, tEnd, lo, hi, limit } = g;
+  const c = s.cols, { x0, x1, y0, y1 } = box;
+  const ox = (t) => x0 + ((t - t0) / (t1 - t0 || 1)) * (x1 - x0);
+  let maxUp = Math.max(1, limit || 1), maxDown = numbers.waiting;
+  for (const r of s.resizes) if (r.t <= tEnd) maxUp = Math.max(maxUp, r.old, r.new);
+  for (let i = lo; i < hi; i++) { maxUp = Math.max(maxUp, c.in_use[i] + c.idle[i]); maxDown = Math.max(maxDown, c.waiting[i]); }
+  const up = maxUp * 1.15, scale = (y1 - y0) / (up + maxDown * 1.05 || 1), zero = y0 + up * scale;
+  ctx.fillStyle = "#333"; ctx.fillText("occupancy (time-weighted): in use, idle; waiting beneath", x0, y0 - 6);
+  ctx.strokeStyle = "#ccc"; ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+  const buckets = Math.max(1, Math.floor((x1 - x0) / 2));
+  const m = occupancyMeans(s, lo, hi, t0, t1, tEnd, buckets);
+  const bx = (k) => ox(t0 + k * m.bw);
+  for (let k = 0; k < buckets; k++) {
+    const cov = m.covered[k];
+    if (!cov) continue;
+    const a = bx(k), w = Math.max(1, bx(k + 1) - a), used = m.inUse[k] / cov, idle = m.idle[k] / cov, waiting = m.waiting[k] / cov;
+    ctx.fillStyle = "rgba(25,118,210,.75)"; ctx.fillRect(a, zero - used * scale, w, used * scale);
+    ctx.fillStyle = "rgba(129,199,132,.75)"; ctx.fillRect(a, zero - (used + idle) * scale, w, idle * scale);
+    ctx.fillStyle = "rgba(239,108,0,.7)"; ctx.fillRect(a, zero, w, waiting * scale);
+  }
+  ctx.strokeStyle = "#888"; ctx.beginPath(); ctx.moveTo(x0, zero); ctx.lineTo(x1, zero); ctx.stroke();
+  if (limit) {
+    ctx.strokeStyle = "#c62828"; ctx.lineWidth = 1.5; ctx.setLineDash([5, 3]); ctx.beginPath();
+    ctx.moveTo(x0, zero - limitAt(s, t0) * scale);
+    for (const r of s.resizes) if (r.t > t0 && r.t <= tEnd) { ctx.lineTo(ox(r.t), zero - r.old * scale); ctx.lineTo(ox(r.t), zero - r.new * scale); }
+    ctx.lineTo(x1, zero - limit * scale); ctx.stroke(); ctx.setLineDash([]); ctx.lineWidth = 1;
+    ctx.fillStyle = "#c62828"; ctx.textAlign = "right"; ctx.fillText(`limit ${limit}`, x1 - 3, zero - limit * scale - 3); ctx.textAlign = "left";
+  }
+  ctx.fillStyle = "#555"; ctx.textAlign = "right";
+  ctx.fillText(String(maxUp), x0 - 4, zero - maxUp * scale + 4); ctx.fillText("0", x0 - 4, zero + 4);
+  if (maxDown) ctx.fillText(`${maxDown} waiting`, x0 - 4, Math.min(y1, zero + maxDown * scale + 4));
+  ctx.textAlign = "left";
+  ctx.fillText(`${t0.toFixed(1)} s`, x0, g.H - 6);
+  ctx.textAlign = "right"; ctx.fillText(`${t1.toFixed(1)} s`, x1, g.H - 6); ctx.textAlign = "left";
+}
+
+function drawWaits(ctx, g, box, numbers) {
+  // Finished waits in the window and, stacked on them in a darker colour, the waits still going at their age.
+  const { x0, x1, y0, y1 } = box, w = x1 - x0, BINS = 24;
+  ctx.fillStyle = "#333"; ctx.fillText("wait per request (window)", x0, y0 - 6);
+  ctx.strokeStyle = "#ccc"; ctx.strokeRect(x0, y0, w, y1 - y0);
+  const all = numbers.finished.concat(numbers.ongoing).sort((a, b) => a - b);
+  const top = Math.max(quantile(all, 0.99), numbers.oldest, 1e-4) * 1.05;
+  const done = new Array(BINS).fill(0), going = new Array(BINS).fill(0);
+  const bin = (v) => Math.min(BINS - 1, Math.floor((v / top) * BINS));
+  for (const v of numbers.finished) done[bin(v)]++;
+  for (const v of numbers.ongoing) going[bin(v)]++;
+  const most = Math.max(1, ...done.map((d, i) => d + going[i])), room = y1 - y0 - 4;
+  for (let i = 0; i < BINS; i++) {
+    const bx = x0 + (i * w) / BINS, bw = w / BINS - 1;
+    // At least 2 px, so a handful of waits beside hundreds of instant checkouts still shows.
+    const hd = done[i] ? Math.max(2, (done[i] / most) * room) : 0, hg = going[i] ? Math.max(3, (going[i] / most) * room) : 0;
+    ctx.fillStyle = "rgba(239,108,0,.8)"; ctx.fillRect(bx, y1 - hd, bw, hd);
+    ctx.fillStyle = "rgba(183,28,28,.9)"; ctx.fillRect(bx, y1 - hd - hg, bw, hg);
+  }
+  ctx.fillStyle = "rgba(183,28,28,.9)"; ctx.fillRect(x0 + 4, y0 + 5, 8, 8);
+  ctx.fillStyle = "#333"; ctx.fillText(`still waiting (age so far): ${numbers.ongoingCount}`, x0 + 16, y0 + 13);
+  ctx.fillStyle = "#555"; ctx.fillText("0", x0, g.H - 6); ctx.textAlign = "right"; ctx.fillText(ms(top), x1, g.H - 6); ctx.textAlign = "left";
+}
+
+function drawService(ctx, g, box, numbers) {
+  // Checkouts per worker since the start, busiest first, in each worker's timeline colour; a red
+  // foot under the workers waiting now. Barging shows as a few tall bars and a row of empty ones.
+  const { x0, x1, y0, y1 } = box, rows = numbers.rows;
+  ctx.fillStyle = "#333"; ctx.fillText("checkouts per worker (red foot: waiting now)", x0, y0 - 6);
+  ctx.strokeStyle = "#ccc"; ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+  if (!rows.length) return;
+  const most = Math.max(1, rows[0].checkouts), room = y1 - y0 - 18, bw = (x1 - x0) / rows.length;
+  rows.forEach((r, i) => {
+    const h = (r.checkouts / most) * room, bx = x0 + i * bw;
+    ctx.fillStyle = r.id === undefined ? "#999" : colour(r.id, 0.85);
+    ctx.fillRect(bx + 1, y1 - 6 - h, Math.max(1, bw - 2), h);
+    if (r.waiting) { ctx.fillStyle = "#c62828"; ctx.fillRect(bx + 1, y1 - 5, Math.max(1, bw - 2), 4); }
+  });
+  ctx.fillStyle = "#555"; ctx.fillText(String(most), x0 + 3, y0 + 11);
+  ctx.textAlign = "right"; ctx.fillText(`${rows.length} workers`, x1, g.H - 6); ctx.textAlign = "left";
+}
+
+function stripText(s, numbers, g, totals, fps) {
+  const n = numbers, span = Math.max(1e-9, Math.min(g.t1, g.tEnd) - g.t0);
+  const longest = n.longest && n.longest.waitMax > 0
+    ? `longest wait ${n.longest.name} ${ms(n.longest.waitMax)}${n.longest.waiting ? " (still waiting)" : ""}` : "longest wait –";
+  return [
+    `now      in use ${n.inUse}  idle ${n.idle}  waiting ${n.waiting}  oldest wait ${n.ongoingCount ? ms(n.oldest) : "–"}`,
+    `window   ${(n.checkouts / span).toFixed(1)} checkouts/s  wait p50 ${ms(n.p50)}  p95 ${ms(n.p95)}  p99 ${ms(n.p99)}  (ongoing counted at their age)`,
+    `workers  ${n.workers}: checkouts min ${n.workers ? n.checkoutsMin : "–"} · median ${n.workers ? n.checkoutsMedian : "–"} · max ${n.workers ? n.checkoutsMax : "–"}` +
+      `  never served ${n.starved}  ${longest}`,
+    `totals   timeouts ${totals.timeouts}  opened ${totals.opened}  closed ${totals.closed}  leaks ${totals.leaks}  dropped ${s.dropped + s.lost}  │ ${fps.toFixed(0)} fps`,
+  ].join("\n");
+}
+
+function numbersData(n) {
+  // What a test reads: the same numbers as the strip, as data- attributes (milliseconds, plain numbers).
+  const msOf = (x) => (Number.isFinite(x) ? (x * 1000).toFixed(3) : "");
+  return {
+    waiting: String(n.waiting), ongoing: String(n.ongoingCount), oldestWaitMs: msOf(n.oldest),
+    waitP50Ms: msOf(n.p50), waitP95Ms: msOf(n.p95), waitP99Ms: msOf(n.p99), workers: String(n.workers),
+    checkoutsMin: n.workers ? String(n.checkoutsMin) : "", checkoutsMedian: n.workers ? String(n.checkoutsMedian) : "",
+    checkoutsMax: n.workers ? String(n.checkoutsMax) : "", starved: String(n.starved),
+    longestWaitMs: n.longest ? msOf(n.longest.waitMax) : "", longestWaitThread: n.longest ? n.longest.name : "",
+  };
+}
+
+function totalsUpTo(s, hi) {
+  // Totals up to a replay's cursor (a live view trims old events, so it keeps running totals instead).
+  const c = s.cols, totals = { timeouts: 0, opened: 0, closed: 0, leaks: 0 };
+  for (let i = 0; i < hi; i++) {
+    const k = c.kind[i];
+    if (k === K.timeout) totals.timeouts++;
+    else if (k === K.connect) totals.opened++;
+    else if (k === K.close) totals.closed++;
+    else if (k === K.leak) totals.leaks++;
+  }
+  return totals;
 }
 
 function render({ model, el }) {
@@ -195,6 +460,7 @@ function render({ model, el }) {
   let raf = 0, lastDraw = 0, frames = 0, fpsCount = 0, fpsSince = performance.now(), fps = 0;
   let drawnVersion = -1, drawnEnd = NaN, mouse = null, frozenEnd = null, lastNumbers = 0;
   let geo = null;
+  const SETTINGS = ["window_s", "max_connections", "cursor_t", "span", "title", "height", "workers"];
 
   const setPause = () => { pause.textContent = model.get("paused") ? "resume" : "pause"; };
   pause.onclick = () => {
@@ -205,13 +471,17 @@ function render({ model, el }) {
   const onPaused = () => { if (!model.get("paused")) frozenEnd = null; else if (frozenEnd === null) frozenEnd = currentEnd(); setPause(); drawnVersion = -1; };
   const onAny = () => { drawnVersion = -1; title.textContent = model.get("title"); };
   model.on("change:paused", onPaused);
-  for (const name of ["window_s", "max_connections", "cursor_t", "span", "title", "height"]) model.on(`change:${name}`, onAny);
+  for (const name of SETTINGS) model.on(`change:${name}`, onAny);
   setPause();
   onAny();
 
-  function currentEnd() {
+  function cursorSet() {
     const cursor = model.get("cursor_t");
-    if (cursor !== null && cursor !== undefined) return cursor;
+    return cursor !== null && cursor !== undefined;
+  }
+
+  function currentEnd() {
+    if (cursorSet()) return model.get("cursor_t");
     if (s.ended !== null) return s.ended;
     if (!s.batches) return 0;
     return s.nowK + (performance.now() - s.recvAt) / 1000;
@@ -238,148 +508,29 @@ function render({ model, el }) {
     const [t0, t1, tEnd] = axis();
     const c = s.cols;
     const left = 58, right = W - 10;
-    const x = (t) => left + ((t - t0) / (t1 - t0 || 1)) * (right - left);
     const lanes = Math.max(s.laneCount, 1);
     const timelineH = Math.round(H * 0.55);
     const laneH = Math.min(48, (timelineH - 34) / (lanes + 1));
     const top = 16;
-    const waitY = top + lanes * laneH;
-    geo = { t0, t1, tEnd, left, right, top, laneH, lanes, waitY, timelineH, x };
-    ctx.fillStyle = "#333";
-    ctx.fillText("holds by connection (colour: thread)", left, 11);
-    ctx.textAlign = "right";
-    for (let l = 0; l < lanes; l++) {
-      ctx.fillStyle = l % 2 ? "#f7f7f7" : "#fff";
-      ctx.fillRect(left, top + l * laneH, right - left, laneH);
-      ctx.fillStyle = "#555";
-      ctx.fillText(`lane ${l + 1}`, left - 4, top + l * laneH + laneH * 0.7);
-    }
-    ctx.fillStyle = "#fff3e0";
-    ctx.fillRect(left, waitY, right - left, laneH);
-    ctx.fillStyle = "#555";
-    ctx.fillText("waits", left - 4, waitY + laneH * 0.7);
-    ctx.textAlign = "left";
-    const limit = limitAt(s, tEnd);
-    if (limit && limit < lanes) {
-      ctx.strokeStyle = "#c62828"; ctx.setLineDash([5, 3]);
-      ctx.beginPath(); ctx.moveTo(left, top + limit * laneH); ctx.lineTo(right, top + limit * laneH); ctx.stroke();
-      ctx.setLineDash([]);
-    }
-    for (const h of s.holds) {
-      if (h.start > tEnd) continue;
-      const end = Number.isNaN(h.end) || h.end > tEnd ? tEnd : h.end;
-      if (end < t0) continue;
-      ctx.fillStyle = colour(h.thread, 0.85);
-      const x0 = x(Math.max(h.start, t0));
-      ctx.fillRect(x0, top + h.lane * laneH + 2, Math.max(1, x(end) - x0), laneH - 4);
-    }
-    for (const w of s.waits) {
-      if (w.start > tEnd) continue;
-      const end = Number.isNaN(w.end) || w.end > tEnd ? tEnd : w.end;
-      if (end < t0) continue;
-      ctx.fillStyle = w.timedOut ? "rgba(198,40,40,.8)" : colour(w.thread, 0.6);
-      const x0 = x(Math.max(w.start, t0));
-      ctx.fillRect(x0, waitY + 2 + (w.thread % 4) * (laneH - 4) / 4, Math.max(1, x(end) - x0), Math.max(1, (laneH - 4) / 4));
-    }
-    for (const m of s.marks) {
-      if (m.t < t0 || m.t > tEnd) continue;
-      const y = m.lane < 0 ? waitY + laneH / 2 : top + m.lane * laneH + laneH / 2;
-      const px = x(m.t);
-      if (m.kind === K.connect) { ctx.fillStyle = "#2e7d32"; ctx.beginPath(); ctx.moveTo(px, y - 5); ctx.lineTo(px + 6, y); ctx.lineTo(px, y + 5); ctx.fill(); }
-      else if (m.kind === K.close) { ctx.strokeStyle = "#000"; ctx.beginPath(); ctx.moveTo(px - 4, y - 4); ctx.lineTo(px + 4, y + 4); ctx.moveTo(px + 4, y - 4); ctx.lineTo(px - 4, y + 4); ctx.stroke(); ctx.fillStyle = "#000"; ctx.fillText(m.reason, px + 5, y - 3); }
-      else if (m.kind === K.timeout || m.kind === K.error) { ctx.fillStyle = "#c62828"; ctx.fillRect(px - 2, y - 6, 4, 12); }
-      else if (m.kind === K.leak) { ctx.fillStyle = "#ef6c00"; ctx.font = "bold 14px sans-serif"; ctx.fillText("!", px - 2, y + 5); ctx.font = FONT; }
-    }
-    for (const r of s.resizes) {
-      if (r.t < t0 || r.t > tEnd) continue;
-      ctx.strokeStyle = "#7b1fa2"; ctx.beginPath(); ctx.moveTo(x(r.t), top); ctx.lineTo(x(r.t), H - 20); ctx.stroke();
-      ctx.fillStyle = "#7b1fa2"; ctx.fillText(`${r.old}→${r.new}`, x(r.t) + 3, top + 10);
-    }
-    // Occupancy: in use and idle stacked upwards, waiting beneath the zero line.
-    const occTop = timelineH + 22, occBottom = H - 22, occRight = left + (right - left) * 0.62;
-    const ox = (t) => left + ((t - t0) / (t1 - t0 || 1)) * (occRight - left);
     const lo = Math.max(0, lowerBound(c.t || [], s.n, t0) - 1), hi = lowerBound(c.t || [], s.n, tEnd + 1e-9);
-    let maxUp = Math.max(1, limit || 1), maxDown = 0;
-    for (let i = lo; i < hi; i++) { maxUp = Math.max(maxUp, c.in_use[i] + c.idle[i]); maxDown = Math.max(maxDown, c.waiting[i]); }
-    const scale = (occBottom - occTop) / (maxUp + maxDown || 1);
-    const zero = occTop + maxUp * scale;
-    ctx.fillStyle = "#333"; ctx.fillText("occupancy: in use, idle; waiting beneath", left, occTop - 6);
-    ctx.strokeStyle = "#ccc"; ctx.strokeRect(left, occTop, occRight - left, occBottom - occTop);
-    const band = (fill, lower, upper) => {
-      if (hi <= lo) return;
-      ctx.fillStyle = fill; ctx.beginPath();
-      let px = ox(Math.max(t0, c.t[lo]));
-      ctx.moveTo(px, zero - upper(lo) * scale);
-      for (let i = lo + 1; i < hi; i++) { const nx = ox(Math.max(t0, c.t[i])); ctx.lineTo(nx, zero - upper(i - 1) * scale); ctx.lineTo(nx, zero - upper(i) * scale); px = nx; }
-      ctx.lineTo(ox(tEnd), zero - upper(hi - 1) * scale);
-      ctx.lineTo(ox(tEnd), zero - lower(hi - 1) * scale);
-      for (let i = hi - 1; i > lo; i--) { const nx = ox(Math.max(t0, c.t[i])); ctx.lineTo(nx, zero - lower(i) * scale); ctx.lineTo(nx, zero - lower(i - 1) * scale); }
-      ctx.lineTo(ox(Math.max(t0, c.t[lo])), zero - lower(lo) * scale);
-      ctx.closePath(); ctx.fill();
-    };
-    band("rgba(25,118,210,.75)", () => 0, (i) => c.in_use[i]);
-    band("rgba(129,199,132,.75)", (i) => c.in_use[i], (i) => c.in_use[i] + c.idle[i]);
-    band("rgba(239,108,0,.7)", () => 0, (i) => -c.waiting[i]);
-    ctx.strokeStyle = "#888"; ctx.beginPath(); ctx.moveTo(left, zero); ctx.lineTo(occRight, zero); ctx.stroke();
-    if (limit) {
-      ctx.strokeStyle = "#c62828"; ctx.setLineDash([5, 3]); ctx.beginPath();
-      ctx.moveTo(left, zero - limitAt(s, t0) * scale);
-      for (const r of s.resizes) if (r.t > t0 && r.t <= tEnd) { ctx.lineTo(ox(r.t), zero - r.old * scale); ctx.lineTo(ox(r.t), zero - r.new * scale); }
-      ctx.lineTo(occRight, zero - limit * scale); ctx.stroke(); ctx.setLineDash([]);
-      ctx.fillStyle = "#c62828"; ctx.fillText(`limit ${limit}`, occRight - 48, zero - limit * scale - 3);
-    }
-    ctx.fillStyle = "#555"; ctx.textAlign = "right";
-    ctx.fillText(String(maxUp), left - 4, occTop + 8); ctx.fillText("0", left - 4, zero + 4);
-    if (maxDown) ctx.fillText(`-${maxDown}`, left - 4, occBottom);
-    ctx.textAlign = "left";
-    ctx.fillText(`${t0.toFixed(1)} s`, left, H - 6);
-    ctx.textAlign = "right"; ctx.fillText(`${t1.toFixed(1)} s`, occRight, H - 6); ctx.textAlign = "left";
-    // Waits in the window: a histogram, and the numbers strip.
-    const waits = [];
-    let checkouts = 0;
-    for (let i = lo; i < hi; i++) {
-      if (c.t[i] < t0) continue;
-      if (c.kind[i] === K.checkout) { waits.push(c.value[i]); checkouts++; } else if (c.kind[i] === K.timeout) waits.push(c.value[i]);
-    }
-    waits.sort((a, b) => a - b);
-    const hx = occRight + 40, hw = right - hx;
-    ctx.fillStyle = "#333"; ctx.fillText("wait before checkout (window)", hx, occTop - 6);
-    ctx.strokeStyle = "#ccc"; ctx.strokeRect(hx, occTop, hw, occBottom - occTop);
-    const top99 = Math.max(quantile(waits, 0.99) * 1.05, 1e-4);
-    const bins = new Array(30).fill(0);
-    for (const w of waits) bins[Math.min(29, Math.floor((w / top99) * 30))]++;
-    const most = Math.max(1, ...bins);
-    ctx.fillStyle = "rgba(239,108,0,.8)";
-    bins.forEach((b, i) => { const h = (b / most) * (occBottom - occTop - 4); ctx.fillRect(hx + (i * hw) / 30, occBottom - h, hw / 30 - 1, h); });
-    ctx.fillStyle = "#555"; ctx.fillText("0", hx, H - 6); ctx.textAlign = "right"; ctx.fillText(ms(top99), right, H - 6); ctx.textAlign = "left";
-    if (mouse && mouse.x >= left && mouse.x <= right && mouse.y < waitY + laneH) {
-      const tm = t0 + ((mouse.x - left) / (right - left)) * (t1 - t0);
-      ctx.strokeStyle = "rgba(0,0,0,.5)"; ctx.beginPath(); ctx.moveTo(mouse.x, top); ctx.lineTo(mouse.x, waitY + laneH); ctx.stroke();
-      ctx.fillStyle = "#000"; ctx.fillText(`t = ${tm.toFixed(3)} s`, Math.min(mouse.x + 4, right - 80), top - 4 + 12);
-    }
+    const x = (t) => left + ((t - t0) / (t1 - t0 || 1)) * (right - left);
+    geo = { t0, t1, tEnd, left, right, top, laneH, lanes, waitY: top + lanes * laneH, timelineH, x, H, lo, hi, limit: limitAt(s, tEnd) };
+    const cursor = cursorSet();
+    const service = cursor ? serviceUpTo(s, hi) : s.service;
+    const n = viewNumbers(s, t0, tEnd, hi, service, model.get("workers"));
+    drawTimeline(ctx, s, geo, mouse);
+    // The bottom row: occupancy, the waits, and who was served.
+    const y0 = timelineH + 22, y1 = H - 22, occRight = left + (right - left) * 0.5;
+    const waitsLeft = occRight + 30, waitsRight = waitsLeft + (right - waitsLeft) * 0.5 - 12;
+    drawOccupancy(ctx, s, geo, { x0: left, x1: occRight, y0, y1 }, n);
+    drawWaits(ctx, geo, { x0: waitsLeft, x1: waitsRight, y0, y1 }, n);
+    drawService(ctx, geo, { x0: waitsRight + 24, x1: right, y0, y1 }, n);
     const now = performance.now();
     // The strip is text: refreshed four times a second while live, and always on a settled picture.
     if (settled || now - lastNumbers > 250) {
       lastNumbers = now;
-      const last = hi > 0 ? hi - 1 : -1;
-      const span = Math.max(1e-9, Math.min(t1, tEnd) - t0);
-      // Totals up to the cursor in a replay; a live view trims old events, so it keeps running totals.
-      let totals = s.totals;
-      const cursor = model.get("cursor_t");
-      if (cursor !== null && cursor !== undefined) {
-        totals = { timeouts: 0, opened: 0, closed: 0, leaks: 0 };
-        for (let i = 0; i < hi; i++) {
-          const k = c.kind[i];
-          if (k === K.timeout) totals.timeouts++;
-          else if (k === K.connect) totals.opened++;
-          else if (k === K.close) totals.closed++;
-          else if (k === K.leak) totals.leaks++;
-        }
-      }
-      numbers.textContent = (last >= 0 ? `in use ${c.in_use[last]}  idle ${c.idle[last]}  waiting ${c.waiting[last]}` : "in use 0  idle 0  waiting 0") +
-        `  │ ${(checkouts / span).toFixed(1)} checkouts/s  wait p50 ${ms(quantile(waits, 0.5))} p95 ${ms(quantile(waits, 0.95))} p99 ${ms(quantile(waits, 0.99))}` +
-        `  │ timeouts ${totals.timeouts}  opened ${totals.opened}  closed ${totals.closed}  leaks ${totals.leaks}  dropped ${s.dropped + s.lost}` +
-        `  │ ${fps.toFixed(0)} fps`;
+      numbers.textContent = stripText(s, n, geo, cursor ? totalsUpTo(s, hi) : s.totals, fps);
+      Object.assign(el.dataset, numbersData(n));
     }
     drawnEnd = tEnd;
   }
@@ -411,7 +562,7 @@ function render({ model, el }) {
   function tick(now) {
     raf = requestAnimationFrame(tick);
     if (now - lastDraw < 1000 / Math.max(1, model.get("max_fps")) - 1) return;
-    const moving = s.ended === null && s.batches > 0 && frozenEnd === null && model.get("cursor_t") === null;
+    const moving = s.ended === null && s.batches > 0 && frozenEnd === null && !cursorSet();
     if (!moving && drawnVersion === s.version) return;
     lastDraw = now;
     if (moving && !model.get("span").length) {
@@ -437,9 +588,12 @@ function render({ model, el }) {
     canvas.removeEventListener("mousemove", hover);
     canvas.removeEventListener("mouseleave", leave);
     model.off("change:paused", onPaused);
-    for (const name of ["window_s", "max_connections", "cursor_t", "span", "title", "height"]) model.off(`change:${name}`, onAny);
+    for (const name of SETTINGS) model.off(`change:${name}`, onAny);
   };
 }
+
+// For tests that run the view's arithmetic without a browser (node): anywidget uses the default export.
+export { newStore, ingest, serviceUpTo, viewNumbers, occupancyMeans };
 
 export default {
   initialize({ model }) {

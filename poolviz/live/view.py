@@ -35,9 +35,18 @@ class LiveView(anywidget.AnyWidget):
     """A canvas in the browser that draws a pool's events: timeline, occupancy, waits and numbers.
 
     Settings are synced traits (``max_fps``, ``window_s``, ``paused``,
-    ``max_connections``, ``cursor_t``, ``span``); events arrive through
-    :meth:`send_batch`. ``cursor_t`` set shows the events up to that time (a
-    replay); ``span`` set fixes the time axis (two views on one axis).
+    ``max_connections``, ``cursor_t``, ``span``, ``workers``); events arrive
+    through :meth:`send_batch`. ``cursor_t`` set shows the events up to that
+    time (a replay); ``span`` set fixes the time axis (two views on one axis).
+
+    The numbers strip counts waits still going at their age so far (the
+    oldest waiter's age grows while it waits) and shows per-worker service:
+    checkouts per worker and the longest wait. ``workers`` names the callers
+    to report (one that never got a connection still counts, with zero);
+    empty means every thread that asked the pool. The browser puts the same
+    numbers on the view's ``data-`` attributes (``data-waiting``,
+    ``data-oldest-wait-ms``, ``data-wait-p50-ms`` ... ``data-checkouts-min``,
+    ``data-checkouts-max``, ``data-starved``, ``data-longest-wait-ms``) for tests.
     """
 
     _esm = Path(__file__).parent / "view.js"
@@ -49,6 +58,7 @@ class LiveView(anywidget.AnyWidget):
     span = traitlets.List(traitlets.Float(), default_value=[]).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
     height = traitlets.Int(520).tag(sync=True)
+    workers = traitlets.List(traitlets.Unicode(), default_value=[]).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs["max_fps"] = checks.number("max_fps", kwargs.get("max_fps", 30.0), positive=True)
