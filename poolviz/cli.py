@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from .credentials import mask_url
+from .units import duration
 
 EXIT_USAGE = 2
 
@@ -398,6 +399,7 @@ def _write_plots(frame: Any, out: Path, max_connections: int | None) -> list[Pat
         ("timeline.png", plots.plot_timeline),
         ("occupancy.png", lambda f, ax: plots.plot_occupancy(f, ax=ax, max_connections=max_connections)),
         ("waits.png", plots.plot_waits),
+        ("fairness.png", plots.plot_fairness),
     ):
         fig = _figure(10, 4.5)
         draw(frame, fig.add_subplot())
@@ -445,14 +447,34 @@ def _run(args: argparse.Namespace) -> int:
     _write_json(out / "summary.json", summary)
     _write_plots(frame, out, args.max_connections)
     if not args.quiet:
-        wait = summary["wait_p95_s"]
         print(
             f"{mask_url(url)}: {result.requests} requests ({result.requests_ok} ok, {result.requests_failed} "
-            f"failed) in {result.elapsed_s:.2f} s, {result.throughput_rps:.1f} req/s, p95 wait "
-            f"{'-' if wait is None else f'{wait * 1000:.1f} ms'}{' (stopped early)' if result.stopped else ''}; "
+            f"failed) in {result.elapsed_s:.2f} s, {result.throughput_rps:.1f} req/s"
+            f"{' (stopped early)' if result.stopped else ''}; {_waits_line(summary)}; "
             f"wrote {trace} and more in {out}"
         )
     return 0
+
+
+def _waits_line(summary: dict[str, Any]) -> str:
+    """Waits as a reader needs them: the tail and the longest, who is still waiting, how evenly workers were served.
+
+    A p95 of 0 alone hides starving workers (peewee's pool lets a releasing
+    thread take its connection straight back), so the maximum and the
+    per-worker checkouts always come with it.
+    """
+    line = (
+        f"wait p95 {duration(summary['wait_p95_s'])}, p99 {duration(summary['wait_p99_s'])}, "
+        f"max {duration(summary['wait_max_s'])}"
+    )
+    if summary["waiting_now"]:
+        line += f", {summary['waiting_now']} still waiting (oldest {duration(summary['oldest_wait_s'])})"
+    if summary["fair_workers"]:
+        line += (
+            f"; checkouts per worker {summary['fair_checkouts_min']}-{summary['fair_checkouts_max']}"
+            f" (median {summary['fair_checkouts_median']:g})"
+        )
+    return line
 
 
 def _run_threads(
@@ -533,5 +555,8 @@ def _report(args: argparse.Namespace) -> int:
     _write_json(out / "summary.json", summary)
     _write_plots(frame, out, limit)
     if not args.quiet:
-        print(f"{args.trace}: {summary['requests']} requests, {summary['events']} events; wrote plots to {out}")
+        print(
+            f"{args.trace}: {summary['requests']} requests, {summary['events']} events; {_waits_line(summary)}; "
+            f"wrote plots to {out}"
+        )
     return 0

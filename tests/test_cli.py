@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import os
 import subprocess
 import sys
@@ -47,10 +48,11 @@ def assert_run_outputs(out: Path, workers: int, requests: int) -> dict:
     """The run wrote every file, and summary.json agrees with events.csv and requests.csv."""
     for name in ("events.csv", "events.meta.json", "requests.csv", "summary.json"):
         assert (out / name).stat().st_size > 0, name
-    for name in ("timeline.png", "occupancy.png", "waits.png"):
+    for name in ("timeline.png", "occupancy.png", "waits.png", "fairness.png"):
         assert_png(out / name)
     frame = load_events(out / "events.csv")
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["fair_workers"] >= 1 and summary["waiting_now"] == 0
     checkouts = int((frame["kind"] == "checkout").sum())
     timeouts = int((frame["kind"] == "timeout").sum())
     assert summary["requests"] == checkouts + timeouts == workers * requests
@@ -267,3 +269,25 @@ def test_unreachable_asyncio_url_is_refused_before_out_is_created(tmp_path: Path
     assert "s3cret" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_run_prints_the_longest_wait_and_the_service_per_worker(tmp_path: Path) -> None:
+    """The summary line never gives a p95 alone: the p99, the max and checkouts per worker come with it."""
+    done = poolviz_cli(
+        "run",
+        "--workers",
+        "4",
+        "--max-connections",
+        "1",
+        "--requests",
+        "5",
+        "--hold-ms",
+        "5",
+        "--out",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(
+        r"wait p95 [^,]+, p99 [^,]+, max [0-9.]+ (ms|s|µs); checkouts per worker 5-5 \(median 5\)", done.stdout
+    ), done.stdout
