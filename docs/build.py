@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     # Defaults, not the test suite's quick settings.
     os.environ.pop("POOLVIZ_SMALL", None)
+    # A saved progress widget shows only its first state: print one closing line per bar instead.
+    os.environ["POOLVIZ_PLAIN_PROGRESS"] = "1"
 
     pages, failed, started = [], [], time.monotonic()
     for path in paths:

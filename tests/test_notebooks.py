@@ -62,6 +62,7 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
 
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     os.environ["POOLVIZ_SMALL"] = "1"
+    os.environ["POOLVIZ_PLAIN_PROGRESS"] = "1"
     notebook = load(path)
     client = NotebookClient(
         notebook,
