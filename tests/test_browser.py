@@ -66,7 +66,7 @@ def free_port() -> int:
 
 
 def jupyter_dirs(base: Path) -> dict[str, Path]:
-    """Fresh Jupyter dirs, with the news and update prompts switched off in the user settings."""
+    """Fresh Jupyter dirs: news and update prompts off, every notebook cell kept in the page."""
     dirs = {name: base / name for name in ("root", "config", "data", "runtime", "settings", "workspaces")}
     for path in dirs.values():
         path.mkdir(parents=True)
@@ -74,6 +74,11 @@ def jupyter_dirs(base: Path) -> dict[str, Path]:
     notification = dirs["settings"] / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # Every cell stays in the page: JupyterLab 4 otherwise detaches cells scrolled out of view, and a
+    # detached cell has an empty prompt and no widgets to click.
+    tracker = dirs["settings"] / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     return dirs
 
 
@@ -307,3 +312,54 @@ def test_replay_and_compare_draw_in_the_browser(lab: dict[str, Any], page: Any, 
     assert painted > 0.02 and colours > 10, (painted, colours)
     page.locator(".poolviz-replay").screenshot(path=str(tmp_path / "replay.png"))
     page.locator(".poolviz-compare").screenshot(path=str(tmp_path / "compare.png"))
+
+
+STARVATION = [
+    "from poolviz.widgets import PoolDashboard\n"
+    "dash = PoolDashboard(check_servers=False, workers=8, max_connections=2, hold_ms=40, think_ms=0,\n"
+    "                     distribution='exp', duration=60)\n"
+    "dash",
+    "dash.run()",
+]
+
+STARVING = """sel => {
+    const d = document.querySelector(sel)?.dataset;
+    return d && d.running === 'true' && +d.waiting > 0 && +d.oldestWaitMs > 1000 ? {...d} : null;
+}"""
+
+
+def test_the_live_strip_shows_a_wait_in_progress_while_workers_starve(
+    lab: dict[str, Any], page: Any, tmp_path: Path
+) -> None:
+    """8 workers, pool 2, 40 ms holds, think 0: live, the strip shows the oldest waiter's age and who starves."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(code) for code in STARVATION],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
+    )
+    nbformat.write(notebook, lab["root"] / "starvation.ipynb")
+    page.goto(f"{lab['url']}/lab/tree/starvation.ipynb?token={lab['token']}")
+    page.wait_for_function(KERNEL_IDLE, timeout=90_000)
+    page.click('.lm-MenuBar-itemLabel:text-is("Run")')
+    page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+    page.locator(LIVE).wait_for()
+    # Barging: two workers take nearly every checkout, six wait; the oldest waiter's age grows past a second.
+    first = page.wait_for_function(STARVING, arg=LIVE, timeout=60_000).json_value()
+    assert float(first["waitP99Ms"]) > 0 and float(first["checkoutsMin"]) == 0 and int(first["starved"]) >= 1
+    assert int(first["workers"]) == 8 and float(first["checkoutsMax"]) > 0
+    assert float(first["longestWaitMs"]) >= float(first["oldestWaitMs"]) - 1
+    strip = page.locator(f"{LIVE} .poolviz-live-numbers").inner_text()
+    assert "oldest wait" in strip and "ongoing counted" in strip and "never served" in strip
+    # The age keeps growing while the worker waits: the strip is refreshed while live, between batches too.
+    page.wait_for_function(
+        "([sel, ms]) => +document.querySelector(sel).dataset.oldestWaitMs > ms + 500",
+        arg=[LIVE, float(first["oldestWaitMs"])],
+        timeout=30_000,
+    )
+    painted, colours = canvas_colours(page.locator(f"{LIVE} canvas").screenshot())
+    assert painted > 0.02 and colours > 20, (painted, colours)
+    page.locator(".poolviz-dashboard").screenshot(path=str(tmp_path / "starving.png"))
+    print(f"\nstarving: {first}\n{strip}")
+    page.locator("button.poolviz-stop").click()
+    page.wait_for_function("() => /stopped/.test(document.querySelector('.poolviz-status').innerText)")

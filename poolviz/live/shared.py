@@ -119,7 +119,7 @@ def stats_html(stats: Mapping[str, Any], title: str = "") -> str:
         ("oldest_wait", "waiting now (oldest)", f"{stats['waiting_now']} ({duration(stats['oldest_wait_s'])})"),
         (
             "checkouts_per_worker",
-            "checkouts per worker min / median / max",
+            "checkouts per worker (min / median / max)",
             " / ".join(_number(stats[key]) for key in ("checkouts_min", "checkouts_median", "checkouts_max")),
         ),
         ("longest_wait", "longest wait", f"{duration(stats['longest_wait_s'])} {longest}".strip()),
@@ -131,11 +131,12 @@ def stats_html(stats: Mapping[str, Any], title: str = "") -> str:
         ("max_connections", "max_connections", "no limit" if not limit else str(limit)),
         ("events", "events (dropped)", f"{stats['events']} ({stats['events_dropped']})"),
     ]
-    pad = "padding:1px 10px;text-align:left"
-    head = "".join(f'<th style="{pad}">{html.escape(label)}</th>' for _key, label, _value in cells)
+    pad = "padding:1px 10px;text-align:left;vertical-align:bottom"
+    # Labels may wrap onto a few lines; values never do (a wait of "4.03 s" split in two reads wrong).
+    head = "".join(f'<th style="{pad};max-width:10em">{html.escape(label)}</th>' for _key, label, _value in cells)
+    cell = f"{pad};font-family:monospace;white-space:nowrap"
     values = "".join(
-        f'<td class="poolviz-stat-{key}" style="{pad};font-family:monospace">{html.escape(value)}</td>'
-        for key, _label, value in cells
+        f'<td class="poolviz-stat-{key}" style="{cell}">{html.escape(value)}</td>' for key, _label, value in cells
     )
     heading = f"<b>{html.escape(title)}</b>" if title else ""
     return f'{heading}<table style="font-size:12px;border-collapse:collapse"><tr>{head}</tr><tr>{values}</tr></table>'

@@ -365,9 +365,11 @@ function drawWaits(ctx, g, box, numbers) {
   for (let i = 0; i < BINS; i++) {
     const bx = x0 + (i * w) / BINS, bw = w / BINS - 1;
     // At least 2 px, so a handful of waits beside hundreds of instant checkouts still shows.
-    const hd = done[i] ? Math.max(2, (done[i] / most) * room) : 0, hg = going[i] ? Math.max(3, (going[i] / most) * room) : 0;
+    const hd = done[i] ? Math.max(2, (done[i] / most) * room) : 0, hg = going[i] ? Math.max(6, (going[i] / most) * room) : 0;
     ctx.fillStyle = "rgba(239,108,0,.8)"; ctx.fillRect(bx, y1 - hd, bw, hd);
     ctx.fillStyle = "rgba(183,28,28,.9)"; ctx.fillRect(bx, y1 - hd - hg, bw, hg);
+    // The count above each bar of waits still going: a few of them beside hundreds of instant checkouts.
+    if (going[i]) { ctx.textAlign = "center"; ctx.fillText(String(going[i]), bx + bw / 2, y1 - hd - hg - 3); ctx.textAlign = "left"; }
   }
   ctx.fillStyle = "rgba(183,28,28,.9)"; ctx.fillRect(x0 + 4, y0 + 5, 8, 8);
   ctx.fillStyle = "#333"; ctx.fillText(`still waiting (age so far): ${numbers.ongoingCount}`, x0 + 16, y0 + 13);
@@ -378,7 +380,7 @@ function drawService(ctx, g, box, numbers) {
   // Checkouts per worker since the start, busiest first, in each worker's timeline colour; a red
   // foot under the workers waiting now. Barging shows as a few tall bars and a row of empty ones.
   const { x0, x1, y0, y1 } = box, rows = numbers.rows;
-  ctx.fillStyle = "#333"; ctx.fillText("checkouts per worker (red foot: waiting now)", x0, y0 - 6);
+  ctx.fillStyle = "#333"; ctx.fillText("checkouts per worker (red: waiting)", x0, y0 - 6);
   ctx.strokeStyle = "#ccc"; ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
   if (!rows.length) return;
   const most = Math.max(1, rows[0].checkouts), room = y1 - y0 - 18, bw = (x1 - x0) / rows.length;
