@@ -311,6 +311,13 @@ function drawTimeline(ctx, s, g, mouse) {
   }
 }
 
+function fitText(ctx, text, x, y, width) {
+  // A panel's title, cut with an ellipsis where the panel is narrower than the text (side-by-side views).
+  let t = text;
+  while (t.length > 4 && ctx.measureText(t).width > width) t = t.slice(0, -2);
+  ctx.fillText(t === text ? t : `${t.slice(0, -1)}…`, x, y);
+}
+
 function drawOccupancy(ctx, s, g, box, numbers) {
   // In use and idle stacked upwards, waiting beneath the zero line; the axis reaches the most waiting
   // in the window (and now), and the limit line is drawn last, above the fill, with headroom over it.
@@ -321,7 +328,7 @@ function drawOccupancy(ctx, s, g, box, numbers) {
   for (const r of s.resizes) if (r.t <= tEnd) maxUp = Math.max(maxUp, r.old, r.new);
   for (let i = lo; i < hi; i++) { maxUp = Math.max(maxUp, c.in_use[i] + c.idle[i]); maxDown = Math.max(maxDown, c.waiting[i]); }
   const up = maxUp * 1.15, scale = (y1 - y0) / (up + maxDown * 1.05 || 1), zero = y0 + up * scale;
-  ctx.fillStyle = "#333"; ctx.fillText("occupancy (time-weighted): in use, idle; waiting beneath", x0, y0 - 6);
+  ctx.fillStyle = "#333"; fitText(ctx, "occupancy (time-weighted): in use, idle; waiting beneath", x0, y0 - 6, x1 - x0);
   ctx.strokeStyle = "#ccc"; ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
   const buckets = Math.max(1, Math.floor((x1 - x0) / 2));
   const m = occupancyMeans(s, lo, hi, t0, t1, tEnd, buckets);
@@ -353,7 +360,7 @@ function drawOccupancy(ctx, s, g, box, numbers) {
 function drawWaits(ctx, g, box, numbers) {
   // Finished waits in the window and, stacked on them in a darker colour, the waits still going at their age.
   const { x0, x1, y0, y1 } = box, w = x1 - x0, BINS = 24;
-  ctx.fillStyle = "#333"; ctx.fillText("wait per request (window)", x0, y0 - 6);
+  ctx.fillStyle = "#333"; fitText(ctx, "wait per request (window)", x0, y0 - 6, w);
   ctx.strokeStyle = "#ccc"; ctx.strokeRect(x0, y0, w, y1 - y0);
   const all = numbers.finished.concat(numbers.ongoing).sort((a, b) => a - b);
   const top = Math.max(quantile(all, 0.99), numbers.oldest, 1e-4) * 1.05;
@@ -372,7 +379,7 @@ function drawWaits(ctx, g, box, numbers) {
     if (going[i]) { ctx.textAlign = "center"; ctx.fillText(String(going[i]), bx + bw / 2, y1 - hd - hg - 3); ctx.textAlign = "left"; }
   }
   ctx.fillStyle = "rgba(183,28,28,.9)"; ctx.fillRect(x0 + 4, y0 + 5, 8, 8);
-  ctx.fillStyle = "#333"; ctx.fillText(`still waiting (age so far): ${numbers.ongoingCount}`, x0 + 16, y0 + 13);
+  ctx.fillStyle = "#333"; fitText(ctx, `still waiting (age so far): ${numbers.ongoingCount}`, x0 + 16, y0 + 13, w - 20);
   ctx.fillStyle = "#555"; ctx.fillText("0", x0, g.H - 6); ctx.textAlign = "right"; ctx.fillText(ms(top), x1, g.H - 6); ctx.textAlign = "left";
 }
 
@@ -380,7 +387,7 @@ function drawService(ctx, g, box, numbers) {
   // Checkouts per worker since the start, busiest first, in each worker's timeline colour; a red
   // foot under the workers waiting now. Barging shows as a few tall bars and a row of empty ones.
   const { x0, x1, y0, y1 } = box, rows = numbers.rows;
-  ctx.fillStyle = "#333"; ctx.fillText("checkouts per worker (red: waiting)", x0, y0 - 6);
+  ctx.fillStyle = "#333"; fitText(ctx, "checkouts per worker (red: waiting)", x0, y0 - 6, x1 - x0);
   ctx.strokeStyle = "#ccc"; ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
   if (!rows.length) return;
   const most = Math.max(1, rows[0].checkouts), room = y1 - y0 - 18, bw = (x1 - x0) / rows.length;
