@@ -88,14 +88,19 @@ def test_stress_invariants_hold(make_pool: Any, no_new_threads: None) -> None:
     """32 threads x 100 requests on a pool of 4: the log proves every invariant, counts match."""
     db = make_pool(max_connections=POOL, timeout=60)
     barrier = threading.Barrier(THREADS, timeout=30)
+    # Each thread's first request holds its connection until POOL holders meet, so the pool is
+    # saturated however the threads are scheduled (SELECT 1 alone is too quick to be sure of it).
+    saturated = threading.Barrier(POOL, timeout=60)
     failures: list[BaseException] = []
 
     def worker() -> None:
         try:
             barrier.wait()
-            for _ in range(REQUESTS):
+            for i in range(REQUESTS):
                 with db.connection_context():
                     db.execute_sql("SELECT 1").fetchone()
+                    if i == 0:
+                        saturated.wait()
         except BaseException as exc:
             failures.append(exc)
 
