@@ -110,7 +110,7 @@ def plot_timeline(frame: pd.DataFrame, ax: Axes | None = None, window: tuple[flo
     """One lane per connection with a bar per hold, coloured by the worker thread that held it.
 
     Closes are marked on their connection's lane, one marker per reason (see
-    :data:`CLOSE_MARKERS`), and leak reports (``leak`` events) with an orange
+    :data:`CLOSE_MARKERS`), and leak reports (``leak`` events) with a black
     ring. The lane at the bottom shows waits: a line from the moment a caller
     started waiting to its checkout (in its thread's colour), or to its
     timeout (red, ending in a cross); a wait still going at the end of the
@@ -503,8 +503,12 @@ def plot_dashboard(
     fig: Figure | None = None,
     max_connections: int | None = None,
     window: tuple[float, float] | None = None,
+    threads: Any = None,
 ) -> Figure:
     """Timeline, occupancy, waits and key numbers of a trace on one 2x2 figure.
+
+    ``threads`` names the workers the numbers' per-worker line counts (see
+    :func:`poolviz.analysis.fairness`; default: every thread that asked).
 
     Pass the same ``fig`` again to redraw it in place (it is cleared first), as
     a live view does on each tick; ``window`` applies to the timeline and the
@@ -524,7 +528,7 @@ def plot_dashboard(
     stats_ax.text(
         0.0,
         1.0,
-        _format_stats(summarize(frame, max_connections)),
+        _format_stats(summarize(frame, max_connections, threads=threads)),
         transform=stats_ax.transAxes,
         va="top",
         family="monospace",

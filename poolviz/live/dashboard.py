@@ -523,8 +523,9 @@ class PoolDashboard:
         stats["running"] = not run.finished.is_set()
         return stats
 
-    def _window_picture(self) -> tuple[Any, Any, tuple[float, float], list[tuple[float, int, int]]] | None:
-        # What Save PNG and snapshot() draw: the run's events, its limit, the window on screen and the resizes.
+    def _window_picture(self) -> tuple[Any, Any, tuple[float, float], list[tuple[float, int, int]], list[str]] | None:
+        # What Save PNG and snapshot() draw: the run's events, its limit, the window on screen, the resizes
+        # and the workers.
         with self._lock:
             run = self._run
             resizes = list(run.resizes) if run is not None else []
@@ -533,7 +534,7 @@ class PoolDashboard:
         frame = run.db.events.to_frame()
         end = run.db.events.now() if not run.finished.is_set() else float(frame["t"].max() if len(frame) else 0.0)
         window = (max(0.0, end - self._window_s), max(end, self._window_s))
-        return frame, run.db.max_connections, window, resizes
+        return frame, run.db.max_connections, window, resizes, closed_loop_workers(run.settings.workers)
 
     def snapshot(self) -> Figure | None:
         """The window on screen drawn by matplotlib (what Save PNG writes), as a Figure; None before the first run.

@@ -147,14 +147,18 @@ def dashboard_figure(
     max_connections: int | None = None,
     window: tuple[float, float] | None = None,
     resizes: Sequence[tuple[float, int, int]] = (),
+    workers: Sequence[str] | None = None,
 ) -> Figure:
-    """The dashboard picture of ``frame`` (the ``window`` on screen), drawn by :mod:`poolviz.plots`."""
+    """The dashboard picture of ``frame`` (the ``window`` on screen), drawn by :mod:`poolviz.plots`.
+
+    ``workers`` names the run's workers, so the per-worker numbers leave out the set-up thread.
+    """
     from matplotlib.figure import Figure
 
     from ..plots import plot_dashboard
 
     fig = Figure(figsize=(12.0, 7.0), dpi=100, layout="constrained")
-    plot_dashboard(frame, fig=fig, max_connections=max_connections, window=window)
+    plot_dashboard(frame, fig=fig, max_connections=max_connections, window=window, threads=workers)
     occupancy_ax = fig.axes[1]
     for t, old, new in resizes:
         occupancy_ax.axvline(t, color=_RESIZE_COLOUR, linestyle=":", linewidth=1.5)
@@ -168,12 +172,13 @@ def save_png(
     max_connections: int | None = None,
     window: tuple[float, float] | None = None,
     resizes: Sequence[tuple[float, int, int]] = (),
+    workers: Sequence[str] | None = None,
 ) -> Path:
     """Write the dashboard picture of ``frame`` (the ``window`` on screen) to ``path`` with :mod:`poolviz.plots`."""
     from ..plots import save_png as save_figure
 
     path = Path(path)
-    save_figure(dashboard_figure(frame, max_connections, window, resizes), path)
+    save_figure(dashboard_figure(frame, max_connections, window, resizes, workers), path)
     return path
 
 
