@@ -280,7 +280,7 @@ def plot_occupancy(
     ax: Axes | None = None,
     max_connections: int | None = None,
     window: tuple[float, float] | None = None,
-    max_steps: int = 2000,
+    max_steps: int = 500,
 ) -> Axes:
     """Connections in use and idle, and callers waiting, over time; the limit drawn on top.
 
