@@ -212,27 +212,18 @@ def plot_timeline(frame: pd.DataFrame, ax: Axes | None = None, window: tuple[flo
 
     if len(leaks):
         # A black ring on a white halo reads on any thread colour (an orange ring vanished on an orange bar).
-        ax.scatter(
-            leaks["t"],
-            leaks["conn"],
-            marker="o",
-            facecolors="none",
-            edgecolors="white",
-            s=130,
-            linewidths=3.5,
-            zorder=4,
-        )
-        ax.scatter(
-            leaks["t"],
-            leaks["conn"],
-            marker="o",
-            facecolors="none",
-            edgecolors="black",
-            s=130,
-            linewidths=1.5,
-            label="leak",
-            zorder=4,
-        )
+        for edge, width, label in (("white", 3.5, None), ("black", 1.5, "leak")):
+            ax.scatter(
+                leaks["t"],
+                leaks["conn"],
+                marker="o",
+                facecolors="none",
+                edgecolors=edge,
+                s=130,
+                linewidths=width,
+                label=label,
+                zorder=4,
+            )
     for reason, group in closes.groupby("reason", sort=True):
         marker, colour = CLOSE_MARKERS.get(str(reason), ("o", "tab:olive"))
         ax.scatter(group["t"], group["conn"], marker=marker, color=colour, s=40, label=f"close: {reason}", zorder=3)
