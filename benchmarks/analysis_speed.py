@@ -34,6 +34,8 @@ def main() -> None:
         "hold_intervals": lambda events, frame: analysis.hold_intervals(frame),
         "occupancy": lambda events, frame: analysis.occupancy(frame),
         "wait_stats": lambda events, frame: analysis.wait_stats(frame),
+        "waits_in_progress": lambda events, frame: analysis.waits_in_progress(frame),
+        "fairness": lambda events, frame: analysis.fairness(frame),
         "summarize": lambda events, frame: analysis.summarize(frame, 8),
     }
     seconds: dict[str, list[float]] = {name: [] for name in steps}
