@@ -12,7 +12,7 @@ import itertools
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -138,6 +138,21 @@ def join_threads(threads: list[threading.Thread], timeout: float = 60.0) -> None
         thread.join(max(0.0, deadline - time.monotonic()))
     stuck = [thread.name for thread in threads if thread.is_alive()]
     assert not stuck, f"threads still running after {timeout:g} s (a deadlock?): {stuck}"
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, every: float = 0.005, what: str = "") -> Any:
+    """The first truthy value of ``condition()``, polled every ``every`` s; fail after ``timeout`` s naming ``what``.
+
+    For tests that must see a state (a caller waiting, a number rising) before going on:
+    a wait on a condition with a deadline, never a fixed sleep.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not seen within {timeout:g} s: {what or condition}"
+        time.sleep(every)
 
 
 class Canary:

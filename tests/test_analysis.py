@@ -15,7 +15,7 @@ from playhouse.pool import MaxConnectionsExceeded
 from poolviz import analysis
 from poolviz.events import Event
 from poolviz.frames import events_to_frame
-from poolviz.testing import InstrumentedFakePooledDatabase, run_threads
+from poolviz.testing import InstrumentedFakePooledDatabase, run_threads, wait_until
 
 
 def ev(
@@ -435,10 +435,7 @@ def test_a_waiter_on_a_live_pool_shows_in_the_numbers_while_it_waits() -> None:
     db.connect()
     waiter = threading.Thread(target=lambda: (db.connect(), db.close()), name="starved-worker")
     waiter.start()
-    deadline = time.monotonic() + 10
-    while db.events.last is None or db.events.last.kind != "wait":
-        assert time.monotonic() < deadline, "the second thread never started waiting"
-        time.sleep(0.005)
+    wait_until(lambda: db.events.last is not None and db.events.last.kind == "wait", what="the second caller waiting")
     frame = db.events.to_frame()
     since = analysis.waits_in_progress(frame)["since"].tolist()
     assert analysis.waits_in_progress(frame)["thread"].tolist() == ["starved-worker"]

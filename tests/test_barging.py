@@ -10,7 +10,6 @@ of the checkouts, barging gives nearly all of them to one or two.
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 
 import poolviz
 from poolviz import analysis
+from poolviz.testing import wait_until
 from poolviz.workload import run_closed_loop
 
 WORKERS = 6
@@ -97,10 +97,11 @@ def test_a_thread_that_checks_in_and_asks_again_at_once_goes_ahead_of_a_waiter(t
             seq = db.events.last.seq
             thread = threading.Thread(target=waiter, name="waiter")
             thread.start()
-            deadline = time.monotonic() + 10
-            while not any(e.kind == "wait" and e.thread == "waiter" for e in db.events.since(seq)):
-                assert time.monotonic() < deadline, "the waiter never started waiting"
-                time.sleep(0.001)
+            wait_until(
+                lambda seq=seq: any(e.kind == "wait" and e.thread == "waiter" for e in db.events.since(seq)),
+                every=0.001,
+                what="the waiter waiting",
+            )
             db.close()  # check in: peewee notifies the waiting thread ...
             db.connect()  # ... and asks again straight away
             retaken += not got.is_set()

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -279,20 +279,25 @@ REPLAY_AND_COMPARE = [
 ]
 
 
-def test_replay_and_compare_draw_in_the_browser(lab: dict[str, Any], page: Any, tmp_path: Path) -> None:
-    """A Replay and a finished Compare, shown after their events were sent, paint them all; seeking moves the view."""
+def open_and_run_all(lab: dict[str, Any], page: Any, name: str, cells: Sequence[str]) -> None:
+    """Write ``cells`` as notebook ``name`` in the lab's folder, open it once its kernel is idle, and Run All Cells."""
     import nbformat
 
     notebook = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(code) for code in REPLAY_AND_COMPARE],
+        cells=[nbformat.v4.new_code_cell(code) for code in cells],
         # Named kernel, so JupyterLab starts it without asking.
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
     )
-    nbformat.write(notebook, lab["root"] / "replay_compare.ipynb")
-    page.goto(f"{lab['url']}/lab/tree/replay_compare.ipynb?token={lab['token']}")
+    nbformat.write(notebook, lab["root"] / name)
+    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
     page.wait_for_function(KERNEL_IDLE, timeout=90_000)
     page.click('.lm-MenuBar-itemLabel:text-is("Run")')
     page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+
+
+def test_replay_and_compare_draw_in_the_browser(lab: dict[str, Any], page: Any, tmp_path: Path) -> None:
+    """A Replay and a finished Compare, shown after their events were sent, paint them all; seeking moves the view."""
+    open_and_run_all(lab, page, "replay_compare.ipynb", REPLAY_AND_COMPARE)
     page.wait_for_function(ALL_CELLS_RAN, timeout=120_000)
     stdout = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']")
     printed = dict(part.split("=") for part in stdout.inner_text().split())
@@ -332,17 +337,7 @@ def test_the_live_strip_shows_a_wait_in_progress_while_workers_starve(
     lab: dict[str, Any], page: Any, tmp_path: Path
 ) -> None:
     """8 workers, pool 2, 40 ms holds, think 0: live, the strip shows the oldest waiter's age and who starves."""
-    import nbformat
-
-    notebook = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell(code) for code in STARVATION],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
-    )
-    nbformat.write(notebook, lab["root"] / "starvation.ipynb")
-    page.goto(f"{lab['url']}/lab/tree/starvation.ipynb?token={lab['token']}")
-    page.wait_for_function(KERNEL_IDLE, timeout=90_000)
-    page.click('.lm-MenuBar-itemLabel:text-is("Run")')
-    page.click('.lm-Menu-itemLabel:text-is("Run All Cells")')
+    open_and_run_all(lab, page, "starvation.ipynb", STARVATION)
     page.locator(LIVE).wait_for()
     # Barging: two workers take nearly every checkout, six wait; the oldest waiter's age grows past a second.
     first = page.wait_for_function(STARVING, arg=LIVE, timeout=60_000).json_value()

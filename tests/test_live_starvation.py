@@ -17,7 +17,6 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from poolviz.frames import events_to_frame
 from poolviz.live.packing import EventPacker
 from poolviz.live.shared import closed_loop_workers, frame_stats
 from poolviz.live.view import Shipper
+from poolviz.testing import wait_until
 from poolviz.workload import WorkloadSpec
 
 pytest.importorskip("anywidget")
@@ -41,15 +41,9 @@ DEADLINE_S = 40.0
 STARVED_FOR_S = 1.2
 
 
-def poll(condition: Callable[[], Any], deadline_s: float = DEADLINE_S, every_s: float = 0.1) -> Any:
-    """The first truthy value of ``condition()``, tried until the deadline; fails the test when none comes."""
-    until = time.monotonic() + deadline_s
-    while time.monotonic() < until:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every_s)
-    pytest.fail(f"no starvation seen within {deadline_s:g} s")
+def poll(condition: Callable[[], Any]) -> Any:
+    """The first truthy value of ``condition()`` within DEADLINE_S; fails the test when none comes."""
+    return wait_until(condition, DEADLINE_S, every=0.1, what="starvation")
 
 
 @pytest.fixture
