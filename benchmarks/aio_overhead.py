@@ -23,7 +23,7 @@ from typing import Any
 from playhouse.pwasyncio import AsyncMySQLDatabase, AsyncPostgresqlDatabase, AsyncSqliteDatabase
 
 from poolviz import servers
-from poolviz.aio import (
+from poolviz.pools.peewee_asyncio import (
     InstrumentedAsyncMySQLDatabase,
     InstrumentedAsyncPostgresqlDatabase,
     InstrumentedAsyncSqliteDatabase,

@@ -1,4 +1,4 @@
-"""How poolviz.analysis scales: seconds for 10k, 100k and 1M events, and the growth ratios.
+"""How poolviz.data.analysis scales: seconds for 10k, 100k and 1M events, and the growth ratios.
 
 Linear code grows about 10x per 10x more events; the ratios printed show
 whether each step stays there. Run: ``.venv/bin/python benchmarks/analysis_speed.py``.
@@ -12,8 +12,8 @@ from typing import Any
 
 from synthetic import synthetic_events
 
-from poolviz import analysis
-from poolviz.frames import events_to_frame
+from poolviz.data import analysis
+from poolviz.data.frames import events_to_frame
 
 SIZES = (10_000, 100_000, 1_000_000)
 

@@ -19,8 +19,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from synthetic import synthetic_events
 
-from poolviz import analysis, plots
-from poolviz.frames import events_to_frame
+from poolviz import plots
+from poolviz.data import analysis
+from poolviz.data.frames import events_to_frame
 
 HOLDS = 100_000
 SAMPLE = 10_000

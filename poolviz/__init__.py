@@ -5,8 +5,9 @@ from __future__ import annotations
 from playhouse.pool import MaxConnectionsExceeded
 
 from .credentials import mask_url
+from .data.traces import load_events, save_events
 from .events import CLOSE_REASONS, FIELDS, KINDS, Event, EventLog, Subscription
-from .pool import (
+from .pools.peewee import (
     InstrumentedPooledMySQLDatabase,
     InstrumentedPooledPostgresqlDatabase,
     InstrumentedPooledSqliteDatabase,
@@ -14,7 +15,6 @@ from .pool import (
     instrument,
     is_instrumented,
 )
-from .traces import load_events, save_events
 from .urls import connect
 from .workload import Distribution, WorkloadResult, run_closed_loop, run_open_loop, sweep
 
@@ -55,7 +55,7 @@ _ASYNC_NAMES = (
 
 def __getattr__(name: str) -> object:
     if name in _ASYNC_NAMES:
-        from . import aio
+        from .pools import peewee_asyncio as aio
 
         return getattr(aio, name)
     raise AttributeError(f"module 'poolviz' has no attribute {name!r}")

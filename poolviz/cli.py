@@ -289,7 +289,7 @@ def _check_url(args: argparse.Namespace) -> None:
         return
     scheme, _, rest = args.url.partition("://")
     if scheme.lower() in ASYNC_SCHEMES:
-        from .servers import reachable
+        from .servers.reachability import reachable
         from .urls import connect
 
         try:
@@ -310,7 +310,7 @@ def _url(args: argparse.Namespace, out: Path) -> str:
 
 def _open_pool(url: str, **kwargs: Any) -> Any:
     """An instrumented pool for ``url`` after checking its server answers, or a UsageError."""
-    from .servers import reachable
+    from .servers.reachability import reachable
     from .urls import connect
 
     try:
@@ -392,7 +392,7 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _write_plots(frame: Any, out: Path, max_connections: int | None) -> list[Path]:
-    from . import plots
+    from .plots import charts as plots
 
     paths = []
     for name, draw in (
@@ -409,8 +409,8 @@ def _write_plots(frame: Any, out: Path, max_connections: int | None) -> list[Pat
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import analysis
-    from .traces import save_events
+    from .data import analysis
+    from .data.traces import save_events
     from .urls import ASYNC_SCHEMES
 
     if args.open_loop and args.rate is None:
@@ -480,7 +480,7 @@ def _waits_line(summary: dict[str, Any]) -> str:
 def _run_threads(
     args: argparse.Namespace, url: str, hold: Any, think: Any, stop: threading.Event, progress: Any, out: Path
 ) -> Any:
-    from .server_view import ServerSampler
+    from .servers.view import ServerSampler
     from .workload import run_closed_loop, run_open_loop
 
     _prepare_schema(url)
@@ -511,7 +511,7 @@ def _run_threads(
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from . import plots
+    from .plots import charts as plots
     from .workload import sweep
 
     spec = _workload(args)
@@ -540,8 +540,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from . import analysis
-    from .traces import load_events
+    from .data import analysis
+    from .data.traces import load_events
 
     try:
         frame = load_events(args.trace)

@@ -21,7 +21,7 @@ from peewee import Database
 from playhouse.pool import PooledDatabase
 
 from .events import CLOSE_REASONS, FIELDS, Event, EventLog
-from .pool import Instrumented
+from .pools.peewee import Instrumented
 
 
 class FakeConnection:

@@ -8,7 +8,7 @@ from urllib.parse import ParseResult, urlparse
 from playhouse.db_url import parseresult_to_dict
 
 from .credentials import mask_url
-from .pool import (
+from .pools.peewee import (
     Instrumented,
     InstrumentedPooledMySQLDatabase,
     InstrumentedPooledPostgresqlDatabase,
@@ -76,7 +76,7 @@ def connect(url: str, **kwargs: Any) -> Any:
         )
     cls: Any = POOL_SCHEMES.get(scheme)
     if cls is None and scheme in ASYNC_SCHEMES:
-        from . import aio
+        from .pools import peewee_asyncio as aio
 
         cls = getattr(aio, ASYNC_SCHEMES[scheme])
     if cls is None:

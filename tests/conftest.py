@@ -22,7 +22,7 @@ def mysql_fallback_sql(user: str = "poolviz") -> str:
     """The statements that make the fallback test user ``user`` (password: its name) through the local socket.
 
     Besides the test database it may create users and grant on ``test``
-    (``CREATE USER``, ``WITH GRANT OPTION``), so ``poolviz.roles.ensure_role``
+    (``CREATE USER``, ``WITH GRANT OPTION``), so ``poolviz.servers.roles.ensure_role``
     can make the ``poolviz_app`` and ``poolviz_limited`` roles through it;
     .ci/run grants the same (tests/test_roles_servers.py checks these grants).
     """

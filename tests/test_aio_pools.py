@@ -1,4 +1,4 @@
-"""poolviz.aio on SQLite (aiosqlite, peewee's own AsyncSqlitePool): events, counts, names, bad input."""
+"""poolviz.pools.peewee_asyncio on SQLite (aiosqlite, peewee's AsyncSqlitePool): events, counts, names, bad input."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from playhouse.pwasyncio import AsyncSqliteDatabase
 
 import poolviz
-from poolviz import analysis
-from poolviz.aio import InstrumentedAsyncSqliteDatabase, instrument_async, is_async_instrumented
-from poolviz.traces import load_events, save_events
+from poolviz.data import analysis
+from poolviz.data.traces import load_events, save_events
+from poolviz.pools.peewee_asyncio import InstrumentedAsyncSqliteDatabase, instrument_async, is_async_instrumented
 
 pytestmark = pytest.mark.timeout(60)
 

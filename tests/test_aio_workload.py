@@ -10,7 +10,7 @@ from pathlib import Path
 import peewee
 import pytest
 
-from poolviz.aio import InstrumentedAsyncSqliteDatabase
+from poolviz.pools.peewee_asyncio import InstrumentedAsyncSqliteDatabase
 from poolviz.workload import WorkloadResult
 from poolviz.workload.asyncio_loops import run_async_closed_loop, run_async_open_loop
 

@@ -1,4 +1,4 @@
-"""Specifications for poolviz.analysis, mostly on a small trace worked out by hand."""
+"""Specifications for poolviz.data.analysis, mostly on a small trace worked out by hand."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from playhouse.pool import MaxConnectionsExceeded
 
-from poolviz import analysis
+from poolviz.data import analysis
+from poolviz.data.frames import events_to_frame
 from poolviz.events import Event
-from poolviz.frames import events_to_frame
 from poolviz.testing import InstrumentedFakePooledDatabase, run_threads, wait_until
 
 

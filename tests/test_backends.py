@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from playhouse.pool import PooledSqliteDatabase
 
-from poolviz.faults import kill_connections
 from poolviz.models import User
+from poolviz.servers.faults import kill_connections
 from poolviz.testing import check_invariants, run_threads
 
 

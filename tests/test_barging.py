@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import poolviz
-from poolviz import analysis
+from poolviz.data import analysis
 from poolviz.testing import wait_until
 from poolviz.workload import run_closed_loop
 

@@ -19,7 +19,7 @@ import pytest
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase, PooledSqliteDatabase
 from playhouse.pwasyncio import AsyncDatabaseMixin
 
-from poolviz import roles
+from poolviz.servers import roles
 
 
 def sqlite_pool(tmp_path: Any, **kwargs: Any) -> PooledSqliteDatabase:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from poolviz.cli import build_parser
-from poolviz.traces import load_events
+from poolviz.data.traces import load_events
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from poolviz import roles
 from poolviz.cli import main
-from poolviz.server_view import SAMPLE_COLUMNS, ServerSampler
+from poolviz.servers import roles
+from poolviz.servers.view import SAMPLE_COLUMNS, ServerSampler
 
 
 @pytest.mark.timeout(60)

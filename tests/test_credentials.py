@@ -102,7 +102,7 @@ class Exposure:
         self.add(place, f"{exc}\n{exc!r}\n{''.join(traceback.format_exception(exc))}")
 
     def add_pool(self, place: str, db: Any, tmp_path: Path) -> None:
-        from poolviz.traces import save_events
+        from poolviz.data.traces import save_events
 
         events = db.events.snapshot()
         frame = db.events.to_frame()

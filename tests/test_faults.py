@@ -4,7 +4,7 @@ The pool is not told of a kill; it finds out the way it would in production:
 peewee's liveness check at checkout discards a dead idle connection (``close``
 reason ``broken``), and a connection whose query failed is refused at check-in
 (reason ``not_reusable``). SQLite has no server, so there the fault is the
-driver connection closed under the pool's feet (see :mod:`poolviz.faults`).
+driver connection closed under the pool's feet (see :mod:`poolviz.servers.faults`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 import peewee
 import pytest
 
-from poolviz.faults import kill_connections, pooled_connections, server_id
-from poolviz.pool import backend_of
+from poolviz.pools.peewee import backend_of
+from poolviz.servers.faults import kill_connections, pooled_connections, server_id
 from poolviz.testing import check_invariants, join_threads
 
 WORKERS, POOL = 8, 4
@@ -30,7 +30,7 @@ KILL_AFTER = 100  # requests completed before the kill
 AFTER_EACH = 20  # requests each worker makes after the kill
 ROOT = Path(__file__).resolve().parent.parent
 
-# SQLite has no server: poolviz.faults can only close idle connections and
+# SQLite has no server: poolviz.servers.faults can only close idle connections and
 # interrupt running statements (closing one under a running statement crashes
 # CPython), so a connection held across a "kill" keeps working there.
 NO_SERVER_TO_KILL = "SQLite has no server to kill a held connection from"
@@ -333,7 +333,7 @@ def test_kill_while_every_slot_is_held_and_callers_wait(make_pool: Any, backend:
 SQLITE_KILL_UNDER_LOAD = """
 import sys, threading
 import poolviz
-from poolviz.faults import kill_connections
+from poolviz.servers.faults import kill_connections
 
 db = poolviz.connect("sqlite+pool:///" + sys.argv[1], max_connections=4, timeout=30)
 for round in range(5):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import poolviz
-from poolviz.forking import child_session, session_id
+from poolviz.servers.forking import child_session, session_id
 
 ADMIN = {"mysql": "mysql_url", "postgresql": "pg_url"}
 

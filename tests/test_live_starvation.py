@@ -7,7 +7,7 @@ length is only written down when it ends, so numbers built from finished waits
 read 0 ms while six workers have waited for seconds. These tests run that
 starvation on SQLite and check, while it goes on, the numbers the dashboard
 computes in Python and the ones the browser's view.js computes from the batches
-the kernel ships (run in node, no browser needed), against :mod:`poolviz.analysis`.
+the kernel ships (run in node, no browser needed), against :mod:`poolviz.data.analysis`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 import poolviz
-from poolviz import analysis
+from poolviz.data import analysis
+from poolviz.data.frames import events_to_frame
 from poolviz.events import Event
-from poolviz.frames import events_to_frame
 from poolviz.live.packing import EventPacker
 from poolviz.live.shared import closed_loop_workers, frame_stats
 from poolviz.live.view import Shipper

@@ -207,7 +207,7 @@ class PackingSink:
 def test_an_asyncio_run_ships_every_event_once_with_task_names_in_the_thread_dictionary(tmp_path: Path) -> None:
     """A closed loop of asyncio tasks on SQLite, shipped while it runs, decodes to the log's events, each once."""
     pytest.importorskip("aiosqlite")
-    from poolviz.aio import InstrumentedAsyncSqliteDatabase
+    from poolviz.pools.peewee_asyncio import InstrumentedAsyncSqliteDatabase
     from poolviz.workload.asyncio_loops import run_async_closed_loop
 
     db = InstrumentedAsyncSqliteDatabase(str(tmp_path / "app.db"), pool_size=2)

@@ -19,7 +19,7 @@ from peewee import MySQLDatabase, OperationalError
 from playhouse.db_url import parseresult_to_dict
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase, PooledMySQLDatabase, PooledSqliteDatabase
 
-from poolviz import faults
+from poolviz.servers import faults
 from poolviz.testing import FakeClock, FakeConnection, FakePooledDatabase
 
 

@@ -10,8 +10,8 @@ import peewee
 import pytest
 from playhouse.db_url import connect as plain_connect
 
-from poolviz.faults import kill_connections
-from poolviz.pool import backend_of
+from poolviz.pools.peewee import backend_of
+from poolviz.servers.faults import kill_connections
 
 SERVERS = ["mysql", "postgresql", "psycopg3"]
 SERVER_ID_SQL = {"mysql": "SELECT CONNECTION_ID()", "postgresql": "SELECT pg_backend_pid()"}

@@ -13,9 +13,10 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 
-from poolviz import analysis, plots
+from poolviz import plots
+from poolviz.data import analysis
+from poolviz.data.frames import events_to_frame
 from poolviz.events import Event
-from poolviz.frames import events_to_frame
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -214,7 +215,7 @@ def test_png_bytes_and_file(tmp_path: Path) -> None:
 def test_importing_plots_leaves_pyplot_unloaded() -> None:
     """Importing poolviz.plots and drawing a dashboard never imports pyplot, so no GUI backend is touched."""
     code = (
-        "import sys; from poolviz import plots; from poolviz.frames import events_to_frame; "
+        "import sys; from poolviz import plots; from poolviz.data.frames import events_to_frame; "
         "plots.figure_to_png_bytes(plots.plot_dashboard(events_to_frame([]))); "
         "print('matplotlib.pyplot' in sys.modules)"
     )

@@ -10,10 +10,11 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 
-from poolviz import process_frames, process_plots
-from poolviz.merge import PROCESS_COLUMNS, MergedEventLog
-from poolviz.server_view import SAMPLE_COLUMNS
-from poolviz.traces import load_events, save_events
+from poolviz.data import processes as process_frames
+from poolviz.data.traces import load_events, save_events
+from poolviz.events.merge import PROCESS_COLUMNS, MergedEventLog
+from poolviz.plots import processes as process_plots
+from poolviz.servers.view import SAMPLE_COLUMNS
 
 
 def raw(seq: int, t: float, kind: str, conn: int, in_use: int, idle: int, wait: float = 0.0) -> tuple:
@@ -116,7 +117,7 @@ def test_a_sampler_started_before_a_run_can_be_put_on_the_runs_clock() -> None:
     """align(log) shifts the samples already taken by the difference of the two clocks' zeros."""
     from types import SimpleNamespace
 
-    from poolviz.server_view import ServerSampler
+    from poolviz.servers.view import ServerSampler
 
     sampler = ServerSampler("postgresql+pool://postgres@127.0.0.1:1/test")
     sampler.samples = [{"t": 1.0}, {"t": 2.0}]

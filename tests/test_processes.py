@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import poolviz
-from poolviz import analysis
-from poolviz.merge import PROCESS_COLUMNS, MergedEventLog
+from poolviz.data import analysis
+from poolviz.events.merge import PROCESS_COLUMNS, MergedEventLog
 from poolviz.testing import check_invariants
 from poolviz.workload import ensure_schema
 from poolviz.workload.processes import run_processes, start_processes
@@ -112,7 +112,7 @@ def test_bad_input_names_the_value(url: str, kwargs: dict, message: str) -> None
 def test_cli_run_with_processes_writes_one_merged_trace(tmp_path: Path) -> None:
     """python -m poolviz run --processes 2 writes one trace whose threads name their process."""
     from poolviz.cli import main
-    from poolviz.traces import load_events
+    from poolviz.data.traces import load_events
 
     out = tmp_path / "out"
     assert (

@@ -1,4 +1,4 @@
-"""Specifications for poolviz.queueing: Erlang C, M/M/c waits, pool sizing, Little's law."""
+"""Specifications for poolviz.data.queueing: Erlang C, M/M/c waits, pool sizing, Little's law."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from poolviz import queueing
+from poolviz.data import queueing
 
 
 def textbook_erlang_c(servers: int, load: Fraction) -> float:

@@ -7,7 +7,8 @@ from urllib.parse import urlparse
 from conftest import mysql_fallback_sql
 
 import poolviz
-from poolviz import roles, servers
+from poolviz import servers
+from poolviz.servers import roles
 
 PROBE = "poolviz_grants_probe"
 

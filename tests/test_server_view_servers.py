@@ -10,8 +10,9 @@ import psycopg2
 import pytest
 
 import poolviz
-from poolviz import pgbouncer, roles, servers
-from poolviz.server_view import PGBOUNCER_APPLICATION, ServerSampler, server_count
+from poolviz import servers
+from poolviz.servers import pgbouncer, roles
+from poolviz.servers.view import PGBOUNCER_APPLICATION, ServerSampler, server_count
 from poolviz.workload.processes import run_processes, start_processes
 
 ADMIN = {"mysql": "mysql_url", "postgresql": "pg_url"}

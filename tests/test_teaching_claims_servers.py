@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import poolviz
-from poolviz.forking import child_session, session_id
+from poolviz.servers.forking import child_session, session_id
 from poolviz.testing import FakeClock
 
 SERVER_URL = {"mysql": "mysql_url", "postgresql": "pg_url"}

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 import poolviz
+from poolviz.data.frames import DTYPES, events_to_frame
+from poolviz.data.traces import load_events, meta_path, save_events
 from poolviz.events import FIELDS, Event
-from poolviz.frames import DTYPES, events_to_frame
 from poolviz.testing import InstrumentedFakePooledDatabase
-from poolviz.traces import load_events, meta_path, save_events
 
 
 def _event(seq: int, kind: str, **fields: Any) -> Event:

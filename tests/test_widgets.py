@@ -17,9 +17,9 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 import poolviz
-from poolviz import analysis
+from poolviz.data import analysis
+from poolviz.data.traces import save_events
 from poolviz.testing import InstrumentedFakePooledDatabase, capture_events, check_invariants
-from poolviz.traces import save_events
 from poolviz.widgets import Compare, PoolDashboard, Replay, frame_stats, resize_pool
 from poolviz.workload import run_closed_loop
 

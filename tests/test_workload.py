@@ -14,17 +14,10 @@ import peewee
 import pytest
 
 import poolviz
-from poolviz.analysis import SWEEP_COLUMNS
+from poolviz.data.analysis import SWEEP_COLUMNS
 from poolviz.models import User
 from poolviz.testing import run_threads
-from poolviz.workload import (
-    Distribution,
-    RequestRecord,
-    ensure_schema,
-    run_closed_loop,
-    run_open_loop,
-    sweep,
-)
+from poolviz.workload import Distribution, RequestRecord, ensure_schema, run_closed_loop, run_open_loop, sweep
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from .. import analysis, checks
+from .. import checks
+from ..data import analysis
+from ..data.traces import as_frame
 from ..events import FIELDS, Event
-from ..frames import as_frame
 from .shared import JOIN_TIMEOUT_S, Latest, classed, frame_stats, message_html, stats_html
 from .view import LiveView
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import checks
-from ..pool import is_instrumented
+from ..pools.peewee import is_instrumented
 from ..workload import WORKLOAD_FIELDS, WorkloadSpec
 
 _WORKLOAD = WorkloadSpec()

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .. import analysis, servers
 from ..credentials import mask_url
+from ..data import analysis
+from ..servers import reachability as servers
 from ..units import duration
 from ..urls import POOL_SCHEMES
 from .settings import BACKEND_LABELS
@@ -155,7 +156,7 @@ def dashboard_figure(
     """
     from matplotlib.figure import Figure
 
-    from ..plots import plot_dashboard
+    from ..plots.charts import plot_dashboard
 
     fig = Figure(figsize=(12.0, 7.0), dpi=100, layout="constrained")
     plot_dashboard(frame, fig=fig, max_connections=max_connections, window=window, threads=workers)
@@ -175,7 +176,7 @@ def save_png(
     workers: Sequence[str] | None = None,
 ) -> Path:
     """Write the dashboard picture of ``frame`` (the ``window`` on screen) to ``path`` with :mod:`poolviz.plots`."""
-    from ..plots import save_png as save_figure
+    from ..plots.charts import save_png as save_figure
 
     path = Path(path)
     save_figure(dashboard_figure(frame, max_connections, window, resizes, workers), path)

@@ -45,7 +45,7 @@ _seen: contextvars.ContextVar[dict[str, Event] | None] = contextvars.ContextVar(
 
 def check_async_pool(db: Any) -> None:
     """An asyncio workload runs on an instrumented asyncio database only."""
-    from ..aio import is_async_instrumented
+    from ..pools.peewee_asyncio import is_async_instrumented
 
     if not is_async_instrumented(db):
         raise TypeError(
@@ -318,7 +318,7 @@ def run_for_cli(
     with ``out`` given, the server's view of the run goes to ``out/server.csv`` (as for threads and processes).
     """
     from ..credentials import mask_url
-    from ..server_view import ServerSampler
+    from ..servers.view import ServerSampler
     from ..urls import connect
 
     try:

@@ -36,7 +36,7 @@ from typing import Any
 
 from .. import checks
 from ..credentials import mask_text, mask_url
-from ..merge import MergedEventLog, thread_label
+from ..events.merge import MergedEventLog, thread_label
 from .args import closed_loop_args, open_loop_args
 from .distributions import Distribution
 from .results import RequestRecord, WorkloadResult
@@ -527,7 +527,7 @@ def run_open_processes(*args: Any, wait_timeout: float | None = None, **kwargs: 
 
 def run_for_cli(url: str, args: Any, hold: Any, think: Any, stop: threading.Event, out: Any) -> ProcessResult:
     """``poolviz run --processes N``: the run, with the server's view written to ``out/server.csv`` on a server."""
-    from ..server_view import ServerSampler
+    from ..servers.view import ServerSampler
 
     common = {"max_connections": args.max_connections, "timeout": args.timeout, "stale_timeout": args.stale_timeout}
     # The sampler starts before the workers, which connect as soon as they start, so its readings cover the

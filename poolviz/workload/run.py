@@ -29,7 +29,7 @@ from peewee import DatabaseError
 from ..credentials import mask_text
 from ..events import Event
 from ..models import User, user_model
-from ..pool import backend_of, is_instrumented
+from ..pools.peewee import backend_of, is_instrumented
 from .results import CLIENT_SLEEP, RequestRecord, WorkloadResult
 
 if TYPE_CHECKING:

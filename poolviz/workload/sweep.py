@@ -64,7 +64,7 @@ def sweep(
     """
     import pandas as pd
 
-    from ..analysis import SWEEP_COLUMNS
+    from ..data.analysis import SWEEP_COLUMNS
     from ..urls import connect
 
     if not isinstance(sizes, Sequence) or isinstance(sizes, str) or not sizes:
@@ -157,7 +157,7 @@ def _timed_closed_loop(
 
 
 def _sweep_row(size: int, workers: int, result: WorkloadResult) -> dict[str, Any]:
-    from .. import analysis, queueing
+    from ..data import analysis, queueing
 
     frame = result.events
     waits = analysis.wait_stats(frame)

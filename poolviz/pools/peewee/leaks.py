@@ -23,13 +23,13 @@ import playhouse
 
 from .tracker import Tracked
 
-_POOLVIZ = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_POOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # poolviz/pools/
 _SKIPPED_FILES = {
     os.path.abspath(peewee.__file__),
     os.path.abspath(threading.__file__),
     os.path.abspath(contextlib.__file__),
 }
-_SKIPPED_DIRS = (os.path.dirname(os.path.abspath(playhouse.__file__)) + os.sep, os.path.join(_POOLVIZ, "pool") + os.sep)
+_SKIPPED_DIRS = (os.path.dirname(os.path.abspath(playhouse.__file__)) + os.sep, _POOLS)
 
 # The watchdog looks ten times per threshold, within these bounds (seconds).
 _MIN_INTERVAL, _MAX_INTERVAL = 0.005, 0.5

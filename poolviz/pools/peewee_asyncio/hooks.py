@@ -32,8 +32,9 @@ import threading
 from time import perf_counter
 from typing import Any, ClassVar
 
-from ..credentials import mask_text, secrets_of
-from ..events import DEFAULT_CAPACITY, NO_CONN, EventLog
+from ...backends import backend_of
+from ...credentials import mask_text, secrets_of
+from ...events import DEFAULT_CAPACITY, NO_CONN, EventLog
 from .drivers import DriverView, Known, view_for
 
 # The name of the task that asked the pool for a connection. Set around the
@@ -94,7 +95,7 @@ class _AsyncInstrumented:
 
     def __init__(self, database: Any, *, event_capacity: int = DEFAULT_CAPACITY, **kwargs: Any) -> None:
         check_async_pool_args(kwargs)
-        from .. import checks
+        from ... import checks
 
         checks.count("event_capacity", event_capacity)
         kwargs = {**self._pv_driver_defaults, **kwargs}
@@ -119,7 +120,7 @@ class _AsyncInstrumented:
     def _pv_describe(self) -> None:
         self.events.meta.update(
             pool=type(self).__name__,
-            backend=_backend(self),
+            backend=backend_of(self),
             driver=self._pv_view.name,
             max_connections=self._pool_size,
             pool_min_size=self._pool_min_size,
@@ -380,7 +381,7 @@ class _AsyncInstrumented:
 
 def check_async_pool_args(kwargs: dict[str, Any]) -> None:
     """Check (and put in canonical form, in place) peewee's ``pool_size``, ``pool_min_size``, ``acquire_timeout``."""
-    from .. import checks
+    from ... import checks
 
     if "pool_size" in kwargs:
         kwargs["pool_size"] = checks.count("pool_size", kwargs["pool_size"])
@@ -396,12 +397,3 @@ def check_async_pool_args(kwargs: dict[str, Any]) -> None:
     size, low = kwargs.get("pool_size", 10), kwargs.get("pool_min_size", 1)
     if low > size:
         raise ValueError(f"pool_min_size must be at most pool_size ({size}), got {low}")
-
-
-def _backend(db: object) -> str:
-    from peewee import MySQLDatabase, PostgresqlDatabase, SqliteDatabase
-
-    for base, name in ((SqliteDatabase, "sqlite"), (MySQLDatabase, "mysql"), (PostgresqlDatabase, "postgresql")):
-        if isinstance(db, base):
-            return name
-    return "other"

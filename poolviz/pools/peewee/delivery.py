@@ -11,7 +11,7 @@ from __future__ import annotations
 from threading import get_ident
 from typing import Any
 
-from ..events import EventLog
+from ...events import EventLog
 
 
 class DeliveringLock:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..servers.view import SAMPLE_COLUMNS
 from .analysis import hold_intervals, wait_stats
-from .server_view import SAMPLE_COLUMNS
 
 BY_PROCESS_COLUMNS = (
     "process",

@@ -14,9 +14,9 @@ from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 
-from .analysis import hold_intervals, occupancy
-from .plots import _boxes, _new_axes
-from .process_frames import _require_process, server_frame
+from ..data.analysis import hold_intervals, occupancy
+from ..data.processes import _require_process, server_frame
+from .charts import _boxes, _new_axes
 
 _BAR_HEIGHT = 0.8
 _GAP = 1  # empty lanes between two processes' groups

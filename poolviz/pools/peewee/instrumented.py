@@ -15,8 +15,9 @@ from typing import Any, ClassVar
 
 from playhouse.pool import PooledDatabase
 
-from .. import checks
-from ..events import DEFAULT_CAPACITY, EventLog
+from ... import checks
+from ...backends import backend_of
+from ...events import DEFAULT_CAPACITY, EventLog
 from .delivery import wrap_database_lock
 from .hooks import PoolHooks, _ThreadName
 from .operations import PoolOperations
@@ -130,8 +131,6 @@ class Instrumented(PoolOperations):
         self._pv_describe()
 
     def _pv_describe(self) -> None:
-        from .classes import backend_of
-
         self.events.meta.update(
             pool=type(self).__name__,
             backend=backend_of(self),

@@ -10,11 +10,11 @@ a close's reason), ``delivery`` (listeners called only outside the locks),
 
 from __future__ import annotations
 
+from ...backends import backend_of
 from .classes import (
     InstrumentedPooledMySQLDatabase,
     InstrumentedPooledPostgresqlDatabase,
     InstrumentedPooledSqliteDatabase,
-    backend_of,
     instrument,
     is_instrumented,
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import checks
+from ... import checks
 from . import leaks, resize
 from .delivery import deliver
 from .hooks import PoolHooks

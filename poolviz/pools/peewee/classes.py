@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any, ClassVar
 
-from peewee import MySQLDatabase, PostgresqlDatabase, SqliteDatabase
 from playhouse.pool import PooledDatabase, PooledMySQLDatabase, PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from .. import checks
-from ..events import DEFAULT_CAPACITY
+from ... import checks
+from ...events import DEFAULT_CAPACITY
 from .instrumented import Instrumented, instrumented_class
 
 
@@ -46,14 +45,6 @@ class InstrumentedPooledPostgresqlDatabase(Instrumented, PooledPostgresqlDatabas
     _pv_driver_defaults: ClassVar[dict[str, Any]] = {"connect_timeout": 5}
 
 
-def backend_of(db: object) -> str:
-    """``'sqlite'``, ``'mysql'`` (MySQL and MariaDB: one name for both), ``'postgresql'`` or ``'other'``."""
-    for base, name in ((SqliteDatabase, "sqlite"), (MySQLDatabase, "mysql"), (PostgresqlDatabase, "postgresql")):
-        if isinstance(db, base):
-            return name
-    return "other"
-
-
 def instrument(
     db: PooledDatabase, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None
 ) -> PooledDatabase:
@@ -68,7 +59,7 @@ def instrument(
     pwasyncio = sys.modules.get("playhouse.pwasyncio")
     if pwasyncio is not None and isinstance(db, pwasyncio.AsyncDatabaseMixin):
         # peewee's asyncio databases keep their pool in the driver: poolviz.aio instruments those.
-        from ..aio import instrument_async
+        from ..peewee_asyncio import instrument_async
 
         return instrument_async(db, event_capacity=event_capacity)  # type: ignore[no-any-return]
     if not isinstance(db, PooledDatabase):

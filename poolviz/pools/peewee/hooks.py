@@ -24,8 +24,8 @@ from typing import Any
 
 from playhouse.pool import MaxConnectionsExceeded
 
-from ..credentials import mask_text, secrets_of
-from ..events import NO_CONN, EventLog
+from ...credentials import mask_text, secrets_of
+from ...events import NO_CONN, EventLog
 from . import leaks, resize
 from .delivery import deliver
 from .tracker import CloseContext, Tracked

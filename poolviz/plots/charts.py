@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from .analysis import (
+from ..data.analysis import (
     fairness,
     fairness_stats,
     hold_intervals,
@@ -39,7 +39,7 @@ from .analysis import (
     wait_stats,
     waits_in_progress,
 )
-from .units import duration
+from ..units import duration
 
 MAX_LEGEND_THREADS = 10
 """With more worker threads than this, the timeline colours them from a colour map and lists none."""

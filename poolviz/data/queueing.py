@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from . import checks
+from .. import checks
 
 
 def _erlang_c(pool_size: int, load: float) -> float:

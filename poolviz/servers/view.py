@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from . import checks
-from .credentials import mask_text, mask_url
+from .. import checks
+from ..credentials import mask_text, mask_url
 
 logger = logging.getLogger("poolviz")
 
@@ -69,7 +69,7 @@ def _plain_database(url: str) -> Any:
 
     from playhouse.db_url import schemes
 
-    from .urls import url_params
+    from ..urls import url_params
 
     scheme, rest = url.split("://", 1)
     plain = scheme.split("+")[0].lower()

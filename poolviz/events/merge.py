@@ -30,7 +30,8 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .events import DEFAULT_CAPACITY, NO_CONN, EventLog
+from .log import EventLog
+from .vocabulary import DEFAULT_CAPACITY, NO_CONN
 
 if TYPE_CHECKING:
     import pandas as pd

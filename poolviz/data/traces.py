@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .events import FIELDS, KINDS
-from .merge import PROCESS_COLUMNS
+from ..events.merge import PROCESS_COLUMNS
+from ..events.vocabulary import FIELDS, KINDS, Event
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,8 +60,6 @@ def save_events(source: Any, path: str | Path) -> Path:
     :class:`~poolviz.events.Event`. Only the event columns are written, and
     the process columns of a merged trace when it has them.
     """
-    from .frames import as_frame
-
     frame = as_frame(source)
     missing = [name for name in FIELDS if name not in frame.columns]
     if missing:
@@ -149,3 +147,34 @@ def _load_attrs(path: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("attrs"), dict):
         raise ValueError(f"{sidecar} is not a poolviz trace sidecar (expected format {FORMAT!r} with attrs)")
     return dict(meta["attrs"])
+
+
+def as_frame(source: Any) -> pd.DataFrame:
+    """The events of ``source`` as a DataFrame: every reader of events accepts the same inputs.
+
+    ``source`` is an events DataFrame (as from ``EventLog.to_frame()``), an
+    :class:`~poolviz.events.EventLog`, anything with an ``events`` attribute
+    holding either (an instrumented pool, a ``WorkloadResult``), a list of
+    :class:`~poolviz.events.Event`, or the path of a saved trace.
+    """
+    import pandas as pd
+
+    from .frames import events_to_frame
+
+    if isinstance(source, pd.DataFrame):
+        return source
+    if callable(getattr(source, "to_frame", None)):  # an EventLog or a MergedEventLog
+        return source.to_frame()
+    inner = getattr(source, "events", None)
+    if isinstance(inner, pd.DataFrame) or callable(getattr(inner, "to_frame", None)):
+        return as_frame(inner)
+    if isinstance(source, (str, Path)):
+        return load_events(source)
+    if isinstance(source, Iterable) and not isinstance(source, bytes):
+        events = list(source)
+        if all(isinstance(e, Event) for e in events):
+            return events_to_frame(events)
+    raise TypeError(
+        "events must be a DataFrame of events, an EventLog, an instrumented pool, a WorkloadResult, "
+        f"a list of Events or a trace path, got {type(source).__name__}"
+    )

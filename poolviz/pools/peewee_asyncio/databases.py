@@ -13,8 +13,8 @@ from playhouse.pwasyncio import (
     AsyncSqliteDatabase,
 )
 
-from .. import checks
-from ..events import DEFAULT_CAPACITY
+from ... import checks
+from ...events import DEFAULT_CAPACITY
 from .hooks import _AsyncInstrumented
 
 

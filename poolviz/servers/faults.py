@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .pool import backend_of
+from ..pools.peewee import backend_of
 
 
 def server_id(db: Any, conn: Any) -> int | None:

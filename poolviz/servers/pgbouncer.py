@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from .credentials import mask_url
-from .servers import Choice, pgbouncer_url, reachable
+from ..credentials import mask_url
+from .reachability import Choice, pgbouncer_url, reachable
 
 START_SCRIPT = "servers/pgbouncer/start.sh"
 #: The database name in pgbouncer's config that reaches ``test`` through one server connection.

@@ -21,8 +21,9 @@ import re
 from typing import Any, NamedTuple
 from urllib.parse import urlparse, urlunparse
 
-from . import checks
-from .credentials import mask_url
+from .. import checks
+from ..backends import SERVER_BACKENDS, backend_of_url
+from ..credentials import mask_url
 
 APP_ROLE = "poolviz_app"
 LIMITED_ROLE = "poolviz_limited"
@@ -68,11 +69,9 @@ def role_url(url: str, role: str) -> str:
 
 
 def _backend(url: str) -> str:
-    scheme = urlparse(url).scheme.split("+")[0]
-    if scheme in ("mysql", "mariadb"):
-        return "mysql"
-    if scheme in ("postgres", "postgresql"):
-        return "postgresql"
+    backend = backend_of_url(url)
+    if backend in SERVER_BACKENDS:
+        return backend
     raise ValueError(f"roles need a MariaDB/MySQL or PostgreSQL URL, got {mask_url(url)!r}")
 
 
@@ -84,8 +83,8 @@ def ensure_role(admin_url: str, role: str = APP_ROLE, connection_limit: int | No
     """
     from peewee import SchemaManager
 
-    from .models import User
-    from .urls import connect
+    from ..models import User
+    from ..urls import connect
 
     role = checks.choice("role", role, ROLES)
     limit = checks.count("connection_limit", connection_limit, none_means="no limit of its own")
@@ -125,7 +124,7 @@ def _role_sql(backend: str, role: str, database: str, limit: int | None, table: 
 
 def server_limit(admin_url: str) -> dict[str, Any]:
     """The server's global ``max_connections`` and the reserved slots, read through ``admin_url``."""
-    from .urls import connect
+    from ..urls import connect
 
     backend = _backend(admin_url)
     admin = connect(admin_url, max_connections=1)

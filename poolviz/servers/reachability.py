@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlparse
 
-from .credentials import mask_url
+from ..credentials import mask_url
 
 DEFAULT_MYSQL_URL = "mysql+pool://root@127.0.0.1:3306/test"
 DEFAULT_PG_URL = "postgresql+pool://postgres@127.0.0.1:5432/test"
@@ -47,7 +47,7 @@ def servers_required() -> bool:
 
 def reachable(url: str, timeout: float = 2.0) -> str | None:
     """None when ``url``'s server accepts a connection and a query, else a one-line reason."""
-    from .urls import connect
+    from ..urls import connect
 
     parsed = urlparse(url)
     if parsed.scheme.startswith("sqlite"):
@@ -76,7 +76,7 @@ def reachable(url: str, timeout: float = 2.0) -> str | None:
 
 def db_error_text(exc: BaseException) -> str:
     """An exception's message on one line, credentials masked."""
-    from .credentials import mask_text
+    from ..credentials import mask_text
 
     return mask_text(" ".join(str(exc).split()))
 

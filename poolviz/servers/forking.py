@@ -22,14 +22,13 @@ from __future__ import annotations
 import multiprocessing
 from typing import Any
 
-from .credentials import mask_text
+from ..backends import backend_of
+from ..credentials import mask_text
 
 _SESSION_SQL = {"postgresql": "SELECT pg_backend_pid()", "mysql": "SELECT CONNECTION_ID()"}
 
 
 def _backend(db: Any) -> str:
-    from .pool import backend_of
-
     backend = backend_of(db)
     if backend not in _SESSION_SQL:
         raise ValueError(f"session ids need a MariaDB/MySQL or PostgreSQL pool, got {type(db).__name__}")

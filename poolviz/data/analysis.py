@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import checks
-from .events import KINDS, NO_CONN
+from .. import checks
+from ..events.vocabulary import KINDS, NO_CONN
 
 #: The columns of the table :func:`poolviz.workload.sweep` returns, one row per pool size.
 SWEEP_COLUMNS = (

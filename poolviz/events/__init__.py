@@ -1,0 +1,22 @@
+"""Events: the vocabulary every pool speaks (:mod:`.vocabulary`), the log that holds them (:mod:`.log`)
+and many processes' logs merged on one clock (:mod:`.merge`).
+
+This is the bottom of the core layer: it imports only the standard library.
+"""
+
+from __future__ import annotations
+
+from .log import EventLog, Listener, Subscription
+from .vocabulary import CLOSE_REASONS, DEFAULT_CAPACITY, FIELDS, KINDS, NO_CONN, Event
+
+__all__ = [
+    "CLOSE_REASONS",
+    "DEFAULT_CAPACITY",
+    "FIELDS",
+    "KINDS",
+    "NO_CONN",
+    "Event",
+    "EventLog",
+    "Listener",
+    "Subscription",
+]
