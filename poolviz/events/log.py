@@ -20,7 +20,7 @@ from .vocabulary import DEFAULT_CAPACITY, Event
 if TYPE_CHECKING:
     import pandas as pd
 
-logger = logging.getLogger("poolviz")
+logger = logging.getLogger("poolviz.events")
 
 Listener = Callable[[Event], Any]
 _make_event = Event._make

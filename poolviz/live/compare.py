@@ -22,7 +22,7 @@ from ..workload import WORKLOAD_FIELDS, WorkloadResult, WorkloadSpec
 from .shared import JOIN_TIMEOUT_S, classed, closed_loop_workers, frame_stats, message_html, stats_html, url_problem
 from .view import LiveView, Shipper
 
-logger = logging.getLogger("poolviz")
+logger = logging.getLogger("poolviz.live")
 
 POOL_KEYS = ("max_connections", "timeout", "stale_timeout")
 POOL_DEFAULTS: dict[str, Any] = {"max_connections": 4, "timeout": 10.0, "stale_timeout": None}

@@ -50,7 +50,7 @@ from .view import LiveView, Shipper
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-logger = logging.getLogger("poolviz")
+logger = logging.getLogger("poolviz.live")
 
 
 class PoolDashboard:

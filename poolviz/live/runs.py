@@ -13,7 +13,7 @@ from ..workload import WorkloadResult
 from .settings import DashboardSettings
 from .view import Shipper
 
-logger = logging.getLogger("poolviz")
+logger = logging.getLogger("poolviz.live")
 
 
 @dataclass

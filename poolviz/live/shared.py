@@ -29,7 +29,7 @@ from .settings import BACKEND_LABELS
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-logger = logging.getLogger("poolviz")
+logger = logging.getLogger("poolviz.live")
 
 JOIN_TIMEOUT_S = 30.0
 _RESIZE_COLOUR = "tab:purple"

@@ -25,7 +25,7 @@ from .. import checks
 from ..events import Event, EventLog
 from .packing import EventPacker
 
-logger = logging.getLogger("poolviz")
+logger = logging.getLogger("poolviz.live")
 
 MAX_BATCH_HZ = 10.0
 Send = Callable[[dict[str, Any], list[bytes]], None]

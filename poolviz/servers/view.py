@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 from .. import checks
 from ..credentials import mask_text, mask_url
 
-logger = logging.getLogger("poolviz")
+logger = logging.getLogger("poolviz.servers")
 
 SAMPLE_COLUMNS = (
     "t",

@@ -41,7 +41,7 @@ from .args import closed_loop_args, open_loop_args
 from .distributions import Distribution
 from .results import RequestRecord, WorkloadResult
 
-logger = logging.getLogger("poolviz")
+logger = logging.getLogger("poolviz.workload")
 
 START_METHODS = ("spawn", "forkserver", "fork")
 DEFAULT_START_METHOD = "spawn"

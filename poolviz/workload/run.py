@@ -35,7 +35,7 @@ from .results import CLIENT_SLEEP, RequestRecord, WorkloadResult
 if TYPE_CHECKING:
     import pandas as pd
 
-logger = logging.getLogger("poolviz")
+logger = logging.getLogger("poolviz.workload")
 
 Progress = Callable[[int, "int | None"], Any]
 HOLD_SQL = {"mysql": "SELECT SLEEP(%s)", "postgresql": "SELECT pg_sleep(%s)"}
