@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from poolviz import FIELDS, KINDS, Event, EventLog
@@ -93,3 +95,117 @@ def test_subscribe_needs_a_callable() -> None:
     """subscribe() refuses what it cannot call, naming it."""
     with pytest.raises(TypeError, match="listener must be callable, got 3"):
         EventLog().subscribe(3)  # type: ignore[arg-type]
+
+
+def test_cursor_from_now_reads_only_later_events() -> None:
+    """cursor() with no start_seq skips what was recorded before it and returns each event once."""
+    log = EventLog()
+    fill(log, 3)
+    cursor = log.cursor()
+    assert cursor.read() == ([], 0)
+    fill(log, 2)
+    events, lost = cursor.read()
+    assert [e.seq for e in events] == [3, 4] and lost == 0
+    assert all(type(e) is Event for e in events)
+    assert cursor.read() == ([], 0)
+
+
+def test_cursor_from_zero_reads_every_held_event() -> None:
+    """cursor(start_seq=0) starts at the first event ever recorded."""
+    log = EventLog()
+    fill(log, 3)
+    events, lost = log.cursor(start_seq=0).read()
+    assert [e.seq for e in events] == [0, 1, 2] and lost == 0
+
+
+def test_cursor_counts_events_lost_to_the_capacity_between_reads() -> None:
+    """Events dropped by the capacity before a read are counted as lost, once, by that read."""
+    log = EventLog(capacity=5)
+    cursor = log.cursor(start_seq=0)
+    fill(log, 3)
+    assert [e.seq for e in cursor.read()[0]] == [0, 1, 2]
+    fill(log, 9)  # seqs 3..11; the log keeps 7..11, so 3..6 are gone
+    events, lost = cursor.read()
+    assert [e.seq for e in events] == [7, 8, 9, 10, 11] and lost == 4
+    fill(log, 1)
+    events, lost = cursor.read()
+    assert [e.seq for e in events] == [12] and lost == 0
+    assert cursor.lost == 4
+
+
+def test_cursor_from_zero_counts_what_was_dropped_before_it() -> None:
+    """A cursor from seq 0 on a log that already dropped events reports them lost on its first read."""
+    log = EventLog(capacity=4)
+    fill(log, 10)
+    events, lost = log.cursor(start_seq=0).read()
+    assert [e.seq for e in events] == [6, 7, 8, 9] and lost == 6
+
+
+def test_cursor_counts_cleared_events_as_lost() -> None:
+    """Events forgotten by clear() before a cursor read them count as lost, and seq carries on."""
+    log = EventLog()
+    cursor = log.cursor()
+    fill(log, 3)
+    log.clear()
+    assert cursor.read() == ([], 3)
+    fill(log, 1)
+    events, lost = cursor.read()
+    assert [e.seq for e in events] == [3] and lost == 0
+
+
+def test_cursor_limit_pages_through_without_gaps() -> None:
+    """read(limit) returns at most limit events; the next read continues where it stopped."""
+    log = EventLog(capacity=10)
+    fill(log, 14)  # holds 4..13
+    cursor = log.cursor(start_seq=0)
+    pages = [cursor.read(limit=3) for _ in range(5)]
+    assert [[e.seq for e in events] for events, _ in pages] == [[4, 5, 6], [7, 8, 9], [10, 11, 12], [13], []]
+    assert [lost for _, lost in pages] == [4, 0, 0, 0, 0]
+    cursor = log.cursor(start_seq=11)
+    assert [e.seq for e in cursor.read(limit=2)[0]] == [11, 12]
+
+
+def test_cursor_refuses_bad_arguments() -> None:
+    """cursor() and read() name the bad value and what is allowed."""
+    log = EventLog()
+    with pytest.raises(ValueError, match="start_seq must be None or an integer >= 0, got -1"):
+        log.cursor(start_seq=-1)
+    with pytest.raises(ValueError, match="limit must be a positive integer"):
+        log.cursor().read(limit=0)
+
+
+def test_cursor_reads_writes_from_several_threads_once_each() -> None:
+    """While threads record, a cursor's reads return every event exactly once, in seq order, or count it lost."""
+    log = EventLog(capacity=50)
+    cursor = log.cursor(start_seq=0)
+    writers, per_writer = 4, 500
+    start = threading.Barrier(writers + 1, timeout=10)
+    done = threading.Event()
+
+    def write(n: int) -> None:
+        start.wait()
+        for i in range(per_writer):
+            with log.lock:
+                log.record("checkout", n * per_writer + i + 1, f"w{n}", 1, 0, 0)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    seen: list[int] = []
+    lost = 0
+    start.wait()
+    while not done.is_set():
+        if not any(thread.is_alive() for thread in threads):
+            done.set()  # one more read after the writers finished picks up the rest
+        events, gone = cursor.read(limit=7)
+        seen.extend(e.seq for e in events)
+        lost += gone
+    for thread in threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    events, gone = cursor.read()
+    seen.extend(e.seq for e in events)
+    lost += gone
+    assert seen == sorted(set(seen))
+    assert len(seen) + lost == writers * per_writer
+    assert lost == cursor.lost

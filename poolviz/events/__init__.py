@@ -6,7 +6,7 @@ This is the bottom of the core layer: it imports only the standard library.
 
 from __future__ import annotations
 
-from .log import EventLog, Listener, Subscription
+from .log import Cursor, EventLog, Listener, Subscription
 from .vocabulary import CLOSE_REASONS, DEFAULT_CAPACITY, FIELDS, KINDS, NO_CONN, Event
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "FIELDS",
     "KINDS",
     "NO_CONN",
+    "Cursor",
     "Event",
     "EventLog",
     "Listener",

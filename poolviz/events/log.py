@@ -61,6 +61,38 @@ _COUNTERS = (
 )
 
 
+class Cursor:
+    """A reader's place in an :class:`EventLog`: each :meth:`read` returns what is new since the last.
+
+    Made by :meth:`EventLog.cursor`. One cursor serves one reader; reads through
+    the same cursor from several threads are serialised, so no event is returned
+    twice or skipped.
+    """
+
+    __slots__ = ("_lock", "_log", "lost", "next_seq")
+
+    def __init__(self, log: EventLog, next_seq: int) -> None:
+        self._log = log
+        self._lock = threading.Lock()
+        #: The ``seq`` of the next event this cursor will return.
+        self.next_seq = next_seq
+        #: Events lost in all, over every read so far.
+        self.lost = 0
+
+    def read(self, limit: int | None = None) -> tuple[list[Event], int]:
+        """``(events, lost)``: the events recorded since the last read (at most ``limit``, oldest
+        first) and how many this cursor will never see because the log no longer held them
+        (dropped by its capacity, or forgotten by :meth:`EventLog.clear`) since the last read.
+        """
+        limit = checks.count("limit", limit, none_means="no limit")
+        with self._lock:
+            raw, first = self._log._raw_from(self.next_seq, limit)
+            lost = max(0, first - self.next_seq)
+            self.next_seq = max(self.next_seq, first) + len(raw)
+            self.lost += lost
+        return list(map(_make_event, raw)), lost
+
+
 class EventLog:
     """A bounded record of pool events, with listeners and counters.
 
@@ -284,6 +316,46 @@ class EventLog:
                 count = events[-1][0] - seq + 1
                 raw = list(itertools.islice(reversed(events), count))[::-1]
         return list(map(_make_event, raw))
+
+    def cursor(self, start_seq: int | None = None) -> Cursor:
+        """A :class:`Cursor` that reads events from ``seq == start_seq`` on.
+
+        ``None`` (the default) starts from now: the first read returns only
+        events recorded after this call. ``start_seq=0`` starts from the first
+        event ever recorded: the first read returns every event still held and
+        counts as lost those the log no longer holds.
+        """
+        if start_seq is None:
+            with self.lock:
+                start = self._next_seq()
+        else:
+            start = checks.integer("start_seq", start_seq)
+            if start < 0:
+                raise ValueError(f"start_seq must be None or an integer >= 0, got {start_seq!r}")
+        return Cursor(self, start)
+
+    def _next_seq(self) -> int:
+        # The seq the next recorded event will get. Hold the lock.
+        last = self._events[-1] if self._events else self._last
+        return last[0] + 1 if last is not None else 0
+
+    def _raw_from(self, seq: int, limit: int | None) -> tuple[list[tuple[Any, ...]], int]:
+        # (held raw events with seq >= seq, at most limit of them; the first seq still available,
+        # i.e. the oldest held or, when none is held, the next to be recorded).
+        with self.lock:
+            events = self._events
+            first = events[0][0] if events else self._next_seq()
+            start = max(seq, first)
+            count = (events[-1][0] - start + 1) if events else 0
+            if count <= 0:
+                return [], first
+            n = count if limit is None else min(count, limit)
+            offset = start - first
+            if offset <= len(events) // 2:
+                raw = list(itertools.islice(events, offset, offset + n))
+            else:  # nearer the newer end, where a poller usually reads: walk from there
+                raw = list(itertools.islice(reversed(events), count))[::-1][:n]
+        return raw, first
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.snapshot())
