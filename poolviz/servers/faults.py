@@ -10,19 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..pools.peewee import backend_of
+from ..backends import KILL_SQL, MYSQL_UNKNOWN_THREAD, PLAIN_CLASSES, SERVER_BACKENDS, backend_of, driver_session_id
 
 
 def server_id(db: Any, conn: Any) -> int | None:
     """The server's id for a driver connection (MySQL thread id, PostgreSQL backend pid)."""
-    backend = backend_of(db)
-    if backend == "mysql":
-        return int(conn.thread_id())
-    if backend == "postgresql":
-        info = getattr(conn, "info", None)
-        pid = getattr(info, "backend_pid", None)  # psycopg 3, and psycopg2 >= 2.8
-        return int(pid if pid is not None else conn.get_backend_pid())
-    return None
+    return driver_session_id(backend_of(db), conn)
 
 
 def pooled_connections(db: Any) -> list[Any]:
@@ -48,14 +41,11 @@ def kill_connections(db: Any, conns: list[Any] | None = None) -> int:
     try:
         cursor = admin.cursor()
         for ident in ids:
-            if backend == "mysql":
-                try:
-                    cursor.execute(f"KILL {int(ident)}")  # type: ignore[arg-type]
-                except Exception as exc:  # already gone: "Unknown thread id"
-                    if "Unknown thread" not in str(exc):
-                        raise
-            else:
-                cursor.execute("SELECT pg_terminate_backend(%s)", (ident,))
+            try:
+                cursor.execute(KILL_SQL[backend], (ident,))
+            except Exception as exc:  # MariaDB's "Unknown thread id": already gone, as asked
+                if MYSQL_UNKNOWN_THREAD not in str(exc):
+                    raise
     finally:
         admin.close()
     return len(targets)
@@ -77,15 +67,12 @@ def _break_sqlite(db: Any, targets: list[Any]) -> int:
 
 
 def _admin_connection(db: Any) -> Any:
-    # A fresh driver connection outside the pool, with the pool's own settings.
-    # peewee's Database._connect is what the pool calls to open one.
-    base = type(db).__mro__
-    from peewee import MySQLDatabase, PostgresqlDatabase
-
-    for klass in (MySQLDatabase, PostgresqlDatabase):
-        if klass in base:
-            conn = klass._connect(db)  # type: ignore[union-attr]
-            if klass is PostgresqlDatabase:
-                conn.autocommit = True
-            return conn
-    raise TypeError(f"no server to kill connections on for {type(db).__name__}")
+    # A fresh driver connection outside the pool, with the pool's own settings:
+    # peewee's Database._connect (what the pool calls to open one) of the plain class.
+    backend = backend_of(db)
+    if backend not in SERVER_BACKENDS:
+        raise TypeError(f"no server to kill connections on for {type(db).__name__}")
+    conn = PLAIN_CLASSES[backend]._connect(db)
+    if backend == "postgresql":
+        conn.autocommit = True
+    return conn

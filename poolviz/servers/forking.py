@@ -22,22 +22,20 @@ from __future__ import annotations
 import multiprocessing
 from typing import Any
 
-from ..backends import backend_of
+from ..backends import SESSION_SQL, backend_of
 from ..credentials import mask_text
-
-_SESSION_SQL = {"postgresql": "SELECT pg_backend_pid()", "mysql": "SELECT CONNECTION_ID()"}
 
 
 def _backend(db: Any) -> str:
     backend = backend_of(db)
-    if backend not in _SESSION_SQL:
+    if backend not in SESSION_SQL:
         raise ValueError(f"session ids need a MariaDB/MySQL or PostgreSQL pool, got {type(db).__name__}")
     return backend
 
 
 def session_id(db: Any) -> int:
     """The server's id for the session of ``db``'s current connection: PostgreSQL's backend pid, MariaDB's thread id."""
-    return int(db.execute_sql(_SESSION_SQL[_backend(db)]).fetchone()[0])
+    return int(db.execute_sql(SESSION_SQL[_backend(db)]).fetchone()[0])
 
 
 def _child(db: Any, dispose: bool, close_all: bool, out: Any) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
+from ..backends import pgbouncer_show_sql
 from ..credentials import mask_url
 from .reachability import Choice, pgbouncer_url, reachable
 
@@ -53,8 +54,7 @@ def show(url: str, what: str = "POOLS") -> list[dict[str, Any]]:
     """pgbouncer's ``SHOW POOLS`` (or ``STATS``, ``SERVERS``…) as dicts, through its admin console."""
     import psycopg2
 
-    if what.upper() not in ("POOLS", "STATS", "SERVERS", "CLIENTS", "DATABASES", "CONFIG"):
-        raise ValueError(f"what must be one of POOLS, STATS, SERVERS, CLIENTS, DATABASES, CONFIG, got {what!r}")
+    sql = pgbouncer_show_sql(what)
     parsed = urlparse(url)
     conn = psycopg2.connect(
         host=parsed.hostname or "127.0.0.1",
@@ -66,7 +66,7 @@ def show(url: str, what: str = "POOLS") -> list[dict[str, Any]]:
     conn.autocommit = True  # the admin console takes no transactions
     try:
         with conn.cursor() as cursor:
-            cursor.execute(f"SHOW {what.upper()}")
+            cursor.execute(sql)
             names = [c.name for c in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:

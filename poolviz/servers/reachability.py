@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlparse
 
+from ..backends import DEFAULT_PORTS, SERVER_BACKENDS, backend_of_url
 from ..credentials import mask_url
 
 DEFAULT_MYSQL_URL = "mysql+pool://root@127.0.0.1:3306/test"
 DEFAULT_PG_URL = "postgresql+pool://postgres@127.0.0.1:5432/test"
-DEFAULT_PORTS = {"mysql": 3306, "mariadb": 3306, "postgres": 5432, "postgresql": 5432}
 #: pgbouncer (servers/pgbouncer/start.sh) in front of the local PostgreSQL: see poolviz.pgbouncer.
 DEFAULT_PGBOUNCER_URL = "postgresql+pool://postgres@127.0.0.1:6432/test"
 
@@ -50,11 +50,12 @@ def reachable(url: str, timeout: float = 2.0) -> str | None:
     from ..urls import connect
 
     parsed = urlparse(url)
-    if parsed.scheme.startswith("sqlite"):
+    backend = backend_of_url(url)
+    if backend == "sqlite":
         return None
     host = parsed.hostname or "127.0.0.1"
     try:
-        port = parsed.port or DEFAULT_PORTS.get(parsed.scheme.split("+")[0], 0)
+        port = parsed.port or DEFAULT_PORTS.get(backend, 0)
     except ValueError:
         return f"{mask_url(url)}: the port is not a number"
     try:
@@ -95,7 +96,7 @@ def choose(backend: str, sqlite_path: str | os.PathLike[str] | None = None) -> C
     Lets a notebook run its server sections on a machine with nothing
     installed: the note is one visible line saying what was used instead.
     """
-    if backend not in ("mysql", "postgresql"):
+    if backend not in SERVER_BACKENDS:
         raise ValueError(f"backend must be 'mysql' or 'postgresql', got {backend!r}")
     url = mysql_url() if backend == "mysql" else postgres_url()
     reason = reachable(url)

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlparse, urlunparse
 
 from .. import checks
-from ..backends import SERVER_BACKENDS, backend_of_url
+from ..backends import SERVER_BACKENDS, backend_of_url, limits_sql, role_sql
 from ..credentials import mask_url
 
 APP_ROLE = "poolviz_app"
@@ -96,30 +96,11 @@ def ensure_role(admin_url: str, role: str = APP_ROLE, connection_limit: int | No
     try:
         with admin.connection_context():
             SchemaManager(User, admin).create_table(safe=True)
-            for sql in _role_sql(backend, role, database, limit, User._meta.table_name):
+            for sql in role_sql(backend, role, database, limit, User._meta.table_name):
                 admin.execute_sql(sql)
     finally:
         admin.close_all()
     return role_url(admin_url, role)
-
-
-def _role_sql(backend: str, role: str, database: str, limit: int | None, table: str) -> list[str]:
-    if backend == "mysql":
-        account = f"'{role}'@'%%'"  # '%' (any host), doubled: the driver formats the statement
-        return [
-            f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{role}'",
-            f"GRANT ALL ON `{database}`.* TO {account}",
-            f"ALTER USER {account} WITH MAX_USER_CONNECTIONS {limit or 0}",
-        ]
-    return [
-        f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
-        f"THEN CREATE ROLE {role} LOGIN PASSWORD '{role}'; END IF; END$$",
-        f"ALTER ROLE {role} LOGIN CONNECTION LIMIT {limit if limit else -1}",
-        f"GRANT CONNECT ON DATABASE {database} TO {role}",
-        f"GRANT USAGE, CREATE ON SCHEMA public TO {role}",
-        f'GRANT ALL ON TABLE "{table}" TO {role}',
-        f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}",
-    ]
 
 
 def server_limit(admin_url: str) -> dict[str, Any]:
@@ -130,11 +111,6 @@ def server_limit(admin_url: str) -> dict[str, Any]:
     admin = connect(admin_url, max_connections=1)
     try:
         with admin.connection_context():
-            if backend == "mysql":
-                rows = admin.execute_sql("SHOW VARIABLES LIKE 'max_connections'").fetchall()
-                return {"max_connections": int(rows[0][1]), "reserved": 1}
-            total = int(admin.execute_sql("SHOW max_connections").fetchone()[0])
-            reserved = int(admin.execute_sql("SHOW superuser_reserved_connections").fetchone()[0])
-            return {"max_connections": total, "reserved": reserved}
+            return {name: int(admin.execute_sql(sql).fetchone()[0]) for name, sql in limits_sql(backend).items()}
     finally:
         admin.close_all()

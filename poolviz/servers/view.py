@@ -30,6 +30,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .. import checks
+from ..backends import (
+    MYSQL_PROCESSLIST_SQL,
+    MYSQL_STATUS_SQL,
+    PG_ACTIVITY_SQL,
+    PLAIN_CLASSES,
+    SERVER_BACKENDS,
+    backend_of_url,
+)
 from ..credentials import mask_text, mask_url
 
 logger = logging.getLogger("poolviz.servers")
@@ -49,36 +57,18 @@ SAMPLE_COLUMNS = (
 PGBOUNCER_APPLICATION = "poolviz-pgbouncer"
 DEFAULT_HZ = 5.0
 
-_PG_SQL = (
-    "SELECT state, application_name = %s, count(*) FROM pg_stat_activity WHERE usename = %s AND datname = %s "
-    "AND backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1, 2"
-)
-_MYSQL_LIST = (
-    "SELECT COMMAND, count(*) FROM information_schema.PROCESSLIST WHERE USER = %s AND DB <=> %s "
-    "AND ID <> CONNECTION_ID() GROUP BY COMMAND"
-)
-_MYSQL_STATUS = (
-    "SHOW GLOBAL STATUS WHERE Variable_name IN "
-    "('Threads_connected', 'Max_used_connections', 'Connection_errors_max_connections')"
-)
-
 
 def _plain_database(url: str) -> Any:
     """A plain peewee database for ``url`` (its ``+pool`` part dropped): one connection, no pool."""
-    from urllib.parse import urlparse
-
-    from playhouse.db_url import schemes
-
     from ..urls import url_params
 
-    scheme, rest = url.split("://", 1)
-    plain = scheme.split("+")[0].lower()
-    plain = "mysql" if plain == "mariadb" else plain  # poolviz's alias; peewee knows only mysql://
-    params = url_params(urlparse(plain + "://" + rest))  # read as poolviz.connect reads it
+    backend = backend_of_url(url)
+    # read as poolviz.connect reads it, under peewee's plain scheme (it knows mysql://, not mariadb://)
+    params = url_params(urlparse(url)._replace(scheme=backend))
     database = params.pop("database")
     # thread_safe=False: one connection shared by every thread (peewee's default is one per thread), so the
     # sampling thread uses the connection start() opened instead of opening, and leaving behind, a second.
-    return schemes[plain](database, connect_timeout=5, thread_safe=False, **params)
+    return PLAIN_CLASSES[backend](database, connect_timeout=5, thread_safe=False, **params)
 
 
 class ServerSampler:
@@ -103,10 +93,9 @@ class ServerSampler:
         if hz > 50:
             raise ValueError(f"hz must be at most 50 (a sample is a query on the server), got {hz!r}")
         parsed = urlparse(url)
-        scheme = parsed.scheme.split("+")[0]
-        if scheme not in ("mysql", "mariadb", "postgres", "postgresql"):
+        self.backend = backend_of_url(url)
+        if self.backend not in SERVER_BACKENDS:
             raise ValueError(f"the server view needs a MariaDB/MySQL or PostgreSQL URL, got {mask_url(url)!r}")
-        self.backend = "mysql" if scheme in ("mysql", "mariadb") else "postgresql"
         self.url = url
         self.user = user or parsed.username or ""
         self.database = database or parsed.path.lstrip("/")
@@ -178,27 +167,34 @@ class ServerSampler:
             row: dict[str, Any] = dict.fromkeys(SAMPLE_COLUMNS, "")
             row["t"] = time.perf_counter() - self.t0
             if self.backend == "postgresql":
-                rows = self._db.execute_sql(_PG_SQL, (PGBOUNCER_APPLICATION, self.user, self.database)).fetchall()
-                row["pgbouncer"] = int(sum(n for _state, bouncer, n in rows if bouncer))
-                states: dict[str, int] = {}
-                for state, bouncer, n in rows:
-                    if not bouncer:
-                        states[state] = states.get(state, 0) + int(n)
-                row["active"] = int(states.get("active", 0))
-                row["idle"] = int(states.get("idle", 0))
-                row["idle_in_transaction"] = int(states.get("idle in transaction", 0))
-                row["user_connections"] = int(sum(states.values()))
+                self._count_postgres(row)
             else:
-                commands = dict(self._db.execute_sql(_MYSQL_LIST, (self.user, self.database)).fetchall())
-                row["idle"] = int(commands.get("Sleep", 0))
-                row["user_connections"] = int(sum(commands.values()))
-                row["active"] = row["user_connections"] - row["idle"]
-                status = {k.lower(): int(v) for k, v in self._db.execute_sql(_MYSQL_STATUS).fetchall()}
-                row["threads_connected"] = status.get("threads_connected", "")
-                row["max_used_connections"] = status.get("max_used_connections", "")
-                row["errors_max_connections"] = status.get("connection_errors_max_connections", "")
+                self._count_mysql(row)
             self.samples.append(row)
             return row
+
+    def _count_postgres(self, row: dict[str, Any]) -> None:
+        params = (PGBOUNCER_APPLICATION, self.user, self.database)
+        rows = self._db.execute_sql(PG_ACTIVITY_SQL, params).fetchall()
+        row["pgbouncer"] = int(sum(n for _state, bouncer, n in rows if bouncer))
+        states: dict[str, int] = {}
+        for state, bouncer, n in rows:
+            if not bouncer:
+                states[state] = states.get(state, 0) + int(n)
+        row["active"] = int(states.get("active", 0))
+        row["idle"] = int(states.get("idle", 0))
+        row["idle_in_transaction"] = int(states.get("idle in transaction", 0))
+        row["user_connections"] = int(sum(states.values()))
+
+    def _count_mysql(self, row: dict[str, Any]) -> None:
+        commands = dict(self._db.execute_sql(MYSQL_PROCESSLIST_SQL, (self.user, self.database)).fetchall())
+        row["idle"] = int(commands.get("Sleep", 0))
+        row["user_connections"] = int(sum(commands.values()))
+        row["active"] = row["user_connections"] - row["idle"]
+        status = {k.lower(): int(v) for k, v in self._db.execute_sql(MYSQL_STATUS_SQL).fetchall()}
+        row["threads_connected"] = status.get("threads_connected", "")
+        row["max_used_connections"] = status.get("max_used_connections", "")
+        row["errors_max_connections"] = status.get("connection_errors_max_connections", "")
 
     def save(self, path: str | Path) -> Path:
         """Write the samples as CSV (a header of :data:`SAMPLE_COLUMNS`, one row per sample); returns ``path``."""
