@@ -1,19 +1,30 @@
-"""Helpers for tests: a pool with fake connections, and a canary listener.
+"""Helpers for tests: a pool with fake connections, a canary listener, and the small tools every test file needs.
 
 The fake pool runs peewee's real pool code over connections that are plain
 objects, so pool logic can be tested without a database (as peewee's own pool
 tests do): ``break_`` a connection to make the next checkout discard it,
 ``poison`` it to make check-in refuse it.
+
+Beside it: threads started and joined with a deadline (:func:`run_threads`),
+waiting on a condition instead of sleeping (:func:`wait_until`), a free TCP
+port (:func:`free_port`), the command line in a subprocess (:func:`poolviz_cli`),
+what a pool recorded (:func:`kinds`, :func:`kind_reasons`), raw event rows as
+a process ships them (:func:`raw`) and a log filled fast (:func:`fill`).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import playhouse.pool
@@ -155,6 +166,74 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, every: float
         time.sleep(every)
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS picks it), for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+#: The folder holding the ``poolviz`` package, put on ``PYTHONPATH`` for :func:`poolviz_cli`.
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def poolviz_cli(
+    *args: str, cwd: str | os.PathLike[str], timeout: float = 180.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m poolviz ARGS`` in ``cwd``, output captured as text with carriage returns kept.
+
+    ``env`` adds to (or overrides) this process's environment; stdin is empty,
+    so a command that would prompt fails instead of hanging.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "poolviz", *args],
+        capture_output=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(SOURCE_ROOT), **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8")
+    )
+
+
+def kinds(source: Any) -> list[str]:
+    """The kinds of the events of a pool, an :class:`EventLog`, a list of events or a frame, in order."""
+    return [e.kind for e in _events_of(source)]
+
+
+def kind_reasons(source: Any) -> list[tuple[str, str]]:
+    """``(kind, reason)`` for each event of ``source`` (as :func:`kinds`): closes say why."""
+    return [(e.kind, e.reason) for e in _events_of(source)]
+
+
+def raw(
+    seq: int,
+    t: float,
+    kind: str,
+    conn: int,
+    in_use: int,
+    idle: int,
+    *,
+    waiting: int = 0,
+    wait_s: float = 0.0,
+    thread: str = "worker-0",
+    message: str = "",
+) -> tuple[Any, ...]:
+    """One event as a plain tuple of the 13 fields, as a worker process ships it to a merged log."""
+    return tuple(Event(seq, t, kind, conn, thread, wait_s, 0.0, False, "", message, in_use, idle, waiting))
+
+
+def fill(log: EventLog, count: int, kind: str = "checkout", thread: str = "worker") -> None:
+    """Record ``count`` events of ``kind`` on connections 1, 2, 3…, holding the log's lock as a pool does."""
+    record = log.record
+    with log.lock:
+        for i in range(count):
+            record(kind, i + 1, thread, 1, 0, 0)
+
+
 class Canary:
     """A listener that records every event it is given, and checks the pool lock is free."""
 
@@ -285,6 +364,13 @@ def _check_partial(rows: list[Event], max_connections: int | None) -> list[str]:
         if e.kind == "close" and e.reason not in CLOSE_REASONS:
             problems.append(f"seq {e.seq}: unknown close reason {e.reason!r}")
     return problems
+
+
+def _events_of(source: Any) -> list[Event]:
+    # A pool or a Canary carries its events in .events; a log, a list or a frame is them.
+    if isinstance(source, EventLog | list) or hasattr(source, "itertuples"):
+        return _as_events(source)
+    return _as_events(source.events)
 
 
 def _as_events(events: Any) -> list[Event]:
