@@ -6,14 +6,16 @@ tests do): ``break_`` a connection to make the next checkout discard it,
 ``poison`` it to make check-in refuse it.
 
 Beside it: threads started and joined with a deadline (:func:`run_threads`),
-waiting on a condition instead of sleeping (:func:`wait_until`), a free TCP
-port (:func:`free_port`), the command line in a subprocess (:func:`poolviz_cli`),
-what a pool recorded (:func:`kinds`, :func:`kind_reasons`), raw event rows as
-a process ships them (:func:`raw`) and a log filled fast (:func:`fill`).
+waiting on a condition instead of sleeping (:func:`wait_until`,
+:func:`wait_until_async`), a free TCP port (:func:`free_port`), the command
+line in a subprocess (:func:`poolviz_cli`), what a pool recorded
+(:func:`kinds`, :func:`kind_reasons`), raw event rows as a process ships them
+(:func:`raw`) and a log filled fast (:func:`fill`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import socket
@@ -164,6 +166,19 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, every: float
             return value
         assert time.monotonic() < deadline, f"not seen within {timeout:g} s: {what or condition}"
         time.sleep(every)
+
+
+async def wait_until_async(
+    condition: Callable[[], Any], timeout: float = 10.0, every: float = 0.001, what: str = ""
+) -> Any:
+    """:func:`wait_until` for a coroutine: polls ``condition()`` between turns of the event loop, so tasks run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not seen within {timeout:g} s: {what or condition}"
+        await asyncio.sleep(every)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

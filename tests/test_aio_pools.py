@@ -14,6 +14,7 @@ import poolviz
 from poolviz.data import analysis
 from poolviz.data.traces import load_events, save_events
 from poolviz.pools.peewee_asyncio import InstrumentedAsyncSqliteDatabase, instrument_async, is_async_instrumented
+from poolviz.testing import kind_reasons, kinds, wait_until_async
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -23,8 +24,9 @@ def db(tmp_path: Path) -> InstrumentedAsyncSqliteDatabase:
     return InstrumentedAsyncSqliteDatabase(str(tmp_path / "app.db"), pool_size=2, acquire_timeout=0.2)
 
 
-def kinds(db: Any) -> list[tuple[str, str]]:
-    return [(e.kind, e.reason) for e in db.events.snapshot()]
+def recorded(db: Any, kind: str, thread: str | None = None) -> int:
+    """How many ``kind`` events ``db`` has recorded (by ``thread`` only, when given)."""
+    return sum(1 for e in db.events.snapshot() if e.kind == kind and thread in (None, e.thread))
 
 
 def test_one_task_records_connects_checkout_checkin_and_close_all(db: Any) -> None:
@@ -37,7 +39,7 @@ def test_one_task_records_connects_checkout_checkin_and_close_all(db: Any) -> No
         await db.close_pool()
 
     asyncio.run(main())
-    assert kinds(db) == [
+    assert kind_reasons(db) == [
         ("connect", ""),
         ("connect", ""),
         ("checkout", ""),
@@ -62,7 +64,7 @@ def test_sqlite_pool_opens_pool_size_connections_and_ignores_pool_min_size(tmp_p
         return counts
 
     assert asyncio.run(main()) == (1, 2)
-    assert [k for k, _ in kinds(db)][:4] == ["connect", "connect", "connect", "checkout"]
+    assert kinds(db)[:4] == ["connect", "connect", "connect", "checkout"]
 
 
 def test_memory_database_gets_a_pool_of_one() -> None:
@@ -75,7 +77,7 @@ def test_memory_database_gets_a_pool_of_one() -> None:
         await db.close_pool()
 
     asyncio.run(main())
-    assert [k for k, _ in kinds(db)].count("connect") == 1
+    assert kinds(db).count("connect") == 1
 
 
 def test_thread_column_names_the_task_and_checkin_names_the_holder(db: Any) -> None:
@@ -86,7 +88,7 @@ def test_thread_column_names_the_task_and_checkin_names_the_holder(db: Any) -> N
 
     async def main() -> None:
         await asyncio.create_task(forgetful(), name="forgetful")
-        await asyncio.sleep(0.05)
+        await wait_until_async(lambda: recorded(db, "checkin"), what="the ended task's connection given back")
         await db.close_pool()
 
     asyncio.run(main())
@@ -99,14 +101,18 @@ def test_thread_column_names_the_task_and_checkin_names_the_holder(db: Any) -> N
 
 def test_exhausted_pool_records_wait_then_checkout_with_the_wait(db: Any) -> None:
     """A task finding every connection taken records `wait`, then `checkout` with how long it waited."""
+    release = asyncio.Event()
 
-    async def hold(seconds: float) -> None:
+    async def hold() -> None:
         await db.aconnect()
-        await asyncio.sleep(seconds)
+        await release.wait()
         await db.aclose()
 
     async def main() -> None:
-        await asyncio.gather(*(asyncio.create_task(hold(0.05), name=f"task-{i}") for i in range(3)))
+        tasks = [asyncio.create_task(hold(), name=f"task-{i}") for i in range(3)]
+        await wait_until_async(lambda: recorded(db, "wait"), what="the third task waiting")
+        release.set()
+        await asyncio.gather(*tasks)
         await db.close_pool()
 
     asyncio.run(main())
@@ -114,49 +120,53 @@ def test_exhausted_pool_records_wait_then_checkout_with_the_wait(db: Any) -> Non
     wait = next(e for e in events if e.kind == "wait")
     assert wait.waiting == 1 and wait.in_use == 2
     late = [e for e in events if e.kind == "checkout" and e.thread == wait.thread]
-    assert len(late) == 1 and late[0].wait_s >= 0.04 and late[0].reused
+    assert len(late) == 1 and late[0].wait_s > 0 and late[0].reused
 
 
 def test_acquire_timeout_raises_peeweess_operational_error_and_records_timeout(db: Any) -> None:
     """acquire_timeout expiring raises peewee.OperationalError (not MaxConnectionsExceeded); a timeout is recorded."""
+    release = asyncio.Event()
 
     async def hold() -> None:
         await db.aconnect()
-        await asyncio.sleep(0.5)
+        await release.wait()
         await db.aclose()
 
     async def main() -> None:
         holders = [asyncio.create_task(hold()) for _ in range(2)]
-        await asyncio.sleep(0.02)
+        await wait_until_async(lambda: recorded(db, "checkout") == 2, what="both connections held")
         with pytest.raises(
             peewee.OperationalError, match=r"Timed out acquiring connection from pool \(acquire_timeout=0.2\)"
         ):
             await db.aconnect()
+        release.set()
         await asyncio.gather(*holders)
         await db.close_pool()
 
     asyncio.run(main())
     timeout = next(e for e in db.events.snapshot() if e.kind == "timeout")
-    assert timeout.reason == "" and 0.15 < timeout.wait_s < 0.45 and timeout.waiting == 0
+    assert timeout.reason == "" and timeout.wait_s > 0.15 and timeout.waiting == 0
 
 
 def test_cancelled_waiter_records_timeout_cancelled_and_takes_nothing(db: Any) -> None:
     """A task cancelled while waiting leaves a `timeout` with reason `cancelled` and no connection taken."""
+    release = asyncio.Event()
 
     async def hold() -> None:
         await db.aconnect()
-        await asyncio.sleep(0.2)
+        await release.wait()
         await db.aclose()
 
     async def main() -> None:
         holders = [asyncio.create_task(hold()) for _ in range(2)]
-        await asyncio.sleep(0.02)
+        await wait_until_async(lambda: recorded(db, "checkout") == 2, what="both connections held")
         waiter = asyncio.create_task(hold(), name="waiter")
-        await asyncio.sleep(0.02)
+        await wait_until_async(lambda: recorded(db, "wait", "waiter"), what="the waiter waiting")
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
         assert db.driver_counts() == (2, 0)
+        release.set()
         await asyncio.gather(*holders)
         await db.close_pool()
 
@@ -178,7 +188,7 @@ def test_counts_are_the_driver_queue_at_every_event(db: Any) -> None:
 
     async def hold(i: int) -> None:
         await db.aconnect()
-        await asyncio.sleep(0.001 * (i % 3))
+        await asyncio.sleep(0)  # let the other tasks run while this one holds
         await db.aclose()
 
     async def main() -> None:
@@ -216,7 +226,7 @@ def test_instrument_async_instruments_a_plain_database_in_place_once(tmp_path: P
         await db.close_pool()
 
     asyncio.run(main())
-    assert [k for k, _ in kinds(db)] == ["connect", "connect", "checkout", "checkin", "close", "close"]
+    assert kinds(db) == ["connect", "connect", "checkout", "checkin", "close", "close"]
 
 
 def test_instrument_async_refuses_a_sync_database() -> None:
@@ -258,10 +268,11 @@ def test_unknown_scheme_lists_the_asyncpool_schemes_too() -> None:
 
 def test_analysis_and_traces_read_an_asyncio_log_unchanged(db: Any, tmp_path: Path) -> None:
     """An asyncio log goes through to_frame, the analysis and a saved trace exactly as a threaded one."""
+    pair = asyncio.Barrier(2)  # holders leave two by two, so both connections are in use at once
 
     async def hold() -> None:
         await db.aconnect()
-        await asyncio.sleep(0.01)
+        await pair.wait()
         await db.aclose()
 
     async def main() -> None:
