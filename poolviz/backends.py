@@ -5,7 +5,8 @@ both) or ``"postgresql"``; anything else is ``"other"``. The SQL each server
 backend speaks for the lab sits here, keyed by that name, so no other module
 spells out a backend's dialect: sleeping while holding a connection
 (:data:`HOLD_SQL`), a session's id (:data:`SESSION_SQL`, :func:`driver_session_id`),
-killing a session (:data:`KILL_SQL`), the server's own connection counts
+killing a session (:data:`KILL_SQL`) and seeing it gone or busy
+(:data:`SESSION_LISTED_SQL`, :data:`SESSION_RUNNING_SQL`), the server's own connection counts
 (:data:`PG_ACTIVITY_SQL`, :data:`MYSQL_PROCESSLIST_SQL`, :data:`MYSQL_STATUS_SQL`),
 its connection limits (:func:`limits_sql`), dedicated roles (:func:`role_sql`)
 and pgbouncer's admin console (:func:`pgbouncer_show_sql`).
@@ -42,6 +43,16 @@ HOLD_SQL = {"mysql": "SELECT SLEEP(%s)", "postgresql": "SELECT pg_sleep(%s)"}
 SESSION_SQL = {"mysql": "SELECT CONNECTION_ID()", "postgresql": "SELECT pg_backend_pid()"}
 #: End the session whose id is ``%s``, run from another (admin) session.
 KILL_SQL = {"mysql": "KILL %s", "postgresql": "SELECT pg_terminate_backend(%s)"}
+#: Whether the server still lists the session whose id is ``%s`` (a kill is asynchronous on PostgreSQL).
+SESSION_LISTED_SQL = {
+    "mysql": "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s",
+    "postgresql": "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = %s",
+}
+#: Whether the session whose id is ``%s`` is running a statement right now.
+SESSION_RUNNING_SQL = {
+    "mysql": "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s AND COMMAND = 'Query'",
+    "postgresql": "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = %s AND state = 'active'",
+}
 #: MariaDB's answer to a KILL of a session that is already gone (not an error for us).
 MYSQL_UNKNOWN_THREAD = "Unknown thread"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,8 @@ import peewee
 import pytest
 
 from poolviz.pools.peewee import backend_of
-from poolviz.servers.faults import kill_connections, pooled_connections, server_id
-from poolviz.testing import check_invariants, join_threads
+from poolviz.servers.faults import kill_connections, pooled_connections, server_id, sessions_listed
+from poolviz.testing import check_invariants, join_threads, wait_until
 
 WORKERS, POOL = 8, 4
 KILL_AFTER = 100  # requests completed before the kill
@@ -69,24 +68,9 @@ def connection_states(events: list[Any]) -> dict[int, str]:
 
 
 def wait_until_gone(observer: Any, ids: list[int | None]) -> None:
-    """Poll the server until none of the killed sessions is listed (a kill is asynchronous on PostgreSQL).
-
-    This waits on the server's own word, not on a guess of how long a kill
-    takes; it gives up after 10 s.
-    """
-    ids = [i for i in ids if i is not None]
-    if not ids:
-        return
-    if backend_of(observer) == "mysql":
-        sql = f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN ({', '.join(['%s'] * len(ids))})"
-        params: Any = ids
-    else:
-        sql, params = "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (ids,)
-    deadline = time.monotonic() + 10
-    with observer.connection_context():
-        while observer.execute_sql(sql, params).fetchone()[0]:
-            assert time.monotonic() < deadline, f"the server still lists sessions {ids} 10 s after killing them"
-            time.sleep(0.005)
+    """Poll the server until none of the killed sessions is listed (a kill is asynchronous on PostgreSQL)."""
+    if any(i is not None for i in ids):
+        wait_until(lambda: not sessions_listed(observer, ids), what=f"the server no longer listing sessions {ids}")
 
 
 def kill_at_one_instant(db: Any, observer: Any) -> tuple[list[int], int]:

@@ -10,12 +10,11 @@ import peewee
 import pytest
 from playhouse.db_url import connect as plain_connect
 
-from poolviz.pools.peewee import backend_of
-from poolviz.servers.faults import kill_connections
+from poolviz.backends import HOLD_SQL, SESSION_SQL, backend_of
+from poolviz.servers.faults import kill_connections, running_statement
+from poolviz.testing import kind_reasons, kinds, wait_until
 
 SERVERS = ["mysql", "postgresql", "psycopg3"]
-SERVER_ID_SQL = {"mysql": "SELECT CONNECTION_ID()", "postgresql": "SELECT pg_backend_pid()"}
-SLEEP_SQL = {"mysql": "SELECT SLEEP(%s)", "postgresql": "SELECT pg_sleep(%s)"}
 # What each driver says when the server ends a connection under a caller (notebook 07 quotes these).
 LOST_CONNECTION_WORDS = (
     "Lost connection",  # PyMySQL 2013
@@ -29,11 +28,7 @@ servers_only = pytest.mark.parametrize("backend", SERVERS)
 
 def server_id(db: Any) -> int:
     """The server's id for the connection this thread holds (MariaDB thread id, PostgreSQL pid)."""
-    return int(db.execute_sql(SERVER_ID_SQL[backend_of(db)]).fetchone()[0])
-
-
-def kinds(db: Any) -> list[tuple[str, str]]:
-    return [(e.kind, e.reason) for e in db.events.snapshot()]
+    return int(db.execute_sql(SESSION_SQL[backend_of(db)]).fetchone()[0])
 
 
 @servers_only
@@ -49,7 +44,7 @@ def test_connection_killed_while_idle_is_discarded_at_checkout_not_handed_out(ma
     with db.connection_context():
         assert db.connection() is not dead
         assert server_id(db) != first
-    assert kinds(db) == [("close", "broken"), ("connect", ""), ("checkout", ""), ("checkin", "")]
+    assert kind_reasons(db) == [("close", "broken"), ("connect", ""), ("checkout", ""), ("checkin", "")]
 
 
 @servers_only
@@ -66,7 +61,7 @@ def test_peewee_drops_a_dead_idle_connection_without_closing_it(make_pool: Any, 
     with db.connection_context():
         db.execute_sql("SELECT 1")
     assert dead not in closed
-    assert ("close", "broken") in kinds(db)
+    assert ("close", "broken") in kind_reasons(db)
 
 
 @servers_only
@@ -111,7 +106,7 @@ def test_query_running_when_its_connection_is_killed_fails_fast_and_the_pool_rec
             with db.connection_context():
                 holder["conn"], holder["id"] = db.connection(), server_id(db)
                 started.set()
-                db.execute_sql(SLEEP_SQL[backend_of(db)], (10,))
+                db.execute_sql(HOLD_SQL[backend_of(db)], (10,))
         except peewee.OperationalError as exc:
             holder["error"] = exc
         holder["elapsed"] = time.perf_counter() - began
@@ -119,13 +114,14 @@ def test_query_running_when_its_connection_is_killed_fails_fast_and_the_pool_rec
     victim = threading.Thread(target=slow_request, name="victim")
     victim.start()
     assert started.wait(10)
-    time.sleep(0.2)  # let the SLEEP reach the server
+    observer = make_pool(max_connections=1)
+    wait_until(lambda: running_statement(observer, holder["id"]), what="the server running the victim's query")
     kill_connections(db, [holder["conn"]])
     victim.join(10)
     assert not victim.is_alive()
     assert "error" in holder and holder["elapsed"] < 5
     assert any(words in str(holder["error"]) for words in LOST_CONNECTION_WORDS), str(holder["error"])
-    assert ("close", "not_reusable") in kinds(db), "the holder's check-in closed the dead connection"
+    assert ("close", "not_reusable") in kind_reasons(db), "the holder's check-in closed the dead connection"
     ids = set()
     for _ in range(3):
         with db.connection_context():
@@ -160,7 +156,7 @@ def test_pool_serves_sequential_requests_from_one_server_connection(make_pool: A
         with db.connection_context():
             ids.add(server_id(db))
     assert len(ids) == 1
-    assert [e.kind for e in db.events.snapshot()].count("connect") == 1
+    assert kinds(db).count("connect") == 1
 
 
 @servers_only
@@ -176,7 +172,7 @@ def test_close_in_an_after_request_hook_returns_the_connection_to_the_pool(make_
         finally:
             db.close()
     assert len(ids) == 1
-    assert [k for k, _ in kinds(db)] == ["connect"] + ["checkout", "checkin"] * 3
+    assert kinds(db) == ["connect"] + ["checkout", "checkin"] * 3
 
 
 @servers_only

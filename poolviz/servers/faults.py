@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backends import KILL_SQL, MYSQL_UNKNOWN_THREAD, PLAIN_CLASSES, SERVER_BACKENDS, backend_of, driver_session_id
+from ..backends import (
+    KILL_SQL,
+    MYSQL_UNKNOWN_THREAD,
+    PLAIN_CLASSES,
+    SERVER_BACKENDS,
+    SESSION_LISTED_SQL,
+    SESSION_RUNNING_SQL,
+    backend_of,
+    driver_session_id,
+)
 
 
 def server_id(db: Any, conn: Any) -> int | None:
@@ -49,6 +58,23 @@ def kill_connections(db: Any, conns: list[Any] | None = None) -> int:
     finally:
         admin.close()
     return len(targets)
+
+
+def sessions_listed(observer: Any, ids: list[int | None]) -> list[int]:
+    """The ids among ``ids`` the server still lists, asked through ``observer`` (a pool on the same server).
+
+    A kill is asynchronous on PostgreSQL: poll this until it is empty to know
+    the sessions are gone (``None`` ids, SQLite's, are left out).
+    """
+    sql = SESSION_LISTED_SQL[backend_of(observer)]
+    with observer.connection_context():
+        return [i for i in ids if i is not None and observer.execute_sql(sql, (i,)).fetchone()[0]]
+
+
+def running_statement(observer: Any, ident: int) -> bool:
+    """Whether the server says session ``ident`` is running a statement now, asked through ``observer``."""
+    with observer.connection_context():
+        return bool(observer.execute_sql(SESSION_RUNNING_SQL[backend_of(observer)], (ident,)).fetchone()[0])
 
 
 def _break_sqlite(db: Any, targets: list[Any]) -> int:
