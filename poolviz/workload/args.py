@@ -1,7 +1,15 @@
-"""The workloads' arguments, checked once: the threaded, asyncio and multi-process loops share these."""
+"""The workloads' arguments, checked once, and the draws they make: threads, asyncio tasks and processes share these.
+
+A closed loop's hold and think times (:meth:`ClosedLoopArgs.draws`) and an open
+loop's Poisson arrivals (:meth:`OpenLoopArgs.arrivals`) are drawn here only, so
+the threaded and the asyncio loops send the same traffic for the same seed.
+"""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from .. import checks
@@ -26,6 +34,12 @@ class ClosedLoopArgs(NamedTuple):
             "think": str(self.think),
             "seed": self.seed,
         }
+
+    def draws(self, worker: int) -> Iterator[tuple[int, float, float]]:
+        """``(index, hold_s, think_s)`` for each request of ``worker``, from its own seeded ``random.Random``."""
+        rng = random.Random(f"poolviz:{self.seed}:{worker}")
+        for index in range(self.requests):
+            yield index, self.hold.sample(rng), self.think.sample(rng)
 
 
 def closed_loop_args(
@@ -59,6 +73,35 @@ class OpenLoopArgs(NamedTuple):
             "hold": str(self.hold),
             "seed": self.seed,
         }
+
+    def arrivals(self, t0: float) -> Iterator[Arrival]:
+        """The Poisson arrivals, each yielded with the seconds left until it is due (``delay``).
+
+        Arrival times count from the first ``next()``; ``at`` is that time on
+        the clock whose zero is the ``time.perf_counter()`` reading ``t0`` (an
+        event log's). Gaps and hold times come from two ``random.Random``
+        seeded with ``seed``, so stopping early does not shift the later draws.
+        """
+        gaps = random.Random(f"poolviz:{self.seed}:arrivals")
+        holds = random.Random(f"poolviz:{self.seed}:holds")
+        began = time.perf_counter()
+        due = 0.0
+        index = 0
+        while self.requests is None or index < self.requests:
+            due += gaps.expovariate(self.rate)
+            if self.duration is not None and due > self.duration:
+                return
+            yield Arrival(index, began - t0 + due, self.hold.sample(holds), began + due - time.perf_counter())
+            index += 1
+
+
+class Arrival(NamedTuple):
+    """One open-loop arrival: its number, when it arrives (log clock), its hold time and how long until then."""
+
+    number: int
+    at: float
+    hold_s: float
+    delay: float
 
 
 def open_loop_args(rate: Any, duration: Any, requests: Any, hold: Any, seed: Any) -> OpenLoopArgs:

@@ -1,18 +1,116 @@
-"""The two workloads: a closed loop (workers back to back) and an open loop (Poisson arrivals)."""
+"""The threaded workloads: a closed loop (workers back to back) and an open loop (Poisson arrivals).
+
+What a request records, how progress and errors are handled and what the
+result holds are decided once in :mod:`.run` (shared with the asyncio loops);
+the draws come from :mod:`.args`. Here: threads, a queue, and how a thread
+connects (``with db.connection_context():``) and holds (``SELECT SLEEP``,
+``pg_sleep``, or ``time.sleep`` with the connection checked out on SQLite).
+"""
 
 from __future__ import annotations
 
 import queue
-import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .. import checks
-from .args import closed_loop_args, open_loop_args
+from ..models import user_model
+from .args import Arrival, closed_loop_args, open_loop_args
 from .distributions import Distribution
-from .results import WorkloadResult
-from .run import Progress, Run, check_pool, execute, join_all
+from .results import RequestRecord, WorkloadResult
+from .run import (
+    Progress,
+    Run,
+    check_pool,
+    cleanup_failed,
+    connection,
+    delete_rows,
+    ensure_schema,
+    next_seq,
+    user_work,
+)
+
+
+class ThreadRun(Run):
+    """A run whose requests are made by threads."""
+
+    def request(self, worker: int, index: int, hold_s: float, arrived: float | None = None) -> RequestRecord:
+        """Run one request and return its record; errors are recorded, never raised."""
+        with self.track(worker, index, hold_s, arrived) as request, self.db.connection_context():
+            user_work(self.model, self.row_name(worker, index))
+            self.hold(hold_s)
+        return request.record
+
+    def hold(self, seconds: float) -> None:
+        """Hold the checked-out connection for ``seconds``, sleeping on the server where possible."""
+        if seconds <= 0:
+            return
+        if self.hold_sql is not None:
+            self.db.execute_sql(self.hold_sql, (seconds,))
+        else:
+            time.sleep(seconds)
+
+    def setup(self) -> None:
+        """Create the User table if missing; close the connection that took, if it was a new one."""
+        before = next_seq(self.log)
+        ensure_schema(self.db)
+        if any(e.kind == "connect" for e in self.log.since(before)):
+            # A fresh pool: leave it empty again so the trace shows it growing.
+            self.db.close_idle()
+
+    def cleanup(self) -> None:
+        """Delete the rows this run created (see :func:`.run.cleanup_failed` for a failure)."""
+        cleanup(self.db, self.prefix)
+
+
+def cleanup(db: Any, prefix: str) -> None:
+    """Delete the ``User`` rows named with ``prefix`` through ``db`` in this thread; a failure is logged."""
+    try:
+        with connection(db):
+            delete_rows(user_model(db), prefix)
+    except Exception as exc:  # a server at its connection limit refuses the tidy-up too: say so in one line
+        cleanup_failed(prefix, exc)
+
+
+def join_all(threads: list[threading.Thread], stop: threading.Event) -> None:
+    """Join every thread; on an interrupt, ask them to stop and still join them before re-raising."""
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        raise
+
+
+def start_threads(target: Callable[[int], None], count: int, name: str) -> list[threading.Thread]:
+    """``count`` daemon threads running ``target(i)``, named ``name-i``, started."""
+    threads = [threading.Thread(target=target, args=(i,), name=f"{name}-{i}", daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def execute(
+    run: ThreadRun,
+    mode: str,
+    settings: dict[str, Any],
+    stop: threading.Event,
+    setup: bool,
+    cleanup: bool,
+    body: Callable[[ThreadRun], int],
+) -> WorkloadResult:
+    """The frame around both loops: set up, listen, run ``body``, clean up, collect the result."""
+    if setup:
+        run.setup()
+    with run.watch() as window:
+        abandoned = body(run)
+    if cleanup:
+        run.cleanup()
+    return run.result(mode, settings, window, stop.is_set(), abandoned)
 
 
 def run_closed_loop(
@@ -39,30 +137,22 @@ def run_closed_loop(
     """
     check_pool(db)
     args = closed_loop_args(workers, requests, hold, think, seed)
-    workers, requests, hold_d, think_d, seed = args
     stop_event = stop if stop is not None else threading.Event()
-    settings = args.settings()
 
-    def body(run: Run) -> int:
+    def body(run: ThreadRun) -> int:
         def work(worker: int) -> None:
-            rng = random.Random(f"poolviz:{seed}:{worker}")
-            for index in range(requests):
+            for index, hold_s, think_s in args.draws(worker):
                 if stop_event.is_set():
                     return
-                hold_s = hold_d.sample(rng)
-                think_s = think_d.sample(rng)
                 run.request(worker, index, hold_s)
                 if think_s > 0 and stop_event.wait(think_s):
                     return
 
-        threads = [threading.Thread(target=work, args=(w,), name=f"worker-{w}", daemon=True) for w in range(workers)]
-        for thread in threads:
-            thread.start()
-        join_all(threads, stop_event)
+        join_all(start_threads(work, args.workers, "worker"), stop_event)
         return 0
 
-    total = workers * requests
-    return execute(db, "closed", settings, stop_event, setup, cleanup, progress, total, body)
+    run = ThreadRun(db, progress, args.workers * args.requests)
+    return execute(run, "closed", args.settings(), stop_event, setup, cleanup, body)
 
 
 def run_open_loop(
@@ -91,53 +181,31 @@ def run_open_loop(
     """
     check_pool(db)
     args = open_loop_args(rate, duration, requests, hold, seed)
-    rate, duration, requests, hold_d, seed = args
     threads = checks.count("threads", threads)
     stop_event = stop if stop is not None else threading.Event()
-    settings: dict[str, Any] = {"threads": threads, **args.settings()}
 
-    def body(run: Run) -> int:
-        inbox: queue.SimpleQueue[tuple[int, float, float] | None] = queue.SimpleQueue()
+    def body(run: ThreadRun) -> int:
+        inbox: queue.SimpleQueue[Arrival | None] = queue.SimpleQueue()
         abandoned = [0] * threads
 
         def work(worker: int) -> None:
-            while True:
-                item = inbox.get()
-                if item is None:
-                    return
+            while (arrival := inbox.get()) is not None:
                 if stop_event.is_set():
                     abandoned[worker] += 1
-                    continue
-                index, arrived, hold_s = item
-                run.request(worker, index, hold_s, arrived)
+                else:
+                    run.request(worker, arrival.number, arrival.hold_s, arrival.at)
 
-        handlers = [threading.Thread(target=work, args=(w,), name=f"handler-{w}", daemon=True) for w in range(threads)]
-        for thread in handlers:
-            thread.start()
-        arrivals = random.Random(f"poolviz:{seed}:arrivals")
-        holds = random.Random(f"poolviz:{seed}:holds")
-        log = run.log
+        handlers = start_threads(work, threads, "handler")
         try:
-            began = time.perf_counter()
-            offset = began - log.t0
-            due = 0.0
-            index = 0
-            while requests is None or index < requests:
-                due += arrivals.expovariate(rate)
-                if duration is not None and due > duration:
+            for arrival in args.arrivals(run.log.t0):
+                if stop_event.wait(max(arrival.delay, 0.0)):  # wait(0) still says if stop is set
                     break
-                delay = began + due - time.perf_counter()
-                if delay > 0 and stop_event.wait(delay):
-                    break
-                if stop_event.is_set():
-                    break
-                inbox.put((index, offset + due, hold_d.sample(holds)))
-                index += 1
+                inbox.put(arrival)
         finally:
             for _ in handlers:
                 inbox.put(None)
             join_all(handlers, stop_event)
         return sum(abandoned)
 
-    total = requests if duration is None else None
-    return execute(db, "open", settings, stop_event, setup, cleanup, progress, total, body)
+    run = ThreadRun(db, progress, args.requests if args.duration is None else None)
+    return execute(run, "open", {"threads": threads, **args.settings()}, stop_event, setup, cleanup, body)

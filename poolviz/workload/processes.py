@@ -35,7 +35,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from .. import checks
-from ..credentials import mask_text, mask_url
+from ..credentials import mask_url
 from ..events.merge import MergedEventLog, thread_label
 from .args import closed_loop_args, open_loop_args
 from .distributions import Distribution
@@ -104,7 +104,7 @@ def _status(exitcode: int | None) -> str:
 def _worker_main(process: int, plan: WorkerPlan, events_out: Connection, control_in: Connection) -> None:
     """The body of one worker process: open a pool, run the loop, ship events, report, wait to close."""
     from ..urls import connect
-    from .loops import run_closed_loop, run_open_loop
+    from .loops import cleanup, run_closed_loop, run_open_loop
 
     db = connect(plan.url, **plan.pool)
     log = db.events
@@ -171,14 +171,8 @@ def _worker_main(process: int, plan: WorkerPlan, events_out: Connection, control
     }
     events_out.send(("done", process, records, figures))
     close.wait()
-    from ..models import user_model
-
     try:
-        with db.connection_context():
-            model = user_model(db)
-            model.delete().where(model.username.startswith(result.row_prefix)).execute()
-    except Exception as exc:  # a server at its connection limit refuses the tidy-up too: say so in one line
-        logger.warning("poolviz worker %d left its rows in the User table: %s", process, mask_text(str(exc)))
+        cleanup(db, result.row_prefix)
     finally:
         db.close_all()
 
@@ -523,34 +517,3 @@ def run_processes(*args: Any, wait_timeout: float | None = None, **kwargs: Any) 
 def run_open_processes(*args: Any, wait_timeout: float | None = None, **kwargs: Any) -> ProcessResult:
     """:func:`start_open_processes`, then wait (at most ``wait_timeout`` seconds) for the result."""
     return start_open_processes(*args, **kwargs).wait(wait_timeout)
-
-
-def run_for_cli(url: str, args: Any, hold: Any, think: Any, stop: threading.Event, out: Any) -> ProcessResult:
-    """``poolviz run --processes N``: the run, with the server's view written to ``out/server.csv`` on a server."""
-    from ..servers.view import ServerSampler
-
-    common = {"max_connections": args.max_connections, "timeout": args.timeout, "stale_timeout": args.stale_timeout}
-    # The sampler starts before the workers, which connect as soon as they start, so its readings cover the
-    # whole run; align() puts them on the run's clock (those taken before the run's t=0 are negative).
-    sampler = None if url.startswith("sqlite") else ServerSampler(url).start()
-    try:
-        if args.open_loop:
-            requests = None if args.duration is not None else args.requests
-            run = start_open_processes(
-                url, args.processes, args.rate, args.duration, requests, args.workers, hold, seed=args.seed, **common
-            )
-        else:
-            run = start_processes(
-                url, args.processes, args.workers, args.requests, hold, think, seed=args.seed, **common
-            )
-        if sampler is not None:
-            sampler.align(run.log)
-        while run.running:
-            if stop.wait(0.1):
-                run.stop()
-                break
-        return run.wait()
-    finally:
-        if sampler is not None:
-            sampler.stop()
-            sampler.save(out / "server.csv")

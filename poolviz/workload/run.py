@@ -1,12 +1,19 @@
-"""One run's frame, shared by both loops: the pool, the requests it serves, the result it returns.
+"""One run's frame, shared by the threaded and the asyncio loops: the requests' records, progress, the result.
 
-Every request checks a connection out (``with db.connection_context():``),
-does the tutorial's ``User`` work (an insert and a select) and then holds the
-connection for a drawn *hold time* doing real work where the backend allows
-it: ``SELECT SLEEP(x)`` on MariaDB/MySQL, ``SELECT pg_sleep(x)`` on
-PostgreSQL, ``time.sleep(x)`` with the connection checked out on SQLite.
-Errors inside a request (a pool timeout, a lost server) are recorded on that
-request and the run goes on.
+Every request checks a connection out, does the tutorial's ``User`` work (an
+insert and a select) and then holds the connection for a drawn *hold time*
+doing real work where the backend allows it: ``SELECT SLEEP(x)`` on
+MariaDB/MySQL, ``SELECT pg_sleep(x)`` on PostgreSQL, a client-side sleep on
+SQLite. Errors inside a request (a pool timeout, a lost server) are recorded
+on that request and the run goes on.
+
+:class:`Run` decides everything the two kinds of loop share, so they cannot
+drift apart: how a request's events are linked to it and how its record is
+built (:func:`request_record`), how progress is reported and what a failing
+progress callback costs (logged once, the run carries on), how a failed
+clean-up is reported (logged, not raised), and the :class:`WorkloadResult`
+(with ``row_prefix``). The threaded loops (:mod:`.loops`) and the asyncio ones
+(:mod:`.asyncio_loops`) add only how to connect, hold and sleep.
 
 Each run queries through its own ``User`` subclass bound to its pool
 (:func:`poolviz.models.user_model`), so the module-level ``User`` is never
@@ -15,34 +22,87 @@ bound and two runs in one process, on two pools, proceed at the same time.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
 
 from peewee import DatabaseError
 
+from ..backends import backend_of
 from ..credentials import mask_text
 from ..events import Event
 from ..models import User, user_model
-from ..pools.peewee import backend_of, is_instrumented
 from .results import CLIENT_SLEEP, RequestRecord, WorkloadResult
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 logger = logging.getLogger("poolviz.workload")
 
 Progress = Callable[[int, "int | None"], Any]
 HOLD_SQL = {"mysql": "SELECT SLEEP(%s)", "postgresql": "SELECT pg_sleep(%s)"}
 
+# The events of the request the caller is running. A pool calls listeners in the
+# thread (or asyncio task) that caused the event, and both a thread and a task
+# see their own value of a context variable: one slot serves threads and tasks.
+_seen: contextvars.ContextVar[dict[str, Event] | None] = contextvars.ContextVar("poolviz_seen", default=None)
+_LINKED = ("checkout", "timeout", "checkin")
+
+
+def request_record(
+    worker: int,
+    index: int,
+    thread: str,
+    times: tuple[float, float, float],
+    hold_s: float,
+    seen: Mapping[str, Event],
+    error: BaseException | None,
+) -> RequestRecord:
+    """The record of one request: ``times`` is (arrived, begun, ended) on the log's clock.
+
+    ``seen`` maps ``checkout``, ``timeout`` and ``checkin`` to the request's own
+    events (any may be missing); ``error`` is what the request raised, or None.
+    """
+    start, begun, end = times
+    checkout, checkin = seen.get("checkout"), seen.get("checkin")
+    got = checkout if checkout is not None else seen.get("timeout")
+    return RequestRecord(
+        worker=worker,
+        index=index,
+        thread=thread,
+        start=start,
+        latency_s=end - start,
+        queued_s=begun - start,
+        wait_s=got.wait_s if got is not None else math.nan,
+        held_s=checkin.duration_s if checkin is not None else math.nan,
+        hold_s=hold_s,
+        conn=checkout.conn if checkout is not None else 0,
+        seq=got.seq if got is not None else -1,
+        ok=error is None,
+        error_type="" if error is None else type(error).__name__,
+        error_message="" if error is None else mask_text(" ".join(str(error).split())),
+    )
+
+
+def caller_name() -> str:
+    """The name of the asyncio task running this, else of the thread."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        task = None
+    return task.get_name() if task is not None else threading.current_thread().name
+
 
 def check_pool(db: Any) -> None:
     """A workload runs on an instrumented pool only."""
+    from ..pools.peewee import is_instrumented
+
     if not is_instrumented(db):
         raise TypeError(
             "a workload needs an instrumented pool (poolviz.connect(url) or poolviz.instrument(pool)), "
@@ -50,134 +110,168 @@ def check_pool(db: Any) -> None:
         )
 
 
+@dataclass
+class Window:
+    """The part of the log a run covers: its first and last ``seq`` and how long it ran."""
+
+    first_seq: int
+    began: float
+    last_seq: int = -1
+    elapsed_s: float = 0.0
+
+
 class Run:
-    """The shared state of one run: the pool, the listener that links requests to events, the records."""
+    """The shared state of one run: the pool, the listener that links requests to events, the records.
+
+    Subclasses say how a request connects and holds (threads or asyncio);
+    everything else is decided here once.
+    """
+
+    client_sleep = CLIENT_SLEEP
 
     def __init__(self, db: Any, progress: Progress | None, total: int | None) -> None:
         self.db = db
         self.log = db.events
-        self.backend = backend_of(db)
-        self.hold_sql = HOLD_SQL.get(self.backend)
+        self.hold_sql = HOLD_SQL.get(backend_of(db))
         self.prefix = f"pv-{uuid.uuid4().hex[:12]}-"
         # The tutorial's User, bound to this run's pool only (see user_model).
         self.model = user_model(db)
         self.progress = progress
         self.total = total
-        self.done = 0
         self.records: list[RequestRecord] = []
         self._lock = threading.Lock()
-        self._seen = threading.local()
+        self._progress_failed = False
 
-    def listen(self, event: Event) -> None:
-        # The pool calls listeners in the thread that caused the event, so a
-        # thread-local slot links each event to the request that thread runs.
-        kind = event.kind
-        if kind in ("checkout", "timeout", "checkin"):
-            setattr(self._seen, kind, event)
+    @staticmethod
+    def listen(event: Event) -> None:
+        seen = _seen.get()
+        if seen is not None and event.kind in _LINKED:
+            seen[event.kind] = event
 
-    def request(self, worker: int, index: int, hold_s: float, arrived: float | None = None) -> RequestRecord:
-        """Run one request and return its record; errors are recorded, never raised."""
-        seen = self._seen
-        seen.checkout = seen.timeout = seen.checkin = None
-        begun = self.log.now()
-        start = begun if arrived is None else arrived
-        ok, error_type, error_message = True, "", ""
-        try:
-            db = self.db
-            with db.connection_context():
-                name = f"{self.prefix}{worker}-{index}"
-                model = self.model
-                model.insert(username=name).execute()
-                list(model.select().where(model.username == name))
-                self.hold(hold_s)
-        except Exception as exc:  # recorded on the request; the run carries on
-            ok, error_type = False, type(exc).__name__
-            error_message = mask_text(" ".join(str(exc).split()))
-        end = self.log.now()
-        got: Event | None = seen.checkout or seen.timeout
-        checkin: Event | None = seen.checkin
-        record = RequestRecord(
-            worker=worker,
-            index=index,
-            thread=threading.current_thread().name,
-            start=start,
-            latency_s=end - start,
-            queued_s=begun - start,
-            wait_s=got.wait_s if got is not None else math.nan,
-            held_s=checkin.duration_s if checkin is not None else math.nan,
-            hold_s=hold_s,
-            conn=seen.checkout.conn if seen.checkout is not None else 0,
-            seq=got.seq if got is not None else -1,
-            ok=ok,
-            error_type=error_type,
-            error_message=error_message,
-        )
+    def row_name(self, worker: int, index: int) -> str:
+        """The ``User.username`` a request inserts: the run's prefix, so clean-up finds its rows."""
+        return f"{self.prefix}{worker}-{index}"
+
+    def track(self, worker: int, index: int, hold_s: float, arrived: float | None = None) -> Tracked:
+        """A block that runs one request: ``with run.track(...) as request: ...``, then ``request.record``."""
+        return Tracked(self, worker, index, hold_s, arrived)
+
+    def finish(self, record: RequestRecord) -> None:
+        """Keep ``record`` and report progress; never two progress calls at once, and ``done`` only grows."""
         with self._lock:
             self.records.append(record)
-            self.done += 1
-            done = self.done
-            self._report(done)
-        return record
-
-    def _report(self, done: int) -> None:
-        # Called under self._lock so progress callbacks never overlap and `done` only grows.
-        if self.progress is None:
-            return
-        try:
-            self.progress(done, self.total)
-        except Exception:
-            logger.exception("poolviz progress callback raised; the run carries on")
-
-    def hold(self, seconds: float) -> None:
-        """Hold the checked-out connection for ``seconds``, sleeping on the server where possible."""
-        if seconds <= 0:
-            return
-        if self.hold_sql is not None:
-            self.db.execute_sql(self.hold_sql, (seconds,))
-        else:
-            time.sleep(seconds)
+            if self.progress is None:
+                return
+            try:
+                self.progress(len(self.records), self.total)
+            except Exception:
+                if not self._progress_failed:
+                    self._progress_failed = True
+                    logger.exception("poolviz progress callback raised; the run carries on (logged once)")
 
     @property
     def hold_method(self) -> str:
-        return self.hold_sql or CLIENT_SLEEP
+        return self.hold_sql or self.client_sleep
 
-    def setup(self) -> None:
-        """Create the User table if missing; close the connection that took, if it was a new one."""
-        before = _next_seq(self.log)
-        ensure_schema(self.db)
-        if any(e.kind == "connect" for e in self.log.since(before)):
-            # A fresh pool: leave it empty again so the trace shows it growing.
-            self.db.close_idle()
+    @contextmanager
+    def watch(self) -> Iterator[Window]:
+        """Listen for the block's events and note the part of the log (and the time) it covers."""
+        window = Window(next_seq(self.log), time.perf_counter())
+        with self.log.subscribe(self.listen):
+            yield window
+        window.elapsed_s = time.perf_counter() - window.began
+        window.last_seq = next_seq(self.log) - 1
 
-    def cleanup(self) -> None:
-        """Delete the rows this run created; a failure here is logged, not raised."""
-        try:
-            with _connection(self.db):
-                self.model.delete().where(self.model.username.startswith(self.prefix)).execute()
-        except Exception as exc:
-            logger.warning("poolviz could not delete the run's User rows: %s", exc)
-
-    def frame(self, first_seq: int, last_seq: int) -> pd.DataFrame:
+    def result(
+        self, mode: str, settings: dict[str, Any], window: Window, stopped: bool, abandoned: int
+    ) -> WorkloadResult:
+        """The run's result: its records by start time and the events of ``window``."""
         frame = self.log.to_frame()
-        window = frame[(frame["seq"] >= first_seq) & (frame["seq"] <= last_seq)].reset_index(drop=True)
-        window.attrs = dict(frame.attrs)
-        return window
+        events = frame[(frame["seq"] >= window.first_seq) & (frame["seq"] <= window.last_seq)]
+        events = events.reset_index(drop=True)
+        events.attrs = dict(frame.attrs)
+        return WorkloadResult(
+            mode=mode,
+            records=sorted(self.records, key=lambda r: (r.start, r.worker, r.index)),
+            elapsed_s=window.elapsed_s,
+            events=events,
+            settings=settings,
+            hold_method=self.hold_method,
+            stopped=stopped,
+            abandoned=abandoned,
+            row_prefix=self.prefix,
+        )
+
+
+class Tracked:
+    """One request in progress: links the caller's pool events to it and records it when the block ends.
+
+    An ``Exception`` raised in the block is recorded on the request and
+    swallowed (the run goes on); ``KeyboardInterrupt`` and the like propagate.
+    """
+
+    def __init__(self, run: Run, worker: int, index: int, hold_s: float, arrived: float | None) -> None:
+        self.run = run
+        self.worker, self.index, self.hold_s, self.arrived = worker, index, hold_s, arrived
+        self.seen: dict[str, Event] = {}
+        self.record: RequestRecord  # set when the block ends
+        self._token: contextvars.Token[dict[str, Event] | None] | None = None
+        self._begun = 0.0
+
+    def __enter__(self) -> Tracked:
+        self._token = _seen.set(self.seen)
+        self._begun = self.run.log.now()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _tb: TracebackType | None
+    ) -> bool:
+        end = self.run.log.now()
+        if self._token is not None:
+            _seen.reset(self._token)
+        if error is not None and not isinstance(error, Exception):
+            return False
+        start = self._begun if self.arrived is None else self.arrived
+        times = (start, self._begun, end)
+        self.record = request_record(self.worker, self.index, caller_name(), times, self.hold_s, self.seen, error)
+        self.run.finish(self.record)
+        return True
+
+
+def cleanup_failed(prefix: str, exc: BaseException) -> None:
+    """The one policy for a failed clean-up (threads, tasks, processes): a warning naming the rows left, no raise."""
+    logger.warning(
+        "poolviz could not delete the run's User rows (username LIKE '%s%%'): %s",
+        prefix,
+        mask_text(" ".join(str(exc).split())),
+    )
+
+
+def user_work(model: Any, name: str) -> None:
+    """A request's work with the tutorial's ``User``: insert one row named ``name`` and read it back."""
+    model.insert(username=name).execute()
+    list(model.select().where(model.username == name))
+
+
+def delete_rows(model: Any, prefix: str) -> None:
+    """Delete the ``User`` rows whose name starts with ``prefix`` (a run's rows); needs a connection."""
+    model.delete().where(model.username.startswith(prefix)).execute()
 
 
 def ensure_schema(db: Any) -> None:
     """Create the tutorial's ``User`` table through ``db`` if it does not exist yet."""
     try:
-        with _connection(db):
+        with connection(db):
             user_model(db).create_table(safe=True)
     except DatabaseError:
         # Another process created it at the same moment: fine if it is there now.
-        with _connection(db):
+        with connection(db):
             if not db.table_exists(User._meta.table_name):
                 raise
 
 
 @contextmanager
-def _connection(db: Any) -> Iterator[None]:
+def connection(db: Any) -> Iterator[None]:
     """A connection for this thread: its open one if it has one (left open), else one from the pool."""
     if not db.is_closed():
         yield
@@ -186,55 +280,6 @@ def _connection(db: Any) -> Iterator[None]:
         yield
 
 
-def _next_seq(log: Any) -> int:
+def next_seq(log: Any) -> int:
+    """The ``seq`` the log's next event will get."""
     return log.last.seq + 1 if log.last is not None else 0
-
-
-def join_all(threads: list[threading.Thread], stop: threading.Event) -> None:
-    """Join every thread; on an interrupt, ask them to stop and still join them before re-raising."""
-    try:
-        for thread in threads:
-            thread.join()
-    except BaseException:
-        stop.set()
-        for thread in threads:
-            thread.join()
-        raise
-
-
-def execute(
-    db: Any,
-    mode: str,
-    settings: dict[str, Any],
-    stop: threading.Event,
-    setup: bool,
-    cleanup: bool,
-    progress: Progress | None,
-    total: int | None,
-    body: Callable[[Run], int],
-) -> WorkloadResult:
-    """The frame around both loops: set up, listen, run ``body``, collect the result."""
-    run = Run(db, progress, total)
-    if setup:
-        run.setup()
-    first_seq = _next_seq(db.events)
-    began = time.perf_counter()
-    with db.events.subscribe(run.listen):
-        abandoned = body(run)
-    stopped = stop.is_set()
-    elapsed = time.perf_counter() - began
-    last_seq = _next_seq(db.events) - 1
-    if cleanup:
-        run.cleanup()
-    records = sorted(run.records, key=lambda r: (r.start, r.worker, r.index))
-    return WorkloadResult(
-        mode=mode,
-        records=records,
-        elapsed_s=elapsed,
-        events=run.frame(first_seq, last_seq),
-        settings=settings,
-        hold_method=run.hold_method,
-        stopped=stopped,
-        abandoned=abandoned,
-        row_prefix=run.prefix,
-    )
