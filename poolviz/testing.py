@@ -31,7 +31,7 @@ from typing import Any
 
 import playhouse.pool
 from peewee import Database
-from playhouse.pool import PooledDatabase
+from playhouse.pool import PooledDatabase, PooledSqliteDatabase
 
 from .events import CLOSE_REASONS, FIELDS, Event, EventLog
 from .pools.peewee import Instrumented
@@ -135,6 +135,11 @@ class FakeClock:
         if self._real is not None:
             playhouse.pool.time = self._real
             self._real = None
+
+
+def plain_sqlite_pool(path: str | os.PathLike[str], **kwargs: Any) -> PooledSqliteDatabase:
+    """peewee's own pooled SQLite (no poolviz events) on ``path``, usable from any thread."""
+    return PooledSqliteDatabase(str(path), check_same_thread=False, **kwargs)
 
 
 def run_threads(threads: list[threading.Thread], timeout: float = 60.0) -> None:

@@ -20,10 +20,7 @@ from playhouse.pool import MaxConnectionsExceeded, PooledDatabase, PooledSqliteD
 from playhouse.pwasyncio import AsyncDatabaseMixin
 
 from poolviz.servers import roles
-
-
-def sqlite_pool(tmp_path: Any, **kwargs: Any) -> PooledSqliteDatabase:
-    return PooledSqliteDatabase(str(tmp_path / "cheat.db"), check_same_thread=False, **kwargs)
+from poolviz.testing import plain_sqlite_pool
 
 
 class Holder:
@@ -72,7 +69,7 @@ def test_asyncio_pool_defaults_are_ten_connections_and_a_ten_second_acquire_time
 
 def test_max_connections_exceeded_is_a_value_error_not_an_operational_error(tmp_path: Any) -> None:
     """A full threaded pool raises MaxConnectionsExceeded, which `except peewee.OperationalError` does not catch."""
-    db = sqlite_pool(tmp_path, max_connections=1)
+    db = plain_sqlite_pool(tmp_path / "cheat.db", max_connections=1)
     holder = Holder(db)
     try:
         with pytest.raises(MaxConnectionsExceeded) as info:
@@ -111,7 +108,7 @@ def test_what_each_closing_method_does_to_a_holders_next_query(
     tmp_path: Any, method: Callable[[Any], Any], counts: tuple[int, int], holder_ok: bool
 ) -> None:
     """close_idle and dispose leave another thread's connection working; close_stale and close_all break it."""
-    db = sqlite_pool(tmp_path, max_connections=4)
+    db = plain_sqlite_pool(tmp_path / "cheat.db", max_connections=4)
     holder = _setup(db)
     method(db)
     assert _counts(db) == counts
@@ -125,7 +122,7 @@ def test_what_each_closing_method_does_to_a_holders_next_query(
 
 def test_dispose_leaves_the_forgotten_connections_open(tmp_path: Any) -> None:
     """dispose() closes nothing: the idle connection it forgot still answers a query."""
-    db = sqlite_pool(tmp_path, max_connections=2)
+    db = plain_sqlite_pool(tmp_path / "cheat.db", max_connections=2)
     with db.connection_context():
         idle = db.connection()
     db.dispose()
@@ -136,7 +133,7 @@ def test_dispose_leaves_the_forgotten_connections_open(tmp_path: Any) -> None:
 
 def test_close_returns_the_callers_connection_and_manual_close_closes_it(tmp_path: Any) -> None:
     """db.close() puts the caller's connection back idle; manual_close() closes it, freeing its slot."""
-    db = sqlite_pool(tmp_path, max_connections=4)
+    db = plain_sqlite_pool(tmp_path / "cheat.db", max_connections=4)
     holder = _setup(db)
     db.connect()
     db.close()

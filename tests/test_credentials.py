@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +22,8 @@ import pytest
 
 import poolviz
 from poolviz import servers
+from poolviz.testing import poolviz_cli
 
-ROOT = Path(__file__).resolve().parent.parent
 FRAGMENTS = ("7f3a9", "zebra")  # in every password below; finding either is a leak
 
 
@@ -129,20 +126,6 @@ class Exposure:
     def assert_no_leak(self, password: str) -> None:
         leaks = self.leaks(password)
         assert not leaks, f"the password shows in {len(leaks)} places:\n" + "\n".join(leaks)
-
-
-def poolviz_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m poolviz ARGS`` in a subprocess, output captured."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "poolviz", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def exercise_in_process(

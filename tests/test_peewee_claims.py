@@ -17,14 +17,10 @@ from urllib.parse import urlparse
 import pytest
 from peewee import MySQLDatabase, OperationalError
 from playhouse.db_url import parseresult_to_dict
-from playhouse.pool import MaxConnectionsExceeded, PooledDatabase, PooledMySQLDatabase, PooledSqliteDatabase
+from playhouse.pool import MaxConnectionsExceeded, PooledDatabase, PooledMySQLDatabase
 
 from poolviz.servers import faults
-from poolviz.testing import FakeClock, FakeConnection, FakePooledDatabase
-
-
-def sqlite_pool(tmp_path: Any, **kwargs: Any) -> PooledSqliteDatabase:
-    return PooledSqliteDatabase(str(tmp_path / "claims.db"), check_same_thread=False, **kwargs)
+from poolviz.testing import FakeClock, FakeConnection, FakePooledDatabase, plain_sqlite_pool
 
 
 def server_params(url: str) -> tuple[str, dict[str, Any]]:
@@ -156,7 +152,7 @@ def test_oldest_idle_connection_is_handed_out_first(clock: FakeClock) -> None:
 
 def test_autoconnect_holds_the_connection_until_close(tmp_path: Any) -> None:
     """The first query checks a connection out and the thread keeps it, across queries, until db.close()."""
-    db = sqlite_pool(tmp_path, max_connections=2)
+    db = plain_sqlite_pool(tmp_path / "claims.db", max_connections=2)
     db.execute_sql("SELECT 1")
     conn = db.connection()
     db.execute_sql("SELECT 2")
@@ -169,7 +165,7 @@ def test_autoconnect_holds_the_connection_until_close(tmp_path: Any) -> None:
 
 def test_connection_context_and_with_db_check_out_only_for_the_block(tmp_path: Any) -> None:
     """connection_context() and `with db:` check a connection out for the block and back in after it."""
-    db = sqlite_pool(tmp_path, max_connections=2)
+    db = plain_sqlite_pool(tmp_path / "claims.db", max_connections=2)
     for block in (db.connection_context(), db):
         with block:
             db.execute_sql("SELECT 1")
@@ -193,7 +189,7 @@ def test_close_returns_the_connection_to_the_pool_still_open() -> None:
 
 def test_thread_that_dies_holding_a_connection_keeps_its_slot(tmp_path: Any) -> None:
     """A thread that exits without closing leaves its connection checked out: peewee never takes it back."""
-    db = sqlite_pool(tmp_path, max_connections=1)
+    db = plain_sqlite_pool(tmp_path / "claims.db", max_connections=1)
     worker = threading.Thread(target=lambda: db.execute_sql("SELECT 1"), name="forgetful")
     worker.start()
     worker.join(10)
@@ -207,7 +203,7 @@ def test_thread_that_dies_holding_a_connection_keeps_its_slot(tmp_path: Any) -> 
 
 def test_open_transaction_is_rolled_back_at_checkin(tmp_path: Any) -> None:
     """A transaction left open when the connection is returned is rolled back, not committed."""
-    db = sqlite_pool(tmp_path, max_connections=1)
+    db = plain_sqlite_pool(tmp_path / "claims.db", max_connections=1)
     db.execute_sql("CREATE TABLE t (x INTEGER)")
     db.execute_sql("BEGIN")
     db.execute_sql("INSERT INTO t VALUES (1)")

@@ -15,11 +15,9 @@ from poolviz.data.traces import load_events, save_events
 from poolviz.events.merge import PROCESS_COLUMNS, MergedEventLog
 from poolviz.plots import processes as process_plots
 from poolviz.servers.view import SAMPLE_COLUMNS
+from poolviz.testing import raw
 
-
-def raw(seq: int, t: float, kind: str, conn: int, in_use: int, idle: int, wait: float = 0.0) -> tuple:
-    message = "(1226, \"User 'poolviz_limited' has exceeded the 'max_user_connections' resource\")"
-    return (seq, t, kind, conn, "worker-0", wait, 0.0, False, "", message if kind == "error" else "", in_use, idle, 0)
+LIMIT_MESSAGE = "(1226, \"User 'poolviz_limited' has exceeded the 'max_user_connections' resource\")"
 
 
 def merged() -> pd.DataFrame:
@@ -29,13 +27,13 @@ def merged() -> pd.DataFrame:
         raw(0, 0.01, "connect", 1, 0, 0),
         raw(1, 0.01, "checkout", 1, 1, 0),
         raw(2, 0.05, "checkin", 1, 0, 1),
-        raw(3, 0.06, "checkout", 1, 1, 0, wait=0.02),
+        raw(3, 0.06, "checkout", 1, 1, 0, wait_s=0.02),
         raw(4, 0.09, "checkin", 1, 0, 1),
     ]
     one = [
         raw(0, 0.02, "connect", 1, 0, 0),
         raw(1, 0.02, "checkout", 1, 1, 0),
-        raw(2, 0.03, "error", 0, 1, 0),
+        raw(2, 0.03, "error", 0, 1, 0, message=LIMIT_MESSAGE),
         raw(3, 0.08, "checkin", 1, 0, 1),
     ]
     log.add(0, log.t0, zero, None)

