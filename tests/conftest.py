@@ -75,8 +75,23 @@ def pg_url() -> str:
     return _server_url("postgresql")
 
 
+@pytest.fixture(params=["mysql", "postgresql"])
+def server_url(request: pytest.FixtureRequest) -> str:
+    """Each server's (admin) URL in turn: MariaDB, then PostgreSQL."""
+    return str(request.getfixturevalue(SERVER_URL_FIXTURES[request.param]))
+
+
+@pytest.fixture
+def server_pool(server_url: str) -> Iterator[Any]:
+    """An instrumented pool of 2 on each server in turn, closed afterwards."""
+    db = poolviz.connect(server_url, max_connections=2)
+    yield db
+    db.close_all()
+
+
 BACKENDS = ["sqlite", "mysql", "postgresql", "psycopg3"]
-SERVER_FIXTURES = frozenset({"mysql_url", "pg_url"})
+SERVER_URL_FIXTURES = {"mysql": "mysql_url", "postgresql": "pg_url"}
+SERVER_FIXTURES = frozenset({*SERVER_URL_FIXTURES.values(), "server_url"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,18 +11,11 @@ import pytest
 
 import poolviz
 from poolviz import servers
+from poolviz.backends import backend_of_url
 from poolviz.servers import pgbouncer, roles
 from poolviz.servers.view import PGBOUNCER_APPLICATION, ServerSampler, server_count
 from poolviz.testing import wait_until
 from poolviz.workload.processes import run_processes, start_processes
-
-ADMIN = {"mysql": "mysql_url", "postgresql": "pg_url"}
-
-
-@pytest.fixture(params=["mysql", "postgresql"])
-def admin_url(request: pytest.FixtureRequest) -> str:
-    """The admin URL of each server in turn."""
-    return str(request.getfixturevalue(ADMIN[request.param]))
 
 
 @pytest.fixture(scope="session")
@@ -38,19 +31,19 @@ def bouncer_url(pg_url: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-def test_server_count_equals_the_sum_of_the_pools_once_they_settle(admin_url: str) -> None:
+def test_server_count_equals_the_sum_of_the_pools_once_they_settle(server_url: str) -> None:
     """After a 2-process run, the server's sessions for the run's role equal the pools' open connections."""
-    url = roles.ensure_role(admin_url, roles.APP_ROLE)
-    with ServerSampler(admin_url, user=roles.APP_ROLE, hz=10) as sampler:
+    url = roles.ensure_role(server_url, roles.APP_ROLE)
+    with ServerSampler(server_url, user=roles.APP_ROLE, hz=10) as sampler:
         run = start_processes(url, 2, 3, 3, 0.02, max_connections=3)
         result = run.wait(60, close=False)
         last = result.events.iloc[-1]
         held = last.in_use + last.idle
         assert held > 0
         wait_until(lambda: sampler.sample()["user_connections"] == held, what=f"the server counting {held} sessions")
-        assert server_count(admin_url, user=roles.APP_ROLE) == held
+        assert server_count(server_url, user=roles.APP_ROLE) == held
         run.close()
-    wait_until(lambda: server_count(admin_url, user=roles.APP_ROLE) == 0, what="the server counting no session")
+    wait_until(lambda: server_count(server_url, user=roles.APP_ROLE) == 0, what="the server counting no session")
     assert max(s["user_connections"] for s in sampler.samples) == held
     assert sampler.errors == 0
 
@@ -60,14 +53,14 @@ LIMIT_CODES = {"mysql": "1226", "postgresql": "53300"}
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-def test_breaking_the_sizing_rule_hits_the_per_user_limit_and_respecting_it_does_not(admin_url: str) -> None:
+def test_breaking_the_sizing_rule_hits_the_per_user_limit_and_respecting_it_does_not(server_url: str) -> None:
     """2 processes x pool 3 on a role limited to 4 sessions: error events with the server's code; 2 x 2: none."""
-    url = roles.ensure_role(admin_url, roles.LIMITED_ROLE, connection_limit=4)
+    url = roles.ensure_role(server_url, roles.LIMITED_ROLE, connection_limit=4)
     broken = run_processes(url, 2, 3, 1, 0.3, max_connections=3, timeout=5, wait_timeout=60)
     errors = broken.events[broken.events["kind"] == "error"]
     assert len(errors) > 0 and broken.requests_failed > 0
     codes = {roles.limit_error(m).code for m in errors["message"]}  # type: ignore[union-attr]
-    assert codes == {LIMIT_CODES["mysql" if admin_url.startswith("mysql") else "postgresql"]}
+    assert codes == {LIMIT_CODES[backend_of_url(server_url)]}
     assert "poolviz_limited:" not in " ".join(errors["message"])
     fits = run_processes(url, 2, 3, 1, 0.3, max_connections=2, timeout=5, wait_timeout=60)
     assert (fits.events["kind"] == "error").sum() == 0 and fits.requests_failed == 0
@@ -137,9 +130,9 @@ def test_an_unreachable_pgbouncer_is_named_with_how_to_start_it() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_a_connection_refused_by_a_per_user_limit_fails_at_once_without_waiting(admin_url: str) -> None:
+def test_a_connection_refused_by_a_per_user_limit_fails_at_once_without_waiting(server_url: str) -> None:
     """The server refuses a pool that is not full: the caller's error comes at once (not after timeout), logged."""
-    url = roles.ensure_role(admin_url, roles.LIMITED_ROLE, connection_limit=1)
+    url = roles.ensure_role(server_url, roles.LIMITED_ROLE, connection_limit=1)
     maintenance = poolviz.connect(url, max_connections=1)
     db = poolviz.connect(url, max_connections=2, timeout=10)
     try:
@@ -153,7 +146,7 @@ def test_a_connection_refused_by_a_per_user_limit_fails_at_once_without_waiting(
         maintenance.close_all()
         db.close_all()
     assert elapsed < 5.0, f"the refusal took {elapsed:.2f} s (the pool's timeout is 10 s)"
-    code = LIMIT_CODES["mysql" if admin_url.startswith("mysql") else "postgresql"]
+    code = LIMIT_CODES[backend_of_url(server_url)]
     assert getattr(roles.limit_error(str(refused.value)), "code", None) == code
     (error,) = [e for e in db.events if e.kind == "error"]
     assert getattr(roles.limit_error(error.message), "code", None) == code

@@ -9,7 +9,6 @@ waiters served in arrival order (tests/test_aio_claims_servers.py).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,28 +17,18 @@ import poolviz
 from poolviz.servers.forking import child_session, session_id
 from poolviz.testing import FakeClock
 
-SERVER_URL = {"mysql": "mysql_url", "postgresql": "pg_url"}
-
-
-@pytest.fixture(params=["mysql", "postgresql"])
-def pool(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """An instrumented pool of 2 on each server in turn."""
-    db = poolviz.connect(str(request.getfixturevalue(SERVER_URL[request.param])), max_connections=2)
-    yield db
-    db.close_all()
-
 
 @pytest.mark.timeout(60)
-def test_closing_the_pool_before_fork_gives_the_child_its_own_session_and_breaks_nothing(pool: Any) -> None:
+def test_closing_the_pool_before_fork_gives_the_child_its_own_session_and_breaks_nothing(server_pool: Any) -> None:
     """close_all() in the parent before fork: the child opens a new session; the parent finds nothing dead."""
-    with pool.connection_context():
-        before = session_id(pool)
-    pool.close_all()
-    in_child = child_session(pool, close_all=True)
-    with pool.connection_context():
-        after = session_id(pool)
+    with server_pool.connection_context():
+        before = session_id(server_pool)
+    server_pool.close_all()
+    in_child = child_session(server_pool, close_all=True)
+    with server_pool.connection_context():
+        after = session_id(server_pool)
     assert in_child != before and after not in (before, in_child)
-    reasons = pool.events.to_frame().query("kind == 'close'")["reason"].tolist()
+    reasons = server_pool.events.to_frame().query("kind == 'close'")["reason"].tolist()
     assert reasons == ["all"]
 
 
