@@ -1,20 +1,144 @@
-"""The asyncio workloads and `poolviz run` on a +asyncpool URL (SQLite; the servers are in test_aio_claims_servers)."""
+"""The asyncio workloads, the twins agreeing with the threaded ones, and `poolviz run` on a +asyncpool URL.
+
+SQLite only; the servers are in test_aio_claims_servers.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
+from types import ModuleType
+from typing import Any, NamedTuple
 
 import peewee
 import pytest
 
+import poolviz
+from poolviz.events import Event
 from poolviz.pools.peewee_asyncio import InstrumentedAsyncSqliteDatabase
-from poolviz.workload import WorkloadResult
+from poolviz.workload import RECORD_FIELDS, RequestRecord, WorkloadResult, asyncio_loops, loops
 from poolviz.workload.asyncio_loops import run_async_closed_loop, run_async_open_loop
+from poolviz.workload.run import request_record
 
 pytestmark = pytest.mark.timeout(60)
+
+
+class Twin(NamedTuple):
+    """One side of the twins: how to make its pool, run its closed and open loops, and the module it runs from."""
+
+    name: str
+    pool: Callable[[Path, int], Any]
+    closed: Callable[..., WorkloadResult]
+    open: Callable[..., WorkloadResult]
+    module: ModuleType
+    thread_prefix: str
+
+
+def _threaded_pool(folder: Path, size: int) -> Any:
+    return poolviz.connect(f"sqlite+pool:///{folder / 'twin.db'}", max_connections=size, timeout=10)
+
+
+def _asyncio_pool(folder: Path, size: int) -> Any:
+    return InstrumentedAsyncSqliteDatabase(str(folder / "twin.db"), pool_size=size)
+
+
+TWINS = [
+    Twin("threads", _threaded_pool, loops.run_closed_loop, loops.run_open_loop, loops, "worker-"),
+    Twin("asyncio", _asyncio_pool, run_async_closed_loop, run_async_open_loop, asyncio_loops, "task-"),
+]
+
+
+@pytest.fixture(params=TWINS, ids=[t.name for t in TWINS])
+def twin(request: pytest.FixtureRequest) -> Twin:
+    """Each test below runs once on threads and once on asyncio tasks."""
+    chosen: Twin = request.param
+    return chosen
+
+
+def test_both_twins_build_the_same_record_from_their_own_events(twin: Twin, tmp_path: Path) -> None:
+    """Threads and tasks fill all 14 fields alike: wait, connection and seq from the request's own checkout."""
+    result = twin.closed(twin.pool(tmp_path, 2), 3, 4, 0.001, 0.0, 7)
+    assert [f.name for f in fields(RequestRecord)] == list(RECORD_FIELDS) and len(RECORD_FIELDS) == 14
+    events = result.events.set_index("seq")
+    assert len(result.records) == 12
+    for record in result.records:
+        checkout = events.loc[record.seq]
+        assert (checkout["kind"], checkout["conn"], checkout["wait_s"]) == ("checkout", record.conn, record.wait_s)
+        assert checkout["thread"] == record.thread == f"{twin.thread_prefix}{record.worker}"
+        assert record.ok and (record.error_type, record.error_message) == ("", "")
+        assert record.queued_s == 0.0 and record.held_s >= record.hold_s == 0.001
+    assert result.row_prefix.startswith("pv-"), "both twins say which User rows they made"
+
+
+def test_both_twins_draw_the_same_hold_times_for_one_seed(tmp_path: Path) -> None:
+    """A closed loop of threads and one of tasks with the same seed give each (worker, request) the same hold."""
+    holds = []
+    for twin in TWINS:
+        result = twin.closed(twin.pool(tmp_path, 2), 3, 4, "exp:0.001", 0.0, 11)
+        holds.append({(r.worker, r.index): r.hold_s for r in result.records})
+    assert holds[0] == holds[1] and len(holds[0]) == 12
+
+
+def test_both_open_loops_send_the_same_arrivals_for_one_seed(tmp_path: Path) -> None:
+    """The thread and task open loops share one Poisson schedule: the same gaps and holds for the same seed."""
+    schedules = []
+    for twin, number in zip(TWINS, (lambda r: r.index, lambda r: r.worker), strict=True):
+        result = twin.open(twin.pool(tmp_path, 2), rate=400.0, requests=20, hold="exp:0.001", seed=3)
+        records = sorted(result.records, key=number)
+        assert [number(r) for r in records] == list(range(20))
+        schedules.append([(r.start - records[0].start, r.hold_s) for r in records])
+    for (gap_t, hold_t), (gap_a, hold_a) in zip(*schedules, strict=True):
+        assert math.isclose(gap_t, gap_a, abs_tol=1e-9) and hold_t == hold_a
+
+
+def test_a_raising_progress_callback_is_logged_once_by_both(
+    twin: Twin, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A progress callback that always raises costs one log record, with one message for both, and no request."""
+    calls = []
+
+    def progress(done: int, total: int | None) -> None:
+        calls.append(done)
+        raise RuntimeError("the bar broke")
+
+    with caplog.at_level(logging.ERROR, logger="poolviz.workload"):
+        result = twin.closed(twin.pool(tmp_path, 2), 2, 3, 0.0, 0.0, 0, None, progress)
+    assert result.requests_ok == 6 and calls == [1, 2, 3, 4, 5, 6]
+    logged = [r for r in caplog.records if r.name == "poolviz.workload"]
+    assert [r.getMessage() for r in logged] == ["poolviz progress callback raised; the run carries on (logged once)"]
+
+
+def test_a_failed_cleanup_is_logged_alike_by_both(
+    twin: Twin, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When deleting the run's rows fails, both twins return their result and log the same warning."""
+
+    def refuse(model: Any, prefix: str) -> None:
+        raise peewee.OperationalError("database is locked")
+
+    monkeypatch.setattr(twin.module, "delete_rows", refuse)
+    with caplog.at_level(logging.WARNING, logger="poolviz.workload"):
+        result = twin.closed(twin.pool(tmp_path, 1), 1, 2, 0.0)
+    assert result.requests_ok == 2
+    rows = f"username LIKE '{result.row_prefix}%'"
+    expected = f"poolviz could not delete the run's User rows ({rows}): database is locked"
+    assert [r.getMessage() for r in caplog.records if r.name == "poolviz.workload"] == [expected]
+
+
+def test_request_record_of_a_failed_request_masks_its_message_and_has_no_events() -> None:
+    """The one record builder: a timeout with no checkout has NaN hold, conn 0, seq -1 and a masked one-line error."""
+    timeout = Event(5, 1.0, "timeout", 0, "w", 0.25, 0.0, False, "", "", 1, 0, 0)
+    error = peewee.OperationalError("could not connect to\n postgresql://app:s3cret@db/x")
+    record = request_record(2, 3, "w", (0.5, 0.75, 1.25), 0.1, {"timeout": timeout}, error)
+    assert (record.latency_s, record.queued_s, record.wait_s, record.conn, record.seq) == (0.75, 0.25, 0.25, 0, 5)
+    assert math.isnan(record.held_s) and not record.ok and record.error_type == "OperationalError"
+    assert "s3cret" not in record.error_message and "\n" not in record.error_message
 
 
 def test_closed_loop_of_tasks_returns_the_threaded_loops_result(tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def test_closed_loop_records_are_complete_and_match_their_events(sqlite_pool: An
         assert checkout["wait_s"] == record.wait_s
         assert record.held_s >= record.hold_s
         assert record.latency_s >= record.wait_s
-        assert record.queued_s >= 0
+        assert record.queued_s == 0.0, "a closed loop's request begins when it arrives"
         assert 0.001 <= record.hold_s <= 0.003
     requests = result.requests_frame()
     assert len(requests) == 30
