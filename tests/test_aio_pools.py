@@ -29,6 +29,36 @@ def recorded(db: Any, kind: str, thread: str | None = None) -> int:
     return sum(1 for e in db.events.snapshot() if e.kind == kind and thread in (None, e.thread))
 
 
+class Holders:
+    """Tasks that each take a connection of ``db`` and hold it until :meth:`release`."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.released = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def hold(self) -> None:
+        await self.db.aconnect()
+        await self.released.wait()
+        await self.db.aclose()
+
+    def start(self, name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(self.hold(), name=name)
+        self.tasks.append(task)
+        return task
+
+    async def take_all(self, count: int = 2) -> None:
+        """Start ``count`` holders and return once each holds its connection."""
+        for i in range(count):
+            self.start(f"holder-{i}")
+        await wait_until_async(lambda: recorded(self.db, "checkout") == count, what=f"{count} connections held")
+
+    async def release(self) -> None:
+        """Let every holder give its connection back, and wait for them to finish."""
+        self.released.set()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
 def test_one_task_records_connects_checkout_checkin_and_close_all(db: Any) -> None:
     """A task's aconnect/aclose gives the pool's connects, one checkout, one checkin; close_pool closes each."""
 
@@ -101,18 +131,13 @@ def test_thread_column_names_the_task_and_checkin_names_the_holder(db: Any) -> N
 
 def test_exhausted_pool_records_wait_then_checkout_with_the_wait(db: Any) -> None:
     """A task finding every connection taken records `wait`, then `checkout` with how long it waited."""
-    release = asyncio.Event()
-
-    async def hold() -> None:
-        await db.aconnect()
-        await release.wait()
-        await db.aclose()
 
     async def main() -> None:
-        tasks = [asyncio.create_task(hold(), name=f"task-{i}") for i in range(3)]
+        holders = Holders(db)
+        for i in range(3):
+            holders.start(f"task-{i}")
         await wait_until_async(lambda: recorded(db, "wait"), what="the third task waiting")
-        release.set()
-        await asyncio.gather(*tasks)
+        await holders.release()
         await db.close_pool()
 
     asyncio.run(main())
@@ -125,22 +150,15 @@ def test_exhausted_pool_records_wait_then_checkout_with_the_wait(db: Any) -> Non
 
 def test_acquire_timeout_raises_peeweess_operational_error_and_records_timeout(db: Any) -> None:
     """acquire_timeout expiring raises peewee.OperationalError (not MaxConnectionsExceeded); a timeout is recorded."""
-    release = asyncio.Event()
-
-    async def hold() -> None:
-        await db.aconnect()
-        await release.wait()
-        await db.aclose()
 
     async def main() -> None:
-        holders = [asyncio.create_task(hold()) for _ in range(2)]
-        await wait_until_async(lambda: recorded(db, "checkout") == 2, what="both connections held")
+        holders = Holders(db)
+        await holders.take_all()
         with pytest.raises(
             peewee.OperationalError, match=r"Timed out acquiring connection from pool \(acquire_timeout=0.2\)"
         ):
             await db.aconnect()
-        release.set()
-        await asyncio.gather(*holders)
+        await holders.release()
         await db.close_pool()
 
     asyncio.run(main())
@@ -150,24 +168,17 @@ def test_acquire_timeout_raises_peeweess_operational_error_and_records_timeout(d
 
 def test_cancelled_waiter_records_timeout_cancelled_and_takes_nothing(db: Any) -> None:
     """A task cancelled while waiting leaves a `timeout` with reason `cancelled` and no connection taken."""
-    release = asyncio.Event()
-
-    async def hold() -> None:
-        await db.aconnect()
-        await release.wait()
-        await db.aclose()
 
     async def main() -> None:
-        holders = [asyncio.create_task(hold()) for _ in range(2)]
-        await wait_until_async(lambda: recorded(db, "checkout") == 2, what="both connections held")
-        waiter = asyncio.create_task(hold(), name="waiter")
+        holders = Holders(db)
+        await holders.take_all()
+        waiter = holders.start("waiter")
         await wait_until_async(lambda: recorded(db, "wait", "waiter"), what="the waiter waiting")
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
         assert db.driver_counts() == (2, 0)
-        release.set()
-        await asyncio.gather(*holders)
+        await holders.release()
         await db.close_pool()
 
     asyncio.run(main())
