@@ -27,15 +27,14 @@ import poolviz
 from poolviz.data import analysis
 from poolviz.data.frames import events_to_frame
 from poolviz.events import Event
-from poolviz.live.packing import EventPacker
+from poolviz.live.packing import EventPacker, wire_format
 from poolviz.live.shared import closed_loop_workers, frame_stats
-from poolviz.live.view import Shipper
+from poolviz.live.view import Shipper, esm_source
 from poolviz.testing import wait_until
 from poolviz.workload import WorkloadSpec
 
 pytest.importorskip("anywidget")
 
-VIEW_JS = Path(__file__).resolve().parent.parent / "poolviz" / "live" / "view.js"
 WORKERS, POOL, HOLD_MS = 8, 2, 40
 DEADLINE_S = 40.0
 STARVED_FOR_S = 1.2
@@ -130,7 +129,7 @@ import { readFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 const input = JSON.parse(readFileSync(0, "utf8"));
 const view = await import(pathToFileURL(input.view).href);
-const s = view.newStore();
+const s = view.newStore(input.wire);
 for (const batch of input.batches) {
   const buffers = batch.buffers.map((b) => {
     const raw = Buffer.from(b, "base64");
@@ -170,9 +169,11 @@ def run_view_js(batches: list[dict[str, Any]], queries: list[dict[str, Any]], tm
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: the view's arithmetic is checked in the browser test instead")
+    module = tmp_path / "view.mjs"
+    module.write_text(esm_source())
     runner = tmp_path / "runner.mjs"
     runner.write_text(NODE_RUNNER)
-    payload = json.dumps({"view": str(VIEW_JS), "batches": batches, "queries": queries})
+    payload = json.dumps({"view": str(module), "wire": wire_format(), "batches": batches, "queries": queries})
     done = subprocess.run([node, str(runner)], input=payload, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     answers: list[dict[str, Any]] = json.loads(done.stdout)
@@ -191,14 +192,14 @@ def test_view_js_counts_ongoing_waits_and_service_as_analysis_does_while_workers
         shipper.ship(force=True)
         with sink.lock:
             batches = list(sink.batches)
-        cursor = shipper.cursor
+        cursor = shipper.next_seq
     finally:
         shipper.stop()
     now = batches[-1]["header"]["now"]
     shipped = db.events.to_frame()
     shipped = shipped.loc[shipped["seq"] < cursor] if "seq" in shipped else shipped.iloc[:cursor]
     workers = closed_loop_workers(WORKERS)
-    # A cursor between two events well apart, so float32 offsets in the batches cannot move an event across it.
+    # A cursor between two events well apart, so microsecond times in the batches cannot move an event across it.
     times = shipped["t"].to_numpy()
     gap = next(k for k in range(len(times) // 2, len(times) - 1) if times[k + 1] - times[k] > 1e-3)
     middle = float(times[gap] + times[gap + 1]) / 2

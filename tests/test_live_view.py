@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import random
+import re
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,13 +17,13 @@ import numpy as np
 import pytest
 
 from poolviz.events import KINDS, Event, EventLog
-from poolviz.live.packing import BYTES_PER_EVENT, COLUMNS, EventPacker, unpack
-from poolviz.live.view import MAX_BATCH_HZ, Shipper
+from poolviz.live.packing import COLUMN_NAMES, UNIT_S, EventPacker, decode_columns, unpack, wire_format
+from poolviz.live.view import JS_DIR, JS_PARTS, MAX_BATCH_HZ, LiveView, Shipper, esm_source
 
 pytest.importorskip("anywidget")
 
 # numpy dtypes matching the JS typed arrays view.js builds from each buffer.
-JS_TYPES = {"f": "<f4", "B": "u1", "H": "<u2", "I": "<u4"}
+JS_TYPES = {"Uint8Array": "u1", "Uint16Array": "<u2", "Uint32Array": "<u4", "Float64Array": "<f8"}
 
 
 def event(seq: int, t: float, kind: str, conn: int = 1, thread: str = "w-1", **kw: Any) -> Event:
@@ -39,12 +45,27 @@ SAMPLE = [
     event(7, 0.0800, "leak", conn=2, thread="w-3", reason="held", duration_s=1.5),
 ]
 
+# A two-hour run: an idle gap of 80 minutes (more microseconds than a uint32 holds), a leak held that
+# long, a clock read that steps back 3 µs (a caller read the clock before it took the pool's lock),
+# and counts and a connection serial past 16 bits.
+LONG = [
+    event(0, 12.345678, "checkout", conn=70_000, wait_s=0.5, in_use=300, idle=70_000, waiting=2),
+    event(1, 12.345675, "checkin", conn=70_000, duration_s=1e-6),
+    event(2, 12.345675 + 4800.0, "leak", conn=70_001, reason="held", duration_s=4800.25),
+    event(3, 7200.000001, "checkout", conn=70_001, wait_s=4321.0, waiting=1),
+]
+
+
+def value_of(e: Event) -> float:
+    return e.wait_s if e.kind in ("checkout", "timeout") else e.duration_s
+
 
 def decode_like_js(header: dict[str, Any], buffers: list[bytes]) -> dict[str, np.ndarray]:
-    """Each buffer read as the typed array view.js makes of it (numpy frombuffer, little-endian)."""
+    """Each buffer read as the typed array the header names (numpy frombuffer, little-endian); zeros for no buffer."""
+    pending = iter(buffers)
     return {
-        name: np.frombuffer(raw, dtype=JS_TYPES[code])
-        for (name, code, _about), raw in zip(COLUMNS, buffers, strict=True)
+        name: np.zeros(header["n"], "u1") if js is None else np.frombuffer(next(pending), dtype=JS_TYPES[js])
+        for name, js in header["columns"]
     }
 
 
@@ -55,17 +76,75 @@ def test_packed_columns_decode_to_the_same_events_as_typed_arrays() -> None:
     threads = dict(header["threads"])
     reasons = {0: "", **dict(header["reasons"])}
     assert header["n"] == len(SAMPLE) and header["first_seq"] == 0
-    assert header["columns"] == [name for name, _code, _about in COLUMNS]
+    assert [name for name, _js in header["columns"]] == list(COLUMN_NAMES)
+    times = header["t_base"] + np.cumsum(cols["dt"].astype(np.int64) + header["dt_min"]) * header["unit_s"]
     for i, e in enumerate(SAMPLE):
-        assert header["t_base"] + float(cols["dt"][i]) == pytest.approx(e.t, abs=1e-6)
+        assert times[i] == pytest.approx(e.t, abs=UNIT_S / 2)
         assert KINDS[cols["kind"][i]] == e.kind
         assert threads[cols["thread"][i]] == e.thread
         assert reasons[cols["reason"][i]] == e.reason
         assert cols["conn"][i] == e.conn
-        wanted = e.wait_s if e.kind in ("checkout", "timeout") else e.duration_s
-        assert float(cols["value"][i]) == pytest.approx(wanted, rel=1e-6)
+        assert cols["value"][i] * UNIT_S == pytest.approx(value_of(e), abs=UNIT_S / 2)
         assert (cols["in_use"][i], cols["idle"][i], cols["waiting"][i]) == (e.in_use, e.idle, e.waiting)
-    assert sum(len(b) for b in buffers) == BYTES_PER_EVENT * len(SAMPLE)
+
+
+def test_each_column_travels_in_the_narrowest_array_and_a_column_of_zeros_not_at_all() -> None:
+    """Small numbers go as Uint8Array, 20 ms steps as Uint16Array; a column of zeros goes as no buffer."""
+    quiet = [event(i, 0.02 * i, "checkout" if i % 2 else "checkin", conn=1 + i % 3, in_use=i % 3) for i in range(50)]
+    header, buffers = EventPacker().pack(quiet)
+    arrays = dict(header["columns"])
+    assert arrays["dt"] == "Uint16Array" and arrays["kind"] == arrays["conn"] == arrays["in_use"] == "Uint8Array"
+    # One thread (id 0), no reasons, no waits or hold times, nothing idle or waiting: zeros, sent as no buffer.
+    assert [name for name, js in arrays.items() if js is None] == ["reason", "thread", "value", "idle", "waiting"]
+    assert len(buffers) == 4
+    assert sum(len(b) for b in buffers) == 50 * (2 + 1 + 1 + 1)
+
+
+def busy_batch(n: int = 2000) -> list[Event]:
+    """A tenth of a second of a busy pool: 8 workers on 4 connections, holds of a few ms, some waits."""
+    rng = random.Random(7)
+    events, t = [], 100.0
+    for i in range(n):
+        t += rng.expovariate(1 / 50e-6)
+        kind = ("checkout", "checkin", "wait")[i % 3]
+        wait = rng.expovariate(1 / 2e-3) if kind == "checkout" else 0.0
+        hold = rng.expovariate(1 / 5e-3) if kind == "checkin" else 0.0
+        events.append(
+            event(
+                i,
+                t,
+                kind,
+                conn=1 + i % 4,
+                thread=f"w-{i % 8}",
+                wait_s=wait,
+                duration_s=hold,
+                in_use=i % 5,
+                waiting=i % 4,
+            )
+        )
+    return events
+
+
+def test_a_busy_batch_costs_about_twelve_bytes_an_event_where_it_cost_22() -> None:
+    """Microsecond steps and narrow columns: a busy tenth of a second packs in at most 12 bytes an event."""
+    events = busy_batch()
+    _header, buffers = EventPacker().pack(events)
+    per_event = sum(len(b) for b in buffers) / len(events)
+    assert per_event <= 12, per_event
+
+
+def test_a_long_run_with_steps_back_decodes_exactly_to_the_microsecond() -> None:
+    """An 80-minute gap and leak, a clock stepping back 3 µs, 17-bit counts: every time and value within 0.5 µs."""
+    header, buffers = EventPacker().pack(LONG)
+    arrays = dict(header["columns"])
+    assert header["dt_min"] == -3 and arrays["dt"] == "Float64Array" and arrays["value"] == "Float64Array"
+    assert arrays["conn"] == arrays["idle"] == "Uint32Array"
+    got = unpack(header, buffers, {}, {})
+    for g, e in zip(got, LONG, strict=True):
+        assert abs(g["t"] - e.t) <= UNIT_S / 2 + 1e-9, (g["t"], e.t)
+        assert abs(g["value"] - value_of(e)) <= UNIT_S / 2 + 1e-9
+        assert (g["conn"], g["in_use"], g["idle"], g["waiting"]) == (e.conn, e.in_use, e.idle, e.waiting)
+    assert [g["t"] for g in got][:2] == sorted([g["t"] for g in got][:2], reverse=True)  # the step back kept
 
 
 def test_names_travel_once_per_view() -> None:
@@ -93,6 +172,115 @@ def test_unpack_is_the_inverse_of_pack_across_batches() -> None:
     assert [(g["kind"], g["thread"], g["reason"], g["conn"]) for g in got] == [
         (e.kind, e.thread, e.reason, e.conn) for e in SAMPLE
     ]
+
+
+def test_decode_columns_refuses_a_buffer_the_header_does_not_name() -> None:
+    """An extra buffer means header and buffers disagree: an error, not a silent shift of every column."""
+    header, buffers = EventPacker().pack(SAMPLE)
+    with pytest.raises(ValueError, match="more buffers"):
+        decode_columns(header, [*buffers, b"\x00" * len(SAMPLE)])
+
+
+NODE_DECODE = """
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+const input = JSON.parse(readFileSync(0, "utf8"));
+const view = await import(pathToFileURL(input.module).href);
+const s = view.newStore(input.wire);
+for (const batch of input.batches) {
+  const buffers = batch.buffers.map((b) => {
+    const raw = Buffer.from(b, "base64");
+    return new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  });
+  view.ingest(s, batch.header, buffers);
+}
+const c = s.cols, out = [];
+for (let i = 0; i < s.n; i++) {
+  out.push({ t: c.t[i], kind: input.wire.kinds[c.kind[i]], thread: s.threads[c.thread[i]],
+    reason: s.reasons[c.reason[i]], conn: c.conn[i], value: c.value[i], in_use: c.in_use[i], idle: c.idle[i],
+    waiting: c.waiting[i] });
+}
+process.stdout.write(JSON.stringify({ events: out, totals: s.totals, lanes: s.laneCount }));
+"""
+
+
+def run_node(script: str, payload: dict[str, Any], tmp_path: Path) -> Any:
+    """Run ``script`` in node with the view's ES module written to a file (its path in ``payload['module']``)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the view's decoding is checked in the browser tests instead")
+    module = tmp_path / "view.mjs"
+    module.write_text(esm_source())
+    runner = tmp_path / "runner.mjs"
+    runner.write_text(script)
+    done = subprocess.run(
+        [node, str(runner)],
+        input=json.dumps({**payload, "module": str(module)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_browser_decodes_batches_exactly_as_unpack_does(tmp_path: Path) -> None:
+    """view.js's ingest (run in node) gives the same times, values, names and counts as unpack, to the bit."""
+    packer = EventPacker()
+    threads: dict[int, str] = {}
+    reasons: dict[int, str] = {}
+    batches, expected = [], []
+    for part in (SAMPLE[:3], SAMPLE[3:], [], busy_batch(300), LONG):
+        header, buffers = packer.pack(part)
+        header.update(type="events", now=part[-1].t if part else 0.0, lost=0, dropped=0)
+        batches.append({"header": header, "buffers": [base64.b64encode(b).decode() for b in buffers]})
+        expected += unpack(header, buffers, threads, reasons)
+    out = run_node(NODE_DECODE, {"wire": wire_format(), "batches": batches}, tmp_path)
+    assert len(out["events"]) == len(expected)
+    for got, want in zip(out["events"], expected, strict=True):
+        assert got == want
+    assert out["totals"]["checkouts"] == sum(e["kind"] == "checkout" for e in expected)
+
+
+def js_sources() -> dict[str, str]:
+    return {name: (JS_DIR / name).read_text() for name in JS_PARTS}
+
+
+def test_the_view_uses_the_kinds_and_columns_python_sends_and_holds_no_copy() -> None:
+    """Every kind view.js names (K.<kind>) and column it reads (col.<name>) exists in Python; no kind list in JS."""
+    source = esm_source()
+    named_kinds = set(re.findall(r"\bK\.(\w+)", source))
+    assert named_kinds and named_kinds <= set(KINDS), named_kinds - set(KINDS)
+    read_columns = set(re.findall(r"\bcol\.(\w+)", source))
+    assert read_columns == set(COLUMN_NAMES), read_columns ^ set(COLUMN_NAMES)
+    for kind in KINDS:
+        assert f'"{kind}"' not in source, f"view.js spells the kind {kind!r}: it must come from the wire format"
+    assert wire_format() == {"kinds": list(KINDS), "columns": list(COLUMN_NAMES), "unit_s": UNIT_S}
+
+
+def test_the_wire_format_goes_to_the_browser_as_a_trait_and_with_every_reset() -> None:
+    """LiveView.wire is the packing module's wire format, and reset() sends it again."""
+    view = LiveView()
+    sent: list[dict[str, Any]] = []
+    view.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    assert view.wire == wire_format()
+    assert "wire" in view.keys
+    view.reset(4)
+    assert sent == [{"type": "reset", "max_connections": 4, "wire": wire_format()}]
+
+
+def test_the_view_source_stays_in_small_files_of_small_functions() -> None:
+    """No JS file over 600 lines, no top-level JS function over 80; the module is the files joined in order."""
+    sources = js_sources()
+    for name, text in sources.items():
+        lines = text.splitlines()
+        assert len(lines) <= 600, (name, len(lines))
+        starts = [i for i, line in enumerate(lines) if re.match(r"(export default )?\{|function \w+", line)]
+        for i in starts:
+            end = next(j for j in range(i, len(lines)) if lines[j].startswith("}"))
+            assert end - i + 1 <= 80, (name, lines[i], end - i + 1)
+    assert all(text in esm_source() for text in sources.values())
+    assert [name for name, text in sources.items() if "export " in text] == [JS_PARTS[-1]]
 
 
 def record(log: EventLog, n: int, kind: str = "checkout") -> None:

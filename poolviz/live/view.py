@@ -1,12 +1,24 @@
-"""The live view: an anywidget drawn by ``view.js`` on a canvas, fed with packed event batches.
+"""The live view: an anywidget drawn in the browser on a canvas, fed with packed event batches.
 
 Python never draws here. A :class:`Shipper` thread reads what is new in an
-:class:`~poolviz.events.EventLog` with ``since(cursor)`` at most
-:data:`MAX_BATCH_HZ` times a second, packs it (:mod:`poolviz.live.packing`)
-and sends it as one comm message with binary buffers; jupyter_server drops
-IOPub messages above about 1,000 a second, so events are never sent one by
-one. Each batch carries the kernel clock (``now``), so the browser's time
-axis moves with the pool's even between batches.
+:class:`~poolviz.events.EventLog` through a log cursor (``cursor.read()``) at
+most :data:`MAX_BATCH_HZ` times a second, packs it
+(:mod:`poolviz.live.packing`) and sends it as one comm message with binary
+buffers; jupyter_server drops IOPub messages above about 1,000 a second, so
+events are never sent one by one. Each batch carries the kernel clock
+(``now``), so the browser's time axis moves with the pool's even between
+batches.
+
+The browser side is one ES module (anywidget loads a single module string),
+kept as several files in ``poolviz/live/js/`` by what they do and joined here
+in the fixed order of :data:`JS_PARTS`: ``theme.js`` (colours from
+JupyterLab's CSS variables), ``store.js`` (decoding batches into a bounded
+window), ``numbers.js`` (the figures shown), ``timeline.js`` (the timeline
+panel and the hover crosshair), ``panels.js`` (occupancy, the waits
+histogram, per-worker service, the strip of numbers) and ``render.js`` (the
+DOM, the layout and a frame loop that sleeps while nothing changes; its
+exports). The files are plain script fragments without imports: each uses
+the functions of the files before it, and only the last one exports.
 """
 
 from __future__ import annotations
@@ -16,19 +28,26 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anywidget
 import traitlets
 
 from .. import checks
 from ..events import Event, EventLog
-from .packing import EventPacker
+from .packing import EventPacker, wire_format
 
 logger = logging.getLogger("poolviz.live")
 
 MAX_BATCH_HZ = 10.0
-Send = Callable[[dict[str, Any], list[bytes]], None]
+JS_DIR = Path(__file__).parent / "js"
+#: The view's source files, in the order they are joined into its one ES module.
+JS_PARTS = ("theme.js", "store.js", "numbers.js", "timeline.js", "panels.js", "render.js")
+
+
+def esm_source() -> str:
+    """The view's ES module: the files of :data:`JS_PARTS` joined in order, each under a comment naming it."""
+    return "\n".join(f"// ---- poolviz/live/js/{name} ----\n{(JS_DIR / name).read_text()}" for name in JS_PARTS)
 
 
 class LiveView(anywidget.AnyWidget):
@@ -46,10 +65,17 @@ class LiveView(anywidget.AnyWidget):
     empty means every thread that asked the pool. The browser puts the same
     numbers on the view's ``data-`` attributes (``data-waiting``,
     ``data-oldest-wait-ms``, ``data-wait-p50-ms`` ... ``data-checkouts-min``,
-    ``data-checkouts-max``, ``data-starved``, ``data-longest-wait-ms``) for tests.
+    ``data-checkouts-max``, ``data-starved``, ``data-longest-wait-ms``) for tests,
+    and what its frame loop does (``data-frames`` drawn, ``data-ticks`` run,
+    ``data-sleeping``) and which palette it drew with (``data-theme``,
+    ``data-bg``, ``data-fg``).
+
+    ``wire`` tells the browser how to decode batches (the kinds, the column
+    names, the time unit: :func:`poolviz.live.packing.wire_format`); it is
+    sent again with every reset.
     """
 
-    _esm = Path(__file__).parent / "view.js"
+    _esm = esm_source()
     max_fps = traitlets.Float(30.0).tag(sync=True)
     window_s = traitlets.Float(10.0).tag(sync=True)
     paused = traitlets.Bool(False).tag(sync=True)
@@ -59,6 +85,7 @@ class LiveView(anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
     height = traitlets.Int(520).tag(sync=True)
     workers = traitlets.List(traitlets.Unicode(), default_value=[]).tag(sync=True)
+    wire = traitlets.Dict(default_value=wire_format()).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs["max_fps"] = checks.number("max_fps", kwargs.get("max_fps", 30.0), positive=True)
@@ -102,7 +129,7 @@ class LiveView(anywidget.AnyWidget):
         with self._send_lock:
             self.packer.reset()
             self.max_connections = max_connections
-            self.send({"type": "reset", "max_connections": max_connections})
+            self.send({"type": "reset", "max_connections": max_connections, "wire": self.wire})
 
     def mark_resize(self, t: float, old: int, new: int) -> None:
         """Show a change of the pool's limit at time ``t``."""
@@ -114,37 +141,49 @@ class LiveView(anywidget.AnyWidget):
         self.send({"type": "end", "t": t})
 
 
+class Send(Protocol):
+    """What a :class:`Shipper` calls with each batch (:meth:`LiveView.send_batch` is one)."""
+
+    def __call__(self, events: Sequence[Event], *, now: float, lost: int, dropped: int) -> None: ...
+
+
 class Shipper:
     """A background thread that sends an EventLog's new events to ``send`` in batches, at most ``hz`` a second.
 
-    ``send(header, buffers)`` gets what :class:`~poolviz.live.packing.EventPacker`
-    makes plus ``now`` (the log's clock), ``lost`` (events the log dropped
-    between two reads: never sent, and counted here so the view can say so)
-    and ``dropped`` (the log's own count). A batch is sent when there are new
-    events, or every second to keep the clock moving. :meth:`stop` sends
-    what is left, so no event is lost at the end.
+    It reads the log through one cursor (:meth:`EventLog.cursor`) from
+    ``start_seq`` on and calls ``send(events, now=..., lost=..., dropped=...)``
+    (see :class:`Send`) with the events new since the last batch (oldest
+    first; :meth:`LiveView.send_batch` packs them), ``now`` (the log's
+    clock), ``lost`` (events the log dropped before this shipper read them:
+    never sent, counted so the view can say so) and ``dropped`` (the log's
+    own count). A batch is sent when there are new events, or every second
+    to keep the clock moving. :meth:`stop` sends what is left, so no event
+    is lost at the end.
     """
 
-    def __init__(
-        self,
-        log: EventLog,
-        send: Callable[..., None],
-        hz: float = MAX_BATCH_HZ,
-        start_seq: int = 0,
-    ) -> None:
+    def __init__(self, log: EventLog, send: Send, hz: float = MAX_BATCH_HZ, start_seq: int = 0) -> None:
         hz = checks.number("hz", hz, positive=True)
         if hz > MAX_BATCH_HZ:
             raise ValueError(f"hz must be at most {MAX_BATCH_HZ:g} (IOPub drops bursts), got {hz!r}")
         self.log = log
         self._send = send
         self.period = 1.0 / hz
-        self.cursor = start_seq
-        self.lost = 0
+        self._cursor = log.cursor(start_seq)
         self.batches = 0
         self.cpu_s = 0.0
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one batch at a time, so batches never overlap or repeat
         self._thread = threading.Thread(target=self._loop, name="poolviz-live-shipper", daemon=True)
+
+    @property
+    def next_seq(self) -> int:
+        """The ``seq`` of the next event this shipper will send."""
+        return self._cursor.next_seq
+
+    @property
+    def lost(self) -> int:
+        """Events the log dropped before this shipper read them, over the whole run."""
+        return self._cursor.lost
 
     def start(self) -> Shipper:
         """Start the thread; returns self."""
@@ -158,16 +197,10 @@ class Shipper:
 
     def _ship(self, force: bool) -> int:
         began = time.thread_time()
-        events = self.log.since(self.cursor)
-        with self.log.lock:
-            dropped = self.log.dropped
-        lost = 0
-        if events:
-            # since() starts at the oldest event still held: a gap is what the log dropped meanwhile.
-            lost = max(0, events[0].seq - self.cursor)
-            self.cursor = events[-1].seq + 1
-            self.lost += lost
+        events, lost = self._cursor.read()
         if events or force:
+            with self.log.lock:
+                dropped = self.log.dropped
             self._send(events, now=self.log.now(), lost=lost, dropped=dropped)
             self.batches += 1
         self.cpu_s += time.thread_time() - began
@@ -177,8 +210,8 @@ class Shipper:
         """Call ``before`` (a view's reset) and send again every held event already shipped, without a gap."""
         with self._lock:
             before()
-            cursor = self.cursor
-            events = [e for e in self.log.since(0) if e.seq < cursor]
+            upto = self.next_seq
+            events = [e for e in self.log.since(0) if e.seq < upto]
             self._send(events, now=self.log.now(), lost=0, dropped=self.log.dropped)
 
     def _loop(self) -> None:
