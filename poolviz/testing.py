@@ -246,12 +246,12 @@ def raw(
     return tuple(Event(seq, t, kind, conn, thread, wait_s, 0.0, False, "", message, in_use, idle, waiting))
 
 
-def fill(log: EventLog, count: int, kind: str = "checkout", thread: str = "worker") -> None:
+def fill(log: EventLog, count: int, kind: str = "checkout", thread: str = "worker", wait_s: float = 0.0) -> None:
     """Record ``count`` events of ``kind`` on connections 1, 2, 3…, holding the log's lock as a pool does."""
     record = log.record
     with log.lock:
         for i in range(count):
-            record(kind, i + 1, thread, 1, 0, 0)
+            record(kind, i + 1, thread, 1, 0, 0, wait_s)
 
 
 class Canary:

@@ -144,6 +144,25 @@ def no_new_threads() -> Iterator[None]:
 
 
 @pytest.fixture
+def make_dashboard() -> Iterator[Callable[..., Any]]:
+    """A factory for live dashboards with server checks off (unless asked); every one is closed afterwards."""
+    pytest.importorskip("ipywidgets")
+    from poolviz.widgets import PoolDashboard
+
+    made: list[Any] = []
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("check_servers", False)
+        dash = PoolDashboard(*args, **kwargs)
+        made.append(dash)
+        return dash
+
+    yield make
+    for dash in made:
+        dash.close()
+
+
+@pytest.fixture
 def clock() -> Iterator[FakeClock]:
     """peewee's pool reads this hand-moved clock for connection ages for the test."""
     fake = FakeClock().patch()

@@ -7,7 +7,7 @@ With no browser the view's batches go nowhere, but the view counts what it sent
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +24,6 @@ from poolviz.workload import run_closed_loop
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TIMEOUT = 60.0
-
-
-@pytest.fixture
-def make_dashboard() -> Iterator[Callable[..., PoolDashboard]]:
-    """A factory for dashboards with server checks off; every one is closed afterwards."""
-    made: list[PoolDashboard] = []
-
-    def make(*args: Any, **kwargs: Any) -> PoolDashboard:
-        kwargs.setdefault("check_servers", False)
-        dash = PoolDashboard(*args, **kwargs)
-        made.append(dash)
-        return dash
-
-    yield make
-    for dash in made:
-        dash.close()
 
 
 def when(log: Any, predicate: Callable[[Any], bool]) -> threading.Event:
