@@ -1,4 +1,4 @@
-"""poolviz: see and learn database connection pooling with instrumented peewee pools."""
+"""poolviz: see and learn database connection pooling with instrumented pools (peewee, SQLAlchemy, psycopg_pool)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from playhouse.pool import MaxConnectionsExceeded
 from .credentials import mask_url
 from .data.traces import load_events, save_events
 from .events import CLOSE_REASONS, FIELDS, KINDS, Event, EventLog, Subscription
+from .pools import events_of, instrument
 from .pools.peewee import (
     InstrumentedPooledMySQLDatabase,
     InstrumentedPooledPostgresqlDatabase,
     InstrumentedPooledSqliteDatabase,
     Leak,
-    instrument,
     is_instrumented,
 )
 from .urls import connect
@@ -33,6 +33,7 @@ __all__ = [
     "Subscription",
     "WorkloadResult",
     "connect",
+    "events_of",
     "instrument",
     "is_instrumented",
     "load_events",

@@ -94,3 +94,28 @@ def connect(url: str, **kwargs: Any) -> Any:
     db = cls(database, **params)
     db.events.meta["url"] = shown
     return db
+
+
+# The drivers poolviz uses with each backend, in SQLAlchemy's URL spelling (threads, asyncio).
+_SQLALCHEMY_DRIVERS = {
+    "sqlite": ("sqlite", "sqlite+aiosqlite"),
+    "mysql": ("mysql+pymysql", "mysql+aiomysql"),
+    "postgresql": ("postgresql+psycopg2", "postgresql+asyncpg"),
+}
+
+
+def sqlalchemy_url(url: str, *, asyncio: bool = False) -> str:
+    """A poolviz (peewee) URL in SQLAlchemy's spelling, with the driver poolviz installs for it.
+
+    ``postgresql+pool://postgres@127.0.0.1:5432/test`` becomes
+    ``postgresql+psycopg2://postgres@127.0.0.1:5432/test`` (``postgresql+asyncpg``
+    with ``asyncio=True``); MariaDB/MySQL uses PyMySQL (aiomysql), SQLite the
+    standard library (aiosqlite). The rest of the URL is kept as it is.
+    """
+    parsed = urlparse(url)
+    backend = {"mariadb": "mysql", "postgres": "postgresql"}.get(
+        parsed.scheme.split("+")[0], parsed.scheme.split("+")[0]
+    )
+    if backend not in _SQLALCHEMY_DRIVERS:
+        raise ValueError(f"no SQLAlchemy driver known for {mask_url(url)!r}: use sqlite, mysql, mariadb or postgresql")
+    return _SQLALCHEMY_DRIVERS[backend][asyncio] + url[len(parsed.scheme) :]
