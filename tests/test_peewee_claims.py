@@ -10,10 +10,12 @@ from __future__ import annotations
 import gc
 import threading
 import time
+import types
 import uuid
 from typing import Any
 from urllib.parse import urlparse
 
+import playhouse.pool
 import pytest
 from peewee import MySQLDatabase, OperationalError
 from playhouse.db_url import parseresult_to_dict
@@ -97,24 +99,57 @@ def test_liveness_is_checked_before_age(clock: FakeClock) -> None:
 # timeout
 
 
-def test_timeout_none_fails_at_once() -> None:
+class ClockedWaits:
+    """Stands in for the pool's condition and its monotonic clock: each wait moves the clock on by its timeout.
+
+    So a test sees exactly how long peewee would wait, in which steps, without waiting.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        self.now += timeout
+        return False
+
+    def __enter__(self) -> ClockedWaits:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def clocked(db: PooledDatabase, monkeypatch: pytest.MonkeyPatch) -> ClockedWaits:
+    """Make ``db`` wait on a :class:`ClockedWaits` (peewee's wall clock stays real)."""
+    waits = ClockedWaits()
+    monkeypatch.setattr(playhouse.pool, "time", types.SimpleNamespace(time=time.time, monotonic=waits.monotonic))
+    monkeypatch.setattr(db, "_pool_available", waits)
+    return waits
+
+
+def test_timeout_none_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """timeout=None: a caller finding the pool full gets MaxConnectionsExceeded without waiting."""
     db = FakePooledDatabase(max_connections=1, timeout=None)
+    waits = clocked(db, monkeypatch)
     db._connect()
-    began = time.monotonic()
     with pytest.raises(MaxConnectionsExceeded):
         db.connect()
-    assert time.monotonic() - began < 0.5
+    assert waits.waits == []
 
 
-def test_timeout_n_waits_n_seconds_then_fails() -> None:
-    """timeout=N: a caller finding the pool full waits about N seconds, then gets MaxConnectionsExceeded."""
-    db = FakePooledDatabase(max_connections=1, timeout=0.2)
+def test_timeout_n_waits_n_seconds_then_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """timeout=N: a caller finding the pool full waits N seconds in all (woken at least once a second), then fails."""
+    db = FakePooledDatabase(max_connections=1, timeout=2.5)
+    waits = clocked(db, monkeypatch)
     db._connect()
-    began = time.monotonic()
     with pytest.raises(MaxConnectionsExceeded, match="timed out"):
         db.connect()
-    assert 0.2 <= time.monotonic() - began < 1.5
+    assert waits.waits == [1.0, 1.0, 0.5]
 
 
 def test_timeout_zero_means_wait_forever() -> None:
@@ -122,9 +157,18 @@ def test_timeout_zero_means_wait_forever() -> None:
     db = FakePooledDatabase(max_connections=1, timeout=0)
     assert db._wait_timeout == float("inf")
     held = db._connect()
+    waiting = threading.Event()
+    condition = db._pool_available
+    real_wait = condition.wait
+
+    def wait(timeout: float | None = None) -> bool:
+        waiting.set()
+        return real_wait(timeout)
+
+    condition.wait = wait  # type: ignore[method-assign]
     asker, outcome = connect_in_thread(db)
-    asker.join(0.3)
-    assert asker.is_alive() and outcome == [], "still waiting after 0.3 s"
+    assert waiting.wait(5), "the caller never waited"
+    assert asker.is_alive() and outcome == []
     db._close(held)
     asker.join(5)
     assert not asker.is_alive()
