@@ -28,7 +28,6 @@ from .run import (
     connection,
     delete_rows,
     ensure_schema,
-    next_seq,
     user_work,
 )
 
@@ -54,9 +53,10 @@ class ThreadRun(Run):
 
     def setup(self) -> None:
         """Create the User table if missing; close the connection that took, if it was a new one."""
-        before = next_seq(self.log)
+        cursor = self.log.cursor()
         ensure_schema(self.db)
-        if any(e.kind == "connect" for e in self.log.since(before)):
+        events, _lost = cursor.read()
+        if any(e.kind == "connect" for e in events):
             # A fresh pool: leave it empty again so the trace shows it growing.
             self.db.close_idle()
 

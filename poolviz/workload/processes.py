@@ -112,16 +112,15 @@ def _worker_main(process: int, plan: WorkerPlan, events_out: Connection, control
     close = threading.Event()
     finished = threading.Event()
     send_lock = threading.Lock()
-    state = {"cursor": 0, "lost": 0, "shipped": 0}
+    cursor = log.cursor(0)
+    shipped = [0]
 
     def ship() -> None:
+        # The lock keeps batches in the order they were read (the shipper thread and the final ship).
         with send_lock:
             mark = time.perf_counter()
-            events = log.since(state["cursor"])
-            if events:
-                state["lost"] += max(0, events[0].seq - state["cursor"])
-                state["cursor"] = events[-1].seq + 1
-                state["shipped"] += len(events)
+            events, _lost = cursor.read()
+            shipped[0] += len(events)
             events_out.send(("events", process, [tuple(e) for e in events], mark))
 
     def shipper() -> None:
@@ -166,8 +165,8 @@ def _worker_main(process: int, plan: WorkerPlan, events_out: Connection, control
         "abandoned": result.abandoned,
         "hold_method": result.hold_method,
         "settings": result.settings,
-        "lost": state["lost"],
-        "shipped": state["shipped"],
+        "lost": cursor.lost,
+        "shipped": shipped[0],
     }
     events_out.send(("done", process, records, figures))
     close.wait()

@@ -37,7 +37,7 @@ from typing import Any
 
 from peewee import DatabaseError
 
-from ..backends import backend_of
+from ..backends import HOLD_SQL, backend_of
 from ..credentials import mask_text
 from ..events import Event
 from ..models import User, user_model
@@ -46,7 +46,6 @@ from .results import CLIENT_SLEEP, RequestRecord, WorkloadResult
 logger = logging.getLogger("poolviz.workload")
 
 Progress = Callable[[int, "int | None"], Any]
-HOLD_SQL = {"mysql": "SELECT SLEEP(%s)", "postgresql": "SELECT pg_sleep(%s)"}
 
 # The events of the request the caller is running. A pool calls listeners in the
 # thread (or asyncio task) that caused the event, and both a thread and a task
