@@ -1,0 +1,165 @@
+"""psycopg_pool's asyncio pools, overridden to record: the same overrides as :mod:`.hooks`, awaited.
+
+psycopg_pool writes its asyncio pool first and generates the threaded one from
+it; here both sets of overrides are thin shells around :class:`~.recorder.Recorder`,
+which decides every event. Everything between two ``await``\\ s runs without
+interruption on the event loop, so an event recorded right after psycopg_pool's
+code returns sees its state as that code left it. The event log's own lock
+(a threading lock) is taken only so readers in other threads (the live view)
+copy a consistent log. Events carry the asyncio task's name; listeners are
+called in the task that caused the event, and one that blocks blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+from typing import Any
+
+from psycopg.pq import TransactionStatus
+
+from .recorder import Recorder, Request, Scope, current_request, current_scope, thread_name
+
+IDLE_STATUS = TransactionStatus.IDLE
+
+
+class AsyncHooks(Recorder):
+    """The overrides for ``AsyncConnectionPool``."""
+
+    _reset: Any
+
+    def _pv_name(self) -> str:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        return task.get_name() if task is not None else thread_name()
+
+    def _pv_deliver(self) -> None:
+        log = self._poolviz_events
+        if log.has_listeners:
+            log.flush()
+
+    async def getconn(self, timeout: float | None = None) -> Any:
+        request = Request(self._pv_name())
+        token = current_request.set(request)
+        lock = self._poolviz_events.lock
+        try:
+            conn = await super().getconn(timeout)  # type: ignore[misc]
+        except BaseException as exc:
+            with lock:
+                self._pv_left(request, exc)
+            self._pv_deliver()
+            raise
+        finally:
+            current_request.reset(token)
+        with lock:
+            self._pv_checkout(conn, request)
+        self._pv_deliver()
+        return conn
+
+    async def putconn(self, conn: Any) -> None:
+        if getattr(conn, "_pool", None) is self:
+            self._pv_returning(conn)
+        try:
+            await super().putconn(conn)  # type: ignore[misc]
+        finally:
+            self._pv_deliver()
+
+    async def _get_ready_connection(self, timeout: float | None) -> Any:
+        conn = await super()._get_ready_connection(timeout)  # type: ignore[misc]
+        if conn is not None:
+            with self._poolviz_events.lock:
+                self._pv_ready(conn)
+        return conn
+
+    def _maybe_grow_pool(self) -> None:
+        # Not a coroutine in psycopg_pool's asyncio pool either.
+        super()._maybe_grow_pool()  # type: ignore[misc]
+        if current_request.get() is not None:
+            with self._poolviz_events.lock:
+                self._pv_wait()
+
+    async def _connect(self, timeout: float | None = None) -> Any:
+        started = perf_counter()
+        try:
+            conn = await super()._connect(timeout)  # type: ignore[misc]
+        except Exception as exc:
+            with self._poolviz_events.lock:
+                self._pv_connect_failed(exc)
+            self._pv_deliver()
+            raise
+        with self._poolviz_events.lock:
+            self._pv_opened(conn, started)
+        return conn
+
+    async def _add_to_pool(self, conn: Any) -> None:
+        await super()._add_to_pool(conn)  # type: ignore[misc]
+        with self._poolviz_events.lock:
+            self._pv_landed(conn)
+        self._pv_deliver()
+
+    async def _reset_connection(self, conn: Any) -> None:
+        if self._reset is None and conn.pgconn.transaction_status == IDLE_STATUS:
+            await super()._reset_connection(conn)  # type: ignore[misc]
+            return
+        token = current_scope.set(Scope("not_reusable"))
+        try:
+            await super()._reset_connection(conn)  # type: ignore[misc]
+        finally:
+            current_scope.reset(token)
+        if conn.pgconn.transaction_status == TransactionStatus.UNKNOWN:
+            with self._poolviz_events.lock:
+                self._pv_dropped(conn)
+
+    async def _close_connection(self, conn: Any) -> None:
+        lock = self._poolviz_events.lock
+        with lock:
+            info, reason = self._pv_closing(conn)
+        try:
+            await super()._close_connection(conn)  # type: ignore[misc]
+        finally:
+            if info is not None:
+                with lock:
+                    self._pv_closed(info, reason)
+                self._pv_deliver()
+
+    async def _pv_scoped(self, scope: Scope, method: Any, *args: Any) -> Any:
+        token = current_scope.set(scope)
+        try:
+            return await method(*args)
+        finally:
+            current_scope.reset(token)
+            with self._poolviz_events.lock:
+                self._pv_flush_scope(scope)
+            self._pv_deliver()
+
+    async def _shrink_pool(self) -> None:
+        await self._pv_scoped(Scope("idle"), super()._shrink_pool)  # type: ignore[misc]
+
+    async def drain(self) -> None:
+        await self._pv_scoped(Scope("all"), super().drain)  # type: ignore[misc]
+
+    async def close(self, timeout: float = 5.0) -> None:
+        await self._pv_scoped(Scope("all"), super().close, timeout)  # type: ignore[misc]
+
+    async def check(self) -> None:
+        lock = self._poolviz_events.lock
+        with lock:
+            checking = self._pv_checking()
+        try:
+            await super().check()  # type: ignore[misc]
+        finally:
+            with lock:
+                self._pv_checked(checking)
+            self._pv_deliver()
+
+
+class AsyncNullHooks(AsyncHooks):
+    """``AsyncNullConnectionPool`` closes returned connections nobody waits for: ``overflow``."""
+
+    async def _maybe_close_connection(self, conn: Any) -> bool:
+        return await self._pv_scoped(Scope("overflow", defer=True), super()._maybe_close_connection, conn)  # type: ignore[misc,no-any-return]
+
+    async def _add_to_pool(self, conn: Any) -> None:
+        await self._pv_scoped(Scope("overflow", defer=True), super()._add_to_pool, conn)

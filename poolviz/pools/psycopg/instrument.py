@@ -1,0 +1,122 @@
+"""Instrumenting a psycopg_pool pool in place: its class swapped for a cached subclass with the hooks first."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+from typing import Any, TypeVar
+
+from psycopg_pool import AsyncConnectionPool, AsyncNullConnectionPool, ConnectionPool, NullConnectionPool
+
+from ... import checks
+from ...credentials import mask_text, secrets_of
+from ...events import DEFAULT_CAPACITY, EventLog
+from .hooks import Hooks, NullHooks
+from .hooks_async import AsyncHooks, AsyncNullHooks
+
+P = TypeVar("P")
+
+ACCEPTED = "a psycopg_pool ConnectionPool, AsyncConnectionPool, NullConnectionPool or AsyncNullConnectionPool"
+
+
+def is_psycopg_pool(target: object) -> bool:
+    """Whether ``target`` is a psycopg_pool pool, threaded or asyncio."""
+    return isinstance(target, (ConnectionPool, AsyncConnectionPool))
+
+
+def is_instrumented(target: object) -> bool:
+    """True for a psycopg_pool pool passed through :func:`instrument_psycopg`."""
+    return isinstance(target, (Hooks, AsyncHooks))
+
+
+def _hooks_for(cls: type) -> type:
+    if issubclass(cls, AsyncNullConnectionPool):
+        return AsyncNullHooks
+    if issubclass(cls, AsyncConnectionPool):
+        return AsyncHooks
+    if issubclass(cls, NullConnectionPool):
+        return NullHooks
+    return Hooks
+
+
+@functools.cache
+def instrumented_class(cls: type) -> type:
+    """The instrumented subclass of a psycopg_pool pool class (made once per class).
+
+    It keeps the class's name, qualified name and module, so ``repr(pool)`` and
+    psycopg_pool's own messages read as before.
+    """
+    return type(cls.__name__, (_hooks_for(cls), cls), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
+
+
+def instrument_psycopg(pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None) -> P:
+    """Instrument a psycopg_pool pool in place and return it; its events are in ``pool._poolviz_events``.
+
+    Takes the pool as built and possibly open: the connections it holds idle
+    get serials without events, and one checked out now is tracked once it is
+    returned. Instrumenting twice is harmless. The pool behaves as before
+    (see :mod:`poolviz.pools.psycopg`).
+    """
+    if not is_psycopg_pool(pool):
+        raise TypeError(f"instrument_psycopg() needs {ACCEPTED}, got {type(pool).__module__}.{type(pool).__qualname__}")
+    if is_instrumented(pool):
+        return pool
+    checks.leak_threshold(leak_threshold)
+    if leak_threshold is not None:
+        raise ValueError(
+            f"leak_threshold={leak_threshold!r}: the leak watchdog is not available for psycopg_pool's pools yet; "
+            "pass leak_threshold=None"
+        )
+    event_capacity = checks.count("event_capacity", event_capacity)
+    target: Any = pool
+    if target._opened and target._closed:
+        raise ValueError(
+            f"cannot instrument {target!r}: it is closed, and psycopg_pool does not reopen a closed pool; "
+            "instrument a pool before closing it"
+        )
+    asyncio_pool = isinstance(pool, AsyncConnectionPool)
+    # The threaded pool's lock is an RLock made in __init__: the log shares it, so
+    # an event and psycopg_pool's state are read under one lock. The asyncio
+    # pool's lock is an asyncio.Lock: its log keeps a threading lock of its own.
+    log = EventLog(event_capacity, lock=threading.RLock() if asyncio_pool else target._lock)
+    with log.lock:
+        target.__class__ = instrumented_class(type(target))  # type: ignore[arg-type]
+        target._pv_conns = {}
+        target._pv_serial = itertools.count(1)
+        target._pv_secrets = _secrets(target)
+        target._pv_record = log.record
+        target._poolviz_events = log
+        target._pv_adopt()
+        log.meta.update(describe(target))
+    return pool
+
+
+def _secrets(pool: Any) -> tuple[str, ...]:
+    kwargs = pool.kwargs if isinstance(pool.kwargs, dict) else {}
+    return secrets_of(kwargs)
+
+
+def describe(pool: Any) -> dict[str, Any]:
+    """What a trace records of the pool: its library, class and settings, the connection string masked."""
+    cls = next(klass for klass in type(pool).__mro__ if klass.__module__.startswith("psycopg_pool"))
+    conninfo = pool.conninfo
+    shown = mask_text(conninfo, _secrets(pool)) if isinstance(conninfo, str) else "(callable)"
+    meta: dict[str, Any] = {
+        "library": "psycopg_pool",
+        "pool": type(pool).__name__,
+        "pool_class": f"{cls.__module__.split('.')[0]}.{cls.__name__}",
+        "name": pool.name,
+        "backend": "postgresql",
+        "min_size": pool.min_size,
+        "max_size": pool.max_size,
+        "max_connections": pool.max_size,
+        "max_waiting": pool.max_waiting,
+        "max_lifetime": pool.max_lifetime,
+        "max_idle": pool.max_idle,
+        "timeout": pool.timeout,
+        "conninfo": shown,
+    }
+    if "://" in shown:
+        meta["url"] = shown
+    return meta

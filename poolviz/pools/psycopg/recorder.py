@@ -1,0 +1,329 @@
+"""What poolviz keeps of a psycopg_pool pool, and the one place that decides its events.
+
+The threaded pools (:mod:`.hooks`) and the asyncio ones (:mod:`.hooks_async`)
+override the same psycopg_pool methods, run psycopg_pool's code and tell
+:class:`Recorder` what happened; every event is decided here, so the two
+differ only where one awaits.
+
+Counts: every event carries psycopg_pool's own measures at that moment, read
+as ``get_stats()`` reads them: ``in_use`` is ``pool_size - pool_available``
+(connections handed out, and those being opened, returned or checked, which
+psycopg_pool counts in ``pool_size``), ``idle`` is ``pool_available`` and
+``waiting`` is ``requests_waiting`` (psycopg_pool keeps a timed-out caller's
+place in its queue until a returned connection skips it, and counts it against
+``max_waiting``). Threaded pools record holding the pool's lock, which is also
+the event log's, and psycopg_pool changes those numbers only under it; asyncio
+pools record between two ``await``\\ s, where nothing else runs. So the counts
+on an event are what ``get_stats()`` would have answered then.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from contextvars import ContextVar
+from time import monotonic, perf_counter
+from typing import Any, Generic, TypeVar
+
+from psycopg.pq import TransactionStatus
+from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
+
+from ...credentials import mask_text
+from ...events import NO_CONN, EventLog
+
+UNKNOWN = TransactionStatus.UNKNOWN
+
+# Where a tracked connection is, as far as poolviz has seen.
+NEW = 0  # opened by psycopg_pool, not yet in the pool: no event yet
+IDLE = 1  # in the pool's deque
+TAKEN = 2  # taken from the deque for a caller (its checkout follows the caller's check)
+HANDED = 3  # given straight to a waiting caller by a returning or new connection
+OUT = 4  # checked out
+
+
+class Tracked:
+    """One driver connection of the pool, keyed by ``id(conn)`` (held, so the id is not reused)."""
+
+    __slots__ = (
+        "checked_out",
+        "checkouts",
+        "conn",
+        "holder",
+        "open_s",
+        "opened",
+        "opener",
+        "returned",
+        "serial",
+        "state",
+    )
+
+    def __init__(self, conn: Any, opened: float, open_s: float, opener: str, state: int = NEW) -> None:
+        self.conn = conn
+        self.serial = NO_CONN
+        self.opened = opened
+        self.open_s = open_s
+        self.opener = opener
+        self.state = state
+        #: perf_counter() of the checkout, None unless a caller holds it.
+        self.checked_out: float | None = None
+        #: perf_counter() of the putconn() that returns it.
+        self.returned: float | None = None
+        self.holder = ""
+        self.checkouts = 0
+
+
+class Request:
+    """One ``getconn()`` call: who asked, when, and since when it waits in the queue."""
+
+    __slots__ = ("name", "start", "waited_since")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.start = perf_counter()
+        self.waited_since: float | None = None
+
+
+class Scope:
+    """Why connections closed inside an overridden method are closed; ``pending`` defers their events."""
+
+    __slots__ = ("pending", "reason")
+
+    def __init__(self, reason: str, defer: bool = False) -> None:
+        self.reason = reason
+        # psycopg_pool's null pools lower pool_size only after closing: the close is recorded after that.
+        self.pending: list[tuple[Tracked, str]] | None = [] if defer else None
+
+
+#: The getconn() call running in this thread or task.
+current_request: ContextVar[Request | None] = ContextVar("poolviz_psycopg_request", default=None)
+#: The reason for connections closed now in this thread or task.
+current_scope: ContextVar[Scope | None] = ContextVar("poolviz_psycopg_scope", default=None)
+
+
+class _ThreadName(threading.local):
+    name: str | None = None
+
+
+_thread_name = _ThreadName()
+_current_thread = threading.current_thread
+
+
+def thread_name() -> str:
+    """This thread's name, read once per thread (``Thread.name`` is a property)."""
+    name = _thread_name.name
+    if name is None:
+        name = _thread_name.name = _current_thread().name
+    return name
+
+
+# The connection class a pool hands out, as psycopg_pool's pools are generic in it.
+C = TypeVar("C")
+
+
+class Recorder(Generic[C]):
+    """The bookkeeping and events shared by the threaded and asyncio hooks. Call its methods holding the log's lock.
+
+    Generic like psycopg_pool's pools: a plain mixin before ``Generic`` in a pool's
+    bases makes a class whose instances CPython will not let a pool become.
+    """
+
+    _poolviz_events: EventLog
+    _pv_conns: dict[int, Tracked]
+    _pv_serial: Any
+    _pv_secrets: tuple[str, ...]
+    _pv_record: Any
+    # psycopg_pool's own state, read to stamp each event.
+    _nconns: int
+    _pool: deque[Any]
+    _waiting: deque[Any]
+    _closed: bool
+    _drained_at: float
+
+    def _pv_name(self) -> str:
+        """Who is acting: the thread's name here, the task's in the asyncio hooks."""
+        return thread_name()
+
+    def _pv_event(
+        self,
+        kind: str,
+        serial: int = NO_CONN,
+        thread: str | None = None,
+        wait_s: float = 0.0,
+        duration_s: float = 0.0,
+        reused: bool = False,
+        reason: str = "",
+        message: str = "",
+    ) -> None:
+        # The counts as psycopg_pool's _get_measures() reads them.
+        size = self._nconns
+        idle = len(self._pool)
+        self._pv_record(
+            kind,
+            serial,
+            thread if thread is not None else self._pv_name(),
+            size - idle,
+            idle,
+            len(self._waiting),
+            wait_s,
+            duration_s,
+            reused,
+            reason,
+            message,
+        )
+
+    def _pv_adopt(self) -> None:
+        # instrument() on a pool in use: its idle connections get serials, silently.
+        now = perf_counter()
+        for conn in self._pool:
+            info = self._pv_conns[id(conn)] = Tracked(conn, now, 0.0, "", IDLE)
+            info.serial = next(self._pv_serial)
+
+    def _pv_opened(self, conn: Any, started: float) -> None:
+        now = perf_counter()
+        self._pv_conns[id(conn)] = Tracked(conn, now, now - started, self._pv_name())
+
+    def _pv_connect_failed(self, exc: BaseException) -> None:
+        message = mask_text(str(exc), self._pv_secrets)
+        self._pv_event("error", reason=type(exc).__name__, message=message)
+
+    def _pv_info(self, conn: Any) -> Tracked:
+        """The tracked record of ``conn``; one opened before instrument() and arriving now is tracked as new."""
+        info = self._pv_conns.get(id(conn))
+        if info is None:
+            info = self._pv_conns[id(conn)] = Tracked(conn, perf_counter(), 0.0, self._pv_name())
+        return info
+
+    def _pv_announce(self, info: Tracked) -> None:
+        info.serial = next(self._pv_serial)
+        self._pv_event("connect", info.serial, info.opener, 0.0, info.open_s)
+
+    def _pv_ready(self, conn: Any) -> None:
+        """``_get_ready_connection`` gave ``conn`` to a caller (a null pool opens it for the caller)."""
+        info = self._pv_info(conn)
+        if info.state == NEW:
+            self._pv_announce(info)
+        info.state = TAKEN
+
+    def _pv_landed(self, conn: Any) -> None:
+        """``_add_to_pool(conn)`` returned: ``conn`` is idle in the pool, with a waiting caller, or closed."""
+        info = self._pv_conns.get(id(conn))
+        if info is None:
+            return  # closed on the way (its close is recorded)
+        pool = self._pool
+        state = IDLE if pool and pool[-1] is conn else HANDED
+        if info.state == NEW:
+            self._pv_announce(info)
+        elif info.checked_out is not None:
+            now = perf_counter()
+            held = (info.returned or now) - info.checked_out
+            info.checked_out = None
+            self._pv_event("checkin", info.serial, info.holder, 0.0, held)
+        # else: back from pool.check() or from a caller's failed check: it was never checked out.
+        info.state = state
+
+    def _pv_wait(self) -> None:
+        """The current request was just queued (psycopg_pool holds its lock, the waiter is in ``_waiting``)."""
+        request = current_request.get()
+        if request is None or request.waited_since is not None or not self._waiting:
+            return
+        request.waited_since = perf_counter()
+        self._pv_event("wait", thread=request.name)
+
+    def _pv_checkout(self, conn: Any, request: Request) -> None:
+        info = self._pv_info(conn)
+        if info.state == NEW:
+            self._pv_announce(info)
+        now = perf_counter()
+        info.state = OUT
+        info.checked_out = now
+        info.returned = None
+        info.holder = request.name
+        info.checkouts += 1
+        waited = now - request.waited_since if request.waited_since is not None else 0.0
+        self._pv_event("checkout", info.serial, request.name, waited, 0.0, info.checkouts > 1)
+
+    def _pv_left(self, request: Request, exc: BaseException) -> None:
+        """``getconn()`` raised ``exc``: a timeout, a refusal, or a waiting caller leaving for another reason."""
+        if isinstance(exc, TooManyRequests):
+            reason = "refused"
+        elif isinstance(exc, PoolTimeout):
+            reason = ""
+        elif request.waited_since is None:
+            return
+        elif isinstance(exc, PoolClosed):
+            reason = "closed"
+        else:
+            reason = "cancelled"
+        since = request.waited_since if request.waited_since is not None else request.start
+        self._pv_event("timeout", NO_CONN, request.name, perf_counter() - since, reason=reason)
+
+    def _pv_returning(self, conn: Any) -> None:
+        """``putconn(conn)`` on this pool's connection: note when the holder let go."""
+        info = self._pv_conns.get(id(conn))
+        if info is None:
+            # Checked out before instrument(): tracked from now on, silently.
+            info = self._pv_conns[id(conn)] = Tracked(conn, perf_counter(), 0.0, "", OUT)
+            info.serial = next(self._pv_serial)
+        elif info.checked_out is not None:
+            info.returned = perf_counter()
+
+    def _pv_closing(self, conn: Any) -> tuple[Tracked | None, str]:
+        """``conn`` is about to be closed: stop tracking it and say why (read before the driver closes it)."""
+        info = self._pv_conns.pop(id(conn), None)
+        if info is None or info.conn is not conn:
+            return None, ""
+        scope = current_scope.get()
+        if self._closed:
+            reason = "all"
+        elif scope is not None:
+            reason = scope.reason
+            if reason == "overflow" and conn.pgconn.transaction_status == UNKNOWN:
+                reason = "broken"
+        elif getattr(conn, "_created_at", 1.0) <= self._drained_at:
+            reason = "all"  # drain(): closed at its return
+        elif getattr(conn, "_expire_at", float("inf")) <= monotonic():
+            reason = "stale"  # max_lifetime, at its return or in check()
+        else:
+            reason = "manual"
+        return info, reason
+
+    def _pv_closed(self, info: Tracked, reason: str) -> None:
+        scope = current_scope.get()
+        if scope is not None and scope.pending is not None:
+            scope.pending.append((info, reason))
+        else:
+            self._pv_close_event(info, reason)
+
+    def _pv_close_event(self, info: Tracked, reason: str) -> None:
+        if info.state == NEW:
+            if self._closed:
+                return  # opened as the pool closed, never in it: nothing a caller could see
+            self._pv_announce(info)
+        thread = info.holder if info.checked_out is not None else self._pv_name()
+        self._pv_event("close", info.serial, thread, 0.0, perf_counter() - info.opened, reason=reason)
+
+    def _pv_flush_scope(self, scope: Scope) -> None:
+        if scope.pending:
+            for info, reason in scope.pending:
+                self._pv_close_event(info, reason)
+            scope.pending.clear()
+
+    def _pv_dropped(self, conn: Any) -> None:
+        """psycopg_pool let ``conn`` go without closing it: found dead at its return or by a caller's check."""
+        info = self._pv_conns.get(id(conn))
+        if info is not None and info.conn is conn:
+            del self._pv_conns[id(conn)]
+            self._pv_close_event(info, "broken")
+
+    def _pv_checking(self) -> list[Tracked]:
+        """The idle connections ``check()`` is about to test."""
+        conns = self._pv_conns
+        return [info for info in (conns.get(id(conn)) for conn in self._pool) if info is not None]
+
+    def _pv_checked(self, checking: list[Tracked]) -> None:
+        """After ``check()``: a tested connection neither back, nor taken, nor closed was dropped as broken."""
+        present = {id(conn) for conn in self._pool}
+        for info in checking:
+            key = id(info.conn)
+            if info.state == IDLE and key not in present and self._pv_conns.get(key) is info:
+                self._pv_dropped(info.conn)
