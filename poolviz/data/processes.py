@@ -34,7 +34,8 @@ BY_PROCESS_COLUMNS = (
 )
 
 
-def _require_process(frame: pd.DataFrame) -> None:
+def require_process(frame: pd.DataFrame) -> None:
+    """Refuse a frame without a ``process`` column (a single process's trace), naming the columns it has."""
     if "process" not in frame.columns:
         raise ValueError(
             "this needs a merged trace with a 'process' column (from a multi-process run or MergedEventLog), "
@@ -50,7 +51,7 @@ def by_process(frame: pd.DataFrame) -> pd.DataFrame:
     ``mean_hold_s`` is its mean checkout-to-checkin time and ``wait_p95_s``
     its requests' 95th-percentile wait. Sorted by process.
     """
-    _require_process(frame)
+    require_process(frame)
     rows = []
     for process, part in frame.groupby("process", sort=True):
         kinds = part["kind"].astype(str)

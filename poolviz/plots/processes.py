@@ -1,6 +1,6 @@
 """Pictures of multi-process runs: connection lanes grouped by process, and the server's count under the pools'.
 
-Like :mod:`poolviz.plots`, each helper takes ``ax=None``, draws on it (on a
+Like every picture in :mod:`poolviz.plots`, each helper takes ``ax=None``, draws on it (on a
 new headless Figure when absent) and returns the Axes.
 """
 
@@ -15,10 +15,9 @@ from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 
 from ..data.analysis import hold_intervals, occupancy
-from ..data.processes import _require_process, server_frame
-from .charts import _boxes, _new_axes
+from ..data.processes import require_process, server_frame
+from .common import BAR_HEIGHT, LEGEND_RIGHT, boxes, category_colour, new_axes
 
-_BAR_HEIGHT = 0.8
 _GAP = 1  # empty lanes between two processes' groups
 
 
@@ -29,8 +28,8 @@ def plot_processes(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ``error`` events (a refused connection) are red crosses on their
     process's lowest lane. Needs a merged frame (a ``process`` column).
     """
-    _require_process(frame)
-    ax = _new_axes(ax)
+    require_process(frame)
+    ax = new_axes(ax)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("process")
     if frame.empty:
@@ -48,7 +47,7 @@ def plot_processes(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
             lane[int(conn)] = y
             y += 1
         y += _GAP if own else 1 + _GAP  # a process with no connection still gets a lane (for its errors)
-    colours = np.array([_colour(i) for i in range(len(processes))])
+    colours = np.array([category_colour(i) for i in range(len(processes))])
     index = {p: i for i, p in enumerate(processes)}
     conn_process = dict(zip(conns["conn"].astype(int), conns["process"].astype(int), strict=True))
 
@@ -58,7 +57,7 @@ def plot_processes(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
     end = holds["end"].fillna(t_end).to_numpy(dtype=float)
     ys = np.array([lane[int(c)] for c in holds["conn"]], dtype=float)
     fill = np.array([colours[index[conn_process[int(c)]]] for c in holds["conn"]]).reshape(-1, 4)
-    ax.add_collection(PolyCollection(_boxes(start, end, ys, _BAR_HEIGHT), facecolors=fill, edgecolors="none"))
+    ax.add_collection(PolyCollection(boxes(start, end, ys, BAR_HEIGHT), facecolors=fill, edgecolors="none"))
 
     errors = frame.loc[frame["kind"].astype(str) == "error"]
     if len(errors):
@@ -77,15 +76,9 @@ def plot_processes(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.set_xlim(0, t_end if t_end > 0 else 1)
     handles: list[Any] = [Patch(color=colours[index[p]], label=f"p{p}") for p in processes][:10]
     extra, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + extra, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    ax.legend(handles=handles + extra, **LEGEND_RIGHT)
     ax.set_title(f"Connection holds, lanes grouped by process ({len(processes)} processes)")
     return ax
-
-
-def _colour(i: int) -> tuple[float, ...]:
-    from matplotlib import colormaps
-
-    return tuple(colormaps["tab10"](i % 10))
 
 
 def plot_server_vs_pools(
@@ -98,7 +91,7 @@ def plot_server_vs_pools(
     drawn (``pgbouncer`` for the server connections pgbouncer holds).
     ``limit`` draws a dashed line (a role's or server's connection limit).
     """
-    ax = _new_axes(ax)
+    ax = new_axes(ax)
     samples = server_frame(server)
     if column not in samples.columns:
         raise ValueError(f"column must be one of {', '.join(samples.columns[1:])}, got {column!r}")
@@ -113,5 +106,5 @@ def plot_server_vs_pools(
     ax.set_xlabel("time (s)")
     ax.set_ylabel("connections")
     ax.set_title("What the pools hold, and what the server counts")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    ax.legend(**LEGEND_RIGHT)
     return ax
