@@ -15,7 +15,6 @@ become a message in the widget instead.
 
 from __future__ import annotations
 
-import html
 import logging
 import tempfile
 import threading
@@ -25,13 +24,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import ipywidgets as widgets
-
 from .. import checks
 from ..urls import connect
-from ..workload import DISTRIBUTIONS, WorkloadResult
+from ..workload import WorkloadResult
+from .controls import build_controls, build_panel
 from .runs import LiveRun, Resources, shutdown
-from .settings import HELP, DashboardSettings, check_setting, resize_pool
+from .settings import DashboardSettings, check_setting, resize_pool
 from .shared import (
     JOIN_TIMEOUT_S,
     classed,
@@ -113,108 +111,18 @@ class PoolDashboard:
             self._say("Ready: set the pool and the workload, then press Run.")
 
     def _build_widgets(self) -> None:
-        wide = {"description_width": "118px"}
-        row = widgets.Layout(width="305px")
-
-        def slider(cls: type, name: str, description: str, **kw: Any) -> Any:
-            return classed(
-                cls(description=description, continuous_update=False, style=wide, layout=row, **kw),
-                f"poolviz-{name.replace('_', '-')}",
-            )
-
-        d = DashboardSettings()
-        options = [
-            (label if reason is None else f"{label} (unavailable)", key)
-            for key, (label, _url, reason) in self._backends.items()
-        ]
-        first = "url" if "url" in self._backends and self._backends["url"][2] is None else "sqlite"
-        self.controls: dict[str, Any] = {
-            "backend": classed(
-                widgets.Dropdown(options=options, value=first, description="backend", style=wide, layout=row),
-                "poolviz-backend",
-            ),
-            # The slider reaches 0 on purpose: peewee reads 0 as "no limit", and
-            # the message the dashboard gives for it is part of the lesson.
-            "max_connections": slider(
-                widgets.IntSlider, "max_connections", "max_connections", value=d.max_connections, min=0, max=32
-            ),
-            "workers": slider(widgets.IntSlider, "workers", "workers", value=d.workers, min=1, max=64),
-            "hold_ms": slider(widgets.IntSlider, "hold_ms", "hold (ms)", value=int(d.hold_ms), min=0, max=500),
-            "think_ms": slider(widgets.IntSlider, "think_ms", "think (ms)", value=int(d.think_ms), min=0, max=500),
-            "distribution": classed(
-                widgets.Dropdown(
-                    options=list(DISTRIBUTIONS),
-                    value=d.distribution,
-                    description="distribution",
-                    style=wide,
-                    layout=row,
-                ),
-                "poolviz-distribution",
-            ),
-            "timeout": slider(
-                widgets.FloatSlider, "timeout", "timeout (s)", value=d.timeout, min=0.0, max=30.0, step=0.5
-            ),
-            "fail_at_once": classed(
-                widgets.Checkbox(
-                    value=False,
-                    description="fail at once (timeout=None)",
-                    indent=False,
-                    layout=widgets.Layout(margin="2px 0 2px 40px"),
-                ),
-                "poolviz-fail-at-once",
-            ),
-            "stale_timeout": slider(
-                widgets.FloatSlider, "stale_timeout", "stale_timeout (s)", value=0.0, min=0.0, max=30.0, step=0.5
-            ),
-            "duration": slider(
-                widgets.FloatSlider, "duration", "run length (s)", value=d.duration, min=0.5, max=120.0, step=0.5
-            ),
-        }
-        self.backend_note = classed(widgets.HTML(), "poolviz-backend-note")
-        self.help = classed(widgets.HTML(HELP), "poolviz-help")
-        self.run_button = classed(widgets.Button(description="Run", button_style="success", icon="play"), "poolviz-run")
-        self.stop_button = classed(
-            widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True), "poolviz-stop"
-        )
-        self.save_button = classed(widgets.Button(description="Save PNG", icon="download"), "poolviz-save")
-        self.status = classed(widgets.HTML("idle"), "poolviz-status")
-        self.message = classed(widgets.HTML(), "poolviz-message")
-        self.stats = classed(widgets.HTML(), "poolviz-stats")
-        c = self.controls
-        column = widgets.Layout(width="315px")
-        settings_box = widgets.HBox(
-            [
-                widgets.VBox([c["backend"], c["max_connections"], c["workers"], c["duration"]], layout=column),
-                widgets.VBox([c["hold_ms"], c["think_ms"], c["distribution"]], layout=column),
-                widgets.VBox([c["timeout"], c["fail_at_once"], c["stale_timeout"]], layout=column),
-            ],
-            layout=widgets.Layout(flex_flow="row wrap"),
-        )
-        buttons = widgets.HBox([self.run_button, self.stop_button, self.save_button, self.status])
-        self.widget = classed(
-            widgets.VBox([settings_box, self.backend_note, self.help, buttons, self.message, self.view, self.stats]),
-            "poolviz-dashboard",
-        )
-        self._all_widgets = [
-            *c.values(),
-            self.backend_note,
-            self.help,
-            self.run_button,
-            self.stop_button,
-            self.save_button,
-            self.status,
-            self.message,
-            self.view,
-            self.stats,
-            settings_box,
-            *settings_box.children,
-            buttons,
-            self.widget,
-        ]
-        unavailable = [f"{label}: {reason}" for label, _url, reason in self._backends.values() if reason]
-        self.backend_note.value = (
-            "<small>Unavailable: " + html.escape(" · ".join(unavailable)) + "</small>" if unavailable else ""
-        )
+        self.controls: dict[str, Any] = build_controls(self._backends)
+        panel = build_panel(self.controls, self.view, self._backends)
+        self.backend_note = panel.backend_note
+        self.help = panel.help
+        self.run_button = panel.run_button
+        self.stop_button = panel.stop_button
+        self.save_button = panel.save_button
+        self.status = panel.status
+        self.message = panel.message
+        self.stats = panel.stats
+        self.widget = panel.widget
+        self._all_widgets = panel.all_widgets
 
     def _apply_defaults(self, defaults: Mapping[str, Any], problems: list[str]) -> None:
         c = self.controls
