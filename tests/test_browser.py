@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "03_live_pool_dashboard.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = ROOT / "docs" / "dashboard.png"
+SCREENSHOTS = ROOT / "build" / "screenshots"  # copies for humans; the tests' own are under their tmp dirs
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -65,8 +66,8 @@ def free_port() -> int:
         return port
 
 
-def jupyter_dirs(base: Path) -> dict[str, Path]:
-    """Fresh Jupyter dirs: news and update prompts off, every notebook cell kept in the page."""
+def jupyter_dirs(base: Path, theme: str | None = None) -> dict[str, Path]:
+    """Fresh Jupyter dirs: news and update prompts off, every notebook cell kept in the page, ``theme`` chosen."""
     dirs = {name: base / name for name in ("root", "config", "data", "runtime", "settings", "workspaces")}
     for path in dirs.values():
         path.mkdir(parents=True)
@@ -79,18 +80,24 @@ def jupyter_dirs(base: Path) -> dict[str, Path]:
     tracker = dirs["settings"] / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
     tracker.parent.mkdir(parents=True)
     tracker.write_text(json.dumps({"windowingMode": "none"}))
+    if theme is not None:
+        themes = dirs["settings"] / "@jupyterlab" / "apputils-extension" / "themes.jupyterlab-settings"
+        themes.write_text(json.dumps({"theme": theme}))
     return dirs
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """A JupyterLab server on a free port serving a copy of the dashboard notebook; stopped at teardown."""
+def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """A JupyterLab server on a free port serving a copy of the dashboard notebook; stopped at teardown.
+
+    Parametrised indirectly with a theme's name ("JupyterLab Dark"), the lab opens in that theme.
+    """
     if not CHROMIUM.exists():
         skip_or_fail(f"{CHROMIUM} is missing: apt-get install chromium")
     jupyter = Path(sys.executable).parent / "jupyter"
     if not jupyter.exists():
         skip_or_fail(f"{jupyter} is missing: install the project's dev extras")
-    dirs = jupyter_dirs(tmp_path / "lab")
+    dirs = jupyter_dirs(tmp_path / "lab", getattr(request, "param", None))
     shutil.copy(NOTEBOOK, dirs["root"] / NOTEBOOK.name)
     port, token = free_port(), secrets.token_hex(16)
     env = {
@@ -358,3 +365,166 @@ def test_the_live_strip_shows_a_wait_in_progress_while_workers_starve(
     print(f"\nstarving: {first}\n{strip}")
     page.locator("button.poolviz-stop").click()
     page.wait_for_function("() => /stopped/.test(document.querySelector('.poolviz-status').innerText)")
+
+
+THEMED_RUN = [
+    "from poolviz.widgets import PoolDashboard\n"
+    "dash = PoolDashboard(check_servers=False, workers=6, max_connections=2, hold_ms=15, think_ms=2,\n"
+    "                     distribution='exp', duration=2.5)\n"
+    "dash",
+    "dash.run()",
+]
+LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
+
+VIEW_STATE = """el => {
+    const strip = el.querySelector('.poolviz-live-numbers');
+    const backgrounds = [];
+    for (let node = strip; node; node = node.parentElement) backgrounds.push(getComputedStyle(node).backgroundColor);
+    return { ...el.dataset, stripColour: getComputedStyle(strip).color, backgrounds,
+             canvasWidth: el.querySelector('canvas').width, bodyTheme: document.body.dataset.jpThemeName };
+}"""
+
+# Asleep: no animation frame pending, the run over, and no theme re-check still to come.
+ASLEEP = """sel => {
+    const d = document.querySelector(sel)?.dataset;
+    return d && d.sleeping === 'true' && d.running === 'false' && (d.themeChecks ?? '0') === '0';
+}"""
+
+
+def rgba(css: str) -> tuple[float, float, float, float]:
+    """``rgb(r, g, b)``, ``rgba(r, g, b, a)`` or ``#rrggbb`` as four numbers (channels 0-255, alpha 0-1)."""
+    if css.startswith("#"):
+        return (int(css[1:3], 16), int(css[3:5], 16), int(css[5:7], 16), 1.0)
+    parts = [float(x) for x in css[css.index("(") + 1 : css.index(")")].replace("/", ",").split(",")]
+    return (parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else 1.0)
+
+
+def over(top: tuple[float, ...], below: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """``top`` composited over an opaque ``below``."""
+    a = top[3]
+    return (top[0] * a + below[0] * (1 - a), top[1] * a + below[1] * (1 - a), top[2] * a + below[2] * (1 - a), 1.0)
+
+
+def effective_background(backgrounds: list[str]) -> tuple[float, float, float, float]:
+    """What shows behind an element: its ancestors' backgrounds (innermost first) over the browser's white."""
+    colour: tuple[float, float, float, float] = (255.0, 255.0, 255.0, 1.0)
+    for css in reversed(backgrounds):
+        colour = over(rgba(css), colour)
+    return colour
+
+
+def contrast(fg: tuple[float, ...], bg: tuple[float, ...]) -> float:
+    """WCAG contrast ratio of ``fg`` (composited over ``bg``) against ``bg``: 1 to 21."""
+
+    def lum(c: tuple[float, ...]) -> float:
+        lin = [(x / 255) / 12.92 if x / 255 <= 0.03928 else ((x / 255 + 0.055) / 1.055) ** 2.4 for x in c[:3]]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    a, b = lum(over(fg, bg)), lum(bg)
+    return (max(a, b) + 0.05) / (min(a, b) + 0.05)
+
+
+def mean_luminance(png: bytes) -> float:
+    """Mean Rec. 709 luma of a screenshot's pixels (0 black, 1 white), as the issue measured the white block."""
+    import io
+
+    import numpy as np
+    from matplotlib import image
+
+    pixels = image.imread(io.BytesIO(png), format="png")[..., :3]
+    return float((pixels @ np.array([0.2126, 0.7152, 0.0722])).mean())
+
+
+def themed_look(page: Any, name: str, tmp_path: Path) -> dict[str, Any]:
+    """Screenshot the live view as ``name``.png (kept in tmp_path and build/screenshots) and measure it."""
+    state = page.eval_on_selector(LIVE, VIEW_STATE)
+    png = page.locator(LIVE).screenshot()
+    (tmp_path / f"{name}.png").write_bytes(png)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / f"{name}.png", SCREENSHOTS / f"{name}.png")
+    background = effective_background(state["backgrounds"])
+    look = {
+        "theme": state["theme"],
+        "luminance": mean_luminance(png),
+        "strip_contrast": contrast(rgba(state["stripColour"]), background),
+        "canvas_contrast": contrast(rgba(state["fg"]), rgba(state["bg"])),
+    }
+    print(f"\n{name}: {state['bodyTheme']}: {look}")
+    return look
+
+
+def assert_reads_well(look: dict[str, Any], theme: str) -> None:
+    if theme == DARK:
+        assert look["theme"] == "dark" and look["luminance"] < 0.35, look
+    else:
+        assert look["theme"] == "light" and look["luminance"] > 0.65, look
+    assert look["strip_contrast"] >= 4.5 and look["canvas_contrast"] >= 4.5, look
+
+
+def switch_theme(page: Any, theme: str) -> None:
+    """Settings > Theme > ``theme``, as a user does it, and wait until JupyterLab says it is applied."""
+    page.click('.lm-MenuBar-itemLabel:text-is("Settings")')
+    page.hover('.lm-Menu-itemLabel:text-is("Theme")')
+    page.click(f'.lm-Menu-itemLabel:text-is("{theme}")')
+    page.wait_for_function("name => document.body.dataset.jpThemeName === name", arg=theme)
+
+
+def assert_stays_asleep(page: Any) -> dict[str, str]:
+    """The loop is asleep and stays so: no frame drawn and no animation frame run for a second."""
+    page.wait_for_function(ASLEEP, arg=LIVE)
+    before = page.eval_on_selector(LIVE, "el => ({...el.dataset})")
+    # Idleness is the absence of frames over a span, so this waits for time itself, not for a condition.
+    page.wait_for_timeout(1000)
+    after = page.eval_on_selector(LIVE, "el => ({...el.dataset})")
+    assert (after["frames"], after["ticks"], after["sleeping"]) == (before["frames"], before["ticks"], "true")
+    return after
+
+
+@pytest.mark.parametrize("lab", [LIGHT, DARK], indirect=True)
+def test_the_live_view_reads_well_in_each_theme_and_follows_a_switch(
+    lab: dict[str, Any], page: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Opened in one theme, a short live run reads well (luminance, contrast), sleeps, follows resizes and a switch."""
+    theme = request.node.callspec.params["lab"]
+    other = DARK if theme == LIGHT else LIGHT
+    slug = "dark" if theme == DARK else "light"
+    open_and_run_all(lab, page, "themed.ipynb", THEMED_RUN)
+    page.wait_for_function("name => document.body.dataset.jpThemeName === name", arg=theme)
+    page.locator(LIVE).wait_for()
+    page.wait_for_function("sel => +document.querySelector(sel)?.dataset.batches > 0", arg=LIVE, timeout=60_000)
+    page.wait_for_function(ASLEEP, arg=LIVE, timeout=60_000)
+    page.locator(LIVE).scroll_into_view_if_needed()
+    assert_reads_well(themed_look(page, f"live_{slug}", tmp_path), theme)
+    page.locator(".poolviz-dashboard").screenshot(path=str(tmp_path / f"dashboard_{slug}.png"))
+    shutil.copy(tmp_path / f"dashboard_{slug}.png", SCREENSHOTS / f"dashboard_{slug}.png")
+    idle = assert_stays_asleep(page)
+
+    # Hover wakes the loop for the crosshair; then it sleeps again.
+    page.locator(f"{LIVE} canvas").hover(position={"x": 300, "y": 40})
+    page.wait_for_function(
+        "([sel, n]) => +document.querySelector(sel).dataset.frames > n", arg=[LIVE, int(idle["frames"])]
+    )
+    page.mouse.move(0, 0)
+    idle = assert_stays_asleep(page)
+
+    # A narrower window: the ResizeObserver wakes the loop, the canvas follows the panel's width.
+    width, canvas_width = int(idle["width"]), page.eval_on_selector(LIVE, VIEW_STATE)["canvasWidth"]
+    page.set_viewport_size({"width": 1000, "height": 1700})
+    page.wait_for_function("([sel, w]) => +document.querySelector(sel).dataset.width < w - 200", arg=[LIVE, width])
+    idle = assert_stays_asleep(page)
+    state = page.eval_on_selector(LIVE, VIEW_STATE)
+    assert state["canvasWidth"] < canvas_width - 200 and int(idle["frames"]) > 0
+
+    # The other theme, chosen in the menu: the view restyles without a re-run (same batches, same events).
+    switch_theme(page, other)
+    page.wait_for_function(
+        "([sel, t]) => document.querySelector(sel).dataset.theme === t",
+        arg=[LIVE, "dark" if other == DARK else "light"],
+    )
+    switched = assert_stays_asleep(page)
+    assert (switched["batches"], switched["events"]) == (idle["batches"], idle["events"])
+    assert int(switched["frames"]) > int(idle["frames"])
+    page.locator(LIVE).scroll_into_view_if_needed()
+    assert_reads_well(
+        themed_look(page, f"live_{slug}_switched_to_{'dark' if other == DARK else 'light'}", tmp_path), other
+    )

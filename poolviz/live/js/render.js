@@ -55,7 +55,7 @@ function buildDom(el) {
 
 function newView(model, el) {
   return { model, el, s: storeFor(model), dom: buildDom(el), mouse: null, frozenEnd: null, geo: null, raf: 0,
-    dirty: true, lastDraw: 0, lastStrip: 0, frames: 0, ticks: 0, fpsCount: 0, fpsSince: performance.now(), fps: 0 };
+    dirty: true, paletteKey: "", lastDraw: 0, lastStrip: 0, frames: 0, ticks: 0, fpsCount: 0, fpsSince: performance.now(), fps: 0 };
 }
 
 function cursorSet(v) {
@@ -99,6 +99,7 @@ function draw(v, settled) {
   const { model, s, el } = v;
   const { ctx, W, H } = sizeCanvas(v);
   const p = readPalette(el, ctx);
+  v.paletteKey = p.key;
   ctx.fillStyle = p.bg; ctx.fillRect(0, 0, W, H);
   ctx.font = `11px ${p.font}`;
   const g = v.geo = layout(s, W, H, axis(v));
@@ -177,7 +178,10 @@ function render({ model, el }) {
   canvas.addEventListener("mouseleave", leave);
   const resize = new ResizeObserver(wakeUp);
   resize.observe(el);
-  const stopWatchingTheme = watchTheme(wakeUp);
+  // A theme switch wakes the loop only when the colours it would read differ from the last frame's.
+  const stopWatchingTheme = watchTheme(el, () => {
+    if (readPalette(el, canvas.getContext("2d")).key !== v.paletteKey) wakeUp();
+  });
   setPause();
   onSetting();
   return () => {

@@ -53,8 +53,9 @@ function readPalette(el, ctx) {
   if (rgbaOf(p.bg)[3] === 0) p.bg = THEME_VARS.bg[1];
   p.dark = luminance(rgbaOf(p.bg)) < 0.4;
   p.band = withAlpha(p.text, 0.04);
-  p.waitLane = withAlpha(p.warn, p.dark ? 0.16 : 0.1);
+  p.waitLane = withAlpha(p.warn, p.dark ? 0.13 : 0.1);
   p.resize = p.dark ? "#ce93d8" : "#7b1fa2";
+  p.key = [p.bg, p.text, p.muted, p.frame, p.grid, p.brand, p.warn, p.error, p.success, p.font].join("|");
   return p;
 }
 
@@ -63,18 +64,21 @@ function threadColour(p, thread, alpha = 1) {
   return `hsla(${(thread * 137.508) % 360}, ${p.dark ? 70 : 65}%, ${p.dark ? 62 : 46}%, ${alpha})`;
 }
 
-function watchTheme(onChange) {
+function watchTheme(el, onChange) {
   // JupyterLab may set the body attributes before the new theme's stylesheet has applied, so the
-  // view redraws on the change and again a little later; each redraw re-reads the variables.
+  // view checks the variables on the change and again a little later (onChange redraws only when
+  // they differ from the last frame's). data-theme-checks counts the checks still to come.
   const timers = new Set();
+  const pending = () => { el.dataset.themeChecks = String(timers.size); };
   const changed = () => {
     onChange();
     for (const ms of [150, 600, 1500]) {
-      const id = setTimeout(() => { timers.delete(id); onChange(); }, ms);
+      const id = setTimeout(() => { timers.delete(id); pending(); onChange(); }, ms);
       timers.add(id);
     }
+    pending();
   };
   const observer = new MutationObserver(changed);
   if (document.body) observer.observe(document.body, { attributes: true, attributeFilter: THEME_ATTRIBUTES });
-  return () => { observer.disconnect(); for (const id of timers) clearTimeout(id); };
+  return () => { observer.disconnect(); for (const id of timers) clearTimeout(id); timers.clear(); pending(); };
 }
