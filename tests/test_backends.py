@@ -10,7 +10,7 @@ from playhouse.pool import PooledSqliteDatabase
 
 from poolviz.models import User
 from poolviz.servers.faults import kill_connections
-from poolviz.testing import check_invariants, run_threads
+from poolviz.testing import check_invariants, kinds, run_threads
 
 
 def test_tutorial_model_runs_unchanged(make_pool: Any) -> None:
@@ -38,10 +38,10 @@ def test_autoconnect_keeps_the_connection_until_close(make_pool: Any) -> None:
     db.events.clear()
     User.select().count()
     User.select().count()
-    assert [e.kind for e in db.events.snapshot()] == ["checkout"]
+    assert kinds(db) == ["checkout"]
     assert not db.is_closed()
     db.close()
-    assert [e.kind for e in db.events.snapshot()] == ["checkout", "checkin"]
+    assert kinds(db) == ["checkout", "checkin"]
 
 
 def test_plain_peewee_sqlite_pool_refuses_another_thread(tmp_path: Any) -> None:
@@ -109,14 +109,14 @@ def test_stress_invariants_hold(make_pool: Any, no_new_threads: None) -> None:
     assert failures == []
     events = db.events.snapshot()
     assert check_invariants(events, POOL, allow_open=False) == []
-    kinds = [e.kind for e in events]
-    assert kinds.count("checkout") == THREADS * REQUESTS
+    seen = [e.kind for e in events]
+    assert seen.count("checkout") == THREADS * REQUESTS
     assert max(e.in_use for e in events) == POOL, "the pool was saturated"
-    assert kinds.count("wait") > 0 and kinds.count("timeout") == 0
+    assert seen.count("wait") > 0 and seen.count("timeout") == 0
     stats = db.events.get_stats()
     assert stats["requests_num"] == THREADS * REQUESTS
-    assert stats["requests_queued"] == kinds.count("wait")
-    assert stats["connections_num"] == kinds.count("connect") <= POOL
+    assert stats["requests_queued"] == seen.count("wait")
+    assert stats["connections_num"] == seen.count("connect") <= POOL
 
 
 @pytest.mark.timeout(60)
