@@ -15,6 +15,7 @@ from playhouse.pool import MaxConnectionsExceeded
 from poolviz.data import analysis
 from poolviz.data.frames import events_to_frame
 from poolviz.events import Event
+from poolviz.live.shared import frame_stats
 from poolviz.testing import InstrumentedFakePooledDatabase, run_threads, wait_until
 
 
@@ -256,14 +257,14 @@ def test_summarize_is_plain_json(hand: pd.DataFrame) -> None:
     assert summary["requests"] == 6
     assert summary["checkouts"] == 5
     assert summary["timeouts"] == 1
-    assert summary["max_connections"] == 2
+    assert summary["pool_max"] == 2
     assert summary["utilisation"] == pytest.approx(0.75)
     assert summary["hold_mean_s"] == pytest.approx((2.5 + 3.5 + 2.0 + 1.0) / 4)
     assert summary["holds_open"] == 1
     assert summary["connections_opened"] == 3
     assert summary["connections_closed"] == 1
     assert summary["closed_by_reason"] == {"stale": 1}
-    assert summary["dropped_events"] == 3
+    assert summary["events_dropped"] == 3
     assert summary["span_s"] == 7.0
     assert summary["littles_L"] == pytest.approx(2.0)
     assert summary["wait_p95_s"] == pytest.approx(1.875)
@@ -448,3 +449,64 @@ def test_a_waiter_on_a_live_pool_shows_in_the_numbers_while_it_waits() -> None:
     assert not waiter.is_alive()
     db.close_all()
     assert analysis.waits_in_progress(db.events.to_frame()).empty
+
+
+def test_frame_stats_summarize_and_get_stats_agree_on_their_shared_keys() -> None:
+    """Mid-run, one caller waiting and events dropped: the pool's state has one name and one value in all three."""
+    db = InstrumentedFakePooledDatabase("fake", max_connections=2, timeout=30, event_capacity=6)
+    for _ in range(4):  # churn enough events that the log of 6 drops some
+        db.connect()
+        db.close()
+    db.connect()
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        db.connect()
+        held.set()
+        release.wait(timeout=10)
+        db.close()
+
+    def waiter() -> None:
+        db.connect()
+        db.close()
+
+    threads = [threading.Thread(target=holder, name="holder"), threading.Thread(target=waiter, name="waiter")]
+    threads[0].start()
+    assert held.wait(timeout=10)
+    threads[1].start()
+    try:
+        wait_until(lambda: db.events.get_stats()["requests_waiting"] == 1, what="the waiter to wait")
+        got = db.events.get_stats()
+        frame = db.events.to_frame()
+        summary, live = analysis.summarize(frame), frame_stats(frame)
+    finally:
+        release.set()
+        db.close()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
+    db.close_all()
+    shared = ("events_dropped", "pool_max", "pool_size", "pool_available", "requests_waiting")
+    assert [got[key] for key in shared] == [summary[key] for key in shared] == [live[key] for key in shared]
+    assert (got["pool_size"], got["pool_available"], got["requests_waiting"], got["pool_max"]) == (2, 0, 1, 2)
+    assert got["events_dropped"] > 0
+    assert summary["in_use"] == live["in_use"] == 2 and summary["waiting_now"] == live["waiting_now"] == 1
+
+
+def test_the_table_of_summary_keys_says_where_each_key_is(hand: pd.DataFrame) -> None:
+    """Each key of the module's table is in exactly the dicts it marks: summarize S, frame_stats F, get_stats G."""
+    marked: dict[str, set[str]] = {}
+    for line in (analysis.__doc__ or "").splitlines():
+        parts = line.split()
+        if not line.startswith("``") or "<" in parts[0]:
+            continue
+        while parts[-1] in ("S", "F", "G"):
+            marked.setdefault(parts[0].strip("`"), set()).add(parts.pop())
+    found = {
+        "S": set(analysis.summarize(hand)),
+        "F": set(frame_stats(hand)),
+        "G": set(InstrumentedFakePooledDatabase("fake", max_connections=2).events.get_stats()),
+    }
+    assert len(marked) >= 20
+    for key, where in marked.items():
+        assert {source for source in "SFG" if key in found[source]} == where, key

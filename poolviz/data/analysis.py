@@ -18,6 +18,53 @@ Two conventions run through the module:
   True in :func:`hold_intervals`, so means over ``duration`` count finished
   holds only. :func:`littles_law` counts such a hold up to the end of the trace,
   which is the time it has spent in the system so far.
+
+Summary keys
+------------
+One vocabulary for the numbers a trace is summed up in: :func:`summarize`
+(S, the CLI's ``summary.json``), :func:`poolviz.live.shared.frame_stats` (F,
+the live widgets' strip) and :meth:`poolviz.EventLog.get_stats` (G, psycopg_pool
+style). Where two of them give the same number it has one name, and
+``get_stats``' name wins. Counts over the trace keep their own names: G's
+counters (``requests_num``, ``connections_num``, ...) count every event since
+the log began or since ``pop_stats()``, dropped events included, while S and F
+count the events in the frame they are given.
+
+=====================  ================================================  =======  =====
+key                    meaning                                           unit     in
+=====================  ================================================  =======  =====
+``events``             events in the trace                               count    S F
+``events_dropped``     events the bounded log dropped (frame.attrs)      count    S F G
+``pool_max``           the pool's limit, ``max_connections``             conns    S F G
+``pool_size``          connections open after the last event             conns    S F G
+``pool_available``     of those, idle in the pool                        conns    S F G
+``in_use``             of those, checked out (size - available)          conns    S F
+``requests_waiting``   callers the pool counted waiting, last event      count    S F G
+``waiting_now``        callers whose wait had not ended at ``now``       count    S F
+``oldest_wait_s``      age of the oldest wait still going at ``now``     s        S F
+``requests``           requests finished: checkouts + timeouts           count    S F
+``checkouts``          requests that got a connection                    count    S
+``timeouts``           requests that got ``MaxConnectionsExceeded``      count    S F
+``throughput_rps``     checkouts per second of :func:`span`              1/s      S F
+``span_s``             seconds the trace covers                          s        S
+``utilisation``        time-weighted in_use / pool_max                   0..1     S
+``waited``             requests that waited at all                       count    S
+``wait_<stat>_s``      mean, p50, p95, p99, max of the waits             s        S F
+``fair_<key>``         :func:`fairness_stats` of the workers             various  S
+``workers`` ...        F's subset of them, unprefixed (see frame_stats)  various  F
+``hold_mean_s``        mean of the finished holds                        s        S
+``holds_open``         checkouts with no checkin yet                     count    S
+``connections_opened`` ``connect`` events                                count    S F
+``connections_closed`` ``close`` events (G: the same, all events)        count    S F G
+``closed_by_reason``   ``close`` events per reason                       counts   S
+``connect_errors``     ``error`` events (failed connects)                count    S
+``leaks``              leak reports                                      count    S
+``littles_<key>``      :func:`littles_law`                               various  S
+=====================  ================================================  =======  =====
+
+``waiting_now`` and ``requests_waiting`` agree on a whole live trace; they
+part where the frame is a slice (a wait that began before it is not seen) or
+``now`` is later than the last event.
 """
 
 from __future__ import annotations
@@ -460,6 +507,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def pool_counts(frame: pd.DataFrame) -> dict[str, Any]:
+    """The pool's state after the last event, named as :meth:`~poolviz.EventLog.get_stats` names it.
+
+    ``pool_max`` (``frame.attrs``' ``max_connections``), ``pool_size``,
+    ``pool_available``, ``in_use`` and ``requests_waiting``; zeros for an empty frame.
+    """
+    frame = _ordered(frame)
+    last = frame.iloc[-1] if len(frame) else None
+    in_use, idle, waiting = (int(last[c]) for c in ("in_use", "idle", "waiting")) if last is not None else (0, 0, 0)
+    return {
+        "pool_max": frame.attrs.get("max_connections"),
+        "pool_size": in_use + idle,
+        "pool_available": idle,
+        "in_use": in_use,
+        "requests_waiting": waiting,
+    }
+
+
 def summarize(
     frame: pd.DataFrame,
     max_connections: int | None = None,
@@ -468,18 +533,12 @@ def summarize(
 ) -> dict[str, Any]:
     """The trace in one JSON-ready dict of plain numbers (NaN becomes None).
 
-    ``max_connections`` defaults to the one recorded in ``frame.attrs``; without
-    a limit, ``utilisation`` is None. Keys: ``events``, ``dropped_events``,
-    ``span_s``, ``requests``, ``checkouts``, ``timeouts``, ``throughput_rps``,
-    ``max_connections``, ``utilisation``, ``waited``, ``wait_mean_s``,
-    ``wait_p50_s``, ``wait_p95_s``, ``wait_p99_s``, ``wait_max_s`` (waits still
-    going at ``now`` counted at their age, see :func:`wait_stats`),
-    ``waiting_now`` and ``oldest_wait_s`` (callers still waiting and the age of
-    the oldest), the :func:`fairness_stats` of ``threads`` prefixed ``fair_``,
-    ``hold_mean_s`` (finished holds), ``holds_open``, ``connections_opened``,
-    ``connections_closed``, ``closed_by_reason`` (reason to count),
-    ``connect_errors``, ``leaks`` (leak reports) and Little's law as ``littles_L``, ``littles_lambda_rps``,
-    ``littles_W_s``, ``littles_L_from_lambda_W``, ``littles_relative_error``.
+    ``max_connections`` defaults to the one recorded in ``frame.attrs`` and is
+    reported as ``pool_max``; without a limit, ``utilisation`` is None. The keys
+    are those marked S in the module's table of summary keys; waits still going
+    at ``now`` count at their age (see :func:`wait_stats`), ``fair_*`` are the
+    :func:`fairness_stats` of ``threads``. ``dropped_events`` repeats
+    ``events_dropped`` under its old name for readers not moved yet.
     """
     frame = _ordered(frame)
     codes = _kind_codes(frame)
@@ -493,13 +552,14 @@ def summarize(
     little = littles_law(frame)
     summary = {
         "events": len(frame),
-        "dropped_events": frame.attrs.get("dropped", 0),
+        "events_dropped": frame.attrs.get("dropped", 0),
+        **pool_counts(frame),
+        "pool_max": limit,
         "span_s": span(frame),
         "requests": waits["count"] - waits["in_progress"],
         "checkouts": np.count_nonzero(codes == _CHECKOUT),
         "timeouts": np.count_nonzero(codes == _TIMEOUT),
         "throughput_rps": throughput(frame),
-        "max_connections": limit,
         "utilisation": utilisation(frame, limit) if limit else None,
         "waited": waits["waited"],
         **{f"wait_{key}": waits[key] for key in ("mean_s", "p50_s", "p95_s", "p99_s", "max_s")},
@@ -515,5 +575,6 @@ def summarize(
         "leaks": np.count_nonzero(codes == _LEAK),
         **{f"littles_{key}": value for key, value in little.items()},
     }
+    summary["dropped_events"] = summary["events_dropped"]  # the old name, until plots.charts reads the new one
     plain: dict[str, Any] = _plain(summary)
     return plain

@@ -46,26 +46,24 @@ def closed_loop_workers(workers: int) -> list[str]:
 
 
 def frame_stats(frame: pd.DataFrame, now: float | None = None, workers: Sequence[str] | None = None) -> dict[str, Any]:
-    """The numbers a live view shows for a trace, computed with :mod:`poolviz.analysis`.
+    """The numbers a live view shows for a trace, computed with :mod:`poolviz.data.analysis`.
 
     Waits still going at ``now`` (default: the last event) count at their age
-    so far, as in the view's strip. Keys: ``events``, ``requests`` (checkouts
-    and timeouts), ``throughput_rps``, ``wait_p50_s``, ``wait_p95_s``,
-    ``wait_p99_s``, ``wait_max_s``, ``waiting_now`` and ``oldest_wait_s``
-    (callers still waiting and the age of the oldest), per-worker service of
-    ``workers`` (default: every thread that asked): ``workers``,
-    ``checkouts_min``, ``checkouts_median``, ``checkouts_max``, ``starved``,
-    ``longest_wait_s``, ``longest_wait_thread``; then ``timeouts``,
-    ``connections_opened``, ``connections_closed``, the counts after the last
-    event (``in_use``, ``idle``, ``waiting``), ``max_connections`` and
-    ``events_dropped`` (both from ``frame.attrs``). NaN where a figure is
-    undefined (no requests yet).
+    so far, as in the view's strip. The keys are those marked F in the table of
+    summary keys in :mod:`poolviz.data.analysis` (the pool's state named as
+    :meth:`~poolviz.EventLog.get_stats` names it: ``pool_max``, ``pool_size``,
+    ``pool_available``, ``requests_waiting``, ``events_dropped``), with
+    per-worker service of ``workers`` (default: every thread that asked):
+    ``workers``, ``checkouts_min``, ``checkouts_median``, ``checkouts_max``,
+    ``starved``, ``longest_wait_s``, ``longest_wait_thread``. NaN where a
+    figure is undefined (no requests yet). The old names ``idle``, ``waiting``
+    and ``max_connections`` repeat ``pool_available``, ``requests_waiting`` and
+    ``pool_max`` for readers not moved yet.
     """
     waits = analysis.wait_stats(frame, now)
     fair = analysis.fairness_stats(frame, workers, now)
     kinds = frame["kind"]
-    last = frame.iloc[-1] if len(frame) else None
-    return {
+    stats: dict[str, Any] = {
         "events": len(frame),
         "requests": int(waits["count"] - waits["in_progress"]),
         "throughput_rps": analysis.throughput(frame),
@@ -79,13 +77,15 @@ def frame_stats(frame: pd.DataFrame, now: float | None = None, workers: Sequence
         "timeouts": analysis.timeouts(frame),
         "connections_opened": int((kinds == "connect").sum()),
         "connections_closed": int((kinds == "close").sum()),
-        "in_use": int(last["in_use"]) if last is not None else 0,
-        "idle": int(last["idle"]) if last is not None else 0,
-        "waiting": int(last["waiting"]) if last is not None else 0,
-        "max_connections": frame.attrs.get("max_connections"),
+        **analysis.pool_counts(frame),
         "events_dropped": int(frame.attrs.get("dropped", 0)),
     }
+    stats.update({old: stats[new] for old, new in _OLD_NAMES.items()})
+    return stats
 
+
+#: Old frame_stats keys and the names they repeat (the dashboard and its tests read the old ones still).
+_OLD_NAMES = {"idle": "pool_available", "waiting": "requests_waiting", "max_connections": "pool_max"}
 
 _SERVICE_KEYS = (
     "workers",
@@ -108,7 +108,7 @@ def _number(value: Any, unit: str = "", scale: float = 1.0, digits: int = 3) -> 
 
 def stats_html(stats: Mapping[str, Any], title: str = "") -> str:
     """One header row and one value row; each value cell has a class ``poolviz-stat-<key>`` to find it by."""
-    limit = stats.get("max_connections")
+    limit = stats.get("pool_max")
     longest = stats.get("longest_wait_thread") or ""
     cells = [
         ("throughput", "throughput", _number(stats["throughput_rps"], " req/s")),
@@ -128,7 +128,11 @@ def stats_html(stats: Mapping[str, Any], title: str = "") -> str:
         ("requests", "pool checkouts", str(stats["requests"])),
         ("timeouts", "timeouts", str(stats["timeouts"])),
         ("connections", "opened / closed", f"{stats['connections_opened']} / {stats['connections_closed']}"),
-        ("now", "in use / idle / waiting", f"{stats['in_use']} / {stats['idle']} / {stats['waiting']}"),
+        (
+            "now",
+            "in use / idle / waiting",
+            f"{stats['in_use']} / {stats['pool_available']} / {stats['requests_waiting']}",
+        ),
         ("max_connections", "max_connections", "no limit" if not limit else str(limit)),
         ("events", "events (dropped)", f"{stats['events']} ({stats['events_dropped']})"),
     ]
