@@ -22,9 +22,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
-from playhouse.db_url import parseresult_to_dict
-
 from poolviz import InstrumentedPooledMySQLDatabase, InstrumentedPooledPostgresqlDatabase, servers
+from poolviz.urls import url_params
 
 
 def without_liveness_check(cls: type) -> type:
@@ -47,7 +46,7 @@ def without_any_check(cls: type) -> type:
 
 def pools(url: str, cls: type, **extra: Any) -> dict[str, Any]:
     """The three variants of ``cls`` for ``url``, each with one connection, warmed up."""
-    params = parseresult_to_dict(urlparse(url), unquote_password=True, unquote_user=True)
+    params = url_params(urlparse(url))  # as poolviz.connect reads a URL
     database = params.pop("database")
     variants = {
         "peewee 4 default (checked)": cls,
