@@ -1,12 +1,10 @@
 """What poolviz knows of one SQLAlchemy pool: its connections, its counts, and how each transition is recorded.
 
-SQLAlchemy announces most transitions itself, through its pool events
-(``connect``, ``checkout``, ``checkin``, ``invalidate``, ``soft_invalidate``,
-``close``, ``detach``); :mod:`.wiring` subscribes :class:`PoolObserver`'s
-methods to them. What it does not announce (a caller waiting for a
-connection, a timeout, a connect that failed, why a connection closed) is
-read from the places :mod:`.wiring` wraps. Either way the pool does exactly
-what it would do without poolviz.
+:mod:`.wiring` calls :class:`PoolObserver`'s methods from SQLAlchemy's own
+pool events (``connect``, ``invalidate``, ``soft_invalidate``, ``close``,
+``detach``) and from the entry points it wraps (a checkout, a checkin, a
+caller that blocks, a timeout, a connect that failed, why a connection
+closed). Either way the pool does exactly what it would do without poolviz.
 
 Counts follow poolviz's vocabulary: ``in_use`` is connections handed to
 callers, ``idle`` open connections waiting in the pool, ``waiting`` callers
@@ -20,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
+import sys
 import threading
 import time
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
 from ...credentials import mask_text
 from ...events import EventLog
+from ...events.store import REUSED, payload
 
 # Per caller (thread, task or greenlet: each has its own context), while it waits.
 _wait_started: contextvars.ContextVar[float | None] = contextvars.ContextVar("poolviz_sqla_wait", default=None)
@@ -44,8 +45,23 @@ def caller_name() -> str:
     return task.get_name() if task is not None else threading.current_thread().name
 
 
-def thread_name() -> str:
-    return threading.current_thread().name
+class _ThreadName(threading.local):
+    """Each thread's name, read once per observer (``Thread.name`` is a property, events are many)."""
+
+    name: str | None = None
+
+
+def thread_name_reader() -> Callable[[], str]:
+    """A function returning the calling thread's name, cached per thread."""
+    cache = _ThreadName()
+
+    def thread_name() -> str:
+        name = cache.name
+        if name is None:
+            name = cache.name = threading.current_thread().name
+        return name
+
+    return thread_name
 
 
 class PoolObserver:
@@ -54,16 +70,14 @@ class PoolObserver:
     def __init__(self, pool: Any, events: EventLog) -> None:
         self.pool = pool
         self.events = events
-        self.name_of_caller = caller_name if pool._is_asyncio else thread_name
+        self.name_of_caller = caller_name if pool._is_asyncio else thread_name_reader()
         self._serials = itertools.count(1)
         self.serial_of: dict[int, int] = {}  # id(driver connection) -> poolviz serial
         self._opened_at: dict[int, float] = {}  # serial -> perf_counter() when opened
         self._held_since: dict[int, float] = {}  # serial -> perf_counter() at checkout
         self._fresh: set[int] = set()  # opened and not yet handed out
         self._close_reason: dict[int, str] = {}  # serial -> reason decided before SQLAlchemy closes it
-        self.in_use = 0
-        self.idle = 0
-        self.waiting = 0
+        self.counts = [0, 0, 0]  # in_use, idle, waiting: one list, shared with the hot path's closures
 
     # -- adopting what the pool already holds --------------------------------------------------
 
@@ -83,15 +97,16 @@ class PoolObserver:
                 serial = next(self._serials)
                 self.serial_of[id(conn)] = serial
                 self._opened_at[serial] = now
-                self.idle += 1
-            self.in_use += checked_out
+                self.counts[1] += 1
+            self.counts[0] += checked_out
 
     # -- recording -----------------------------------------------------------------------------
 
     def _record(self, now: float, kind: str, conn: int, **payload: Any) -> None:
         # Callers hold self.events.lock, so the counts and the event agree. ``now`` is the
         # reading the caller's durations were taken from; the log stamps its own.
-        self.events.record(kind, conn, self.name_of_caller(), self.in_use, self.idle, self.waiting, **payload)
+        in_use, idle, waiting = self.counts
+        self.events.record(kind, conn, self.name_of_caller(), in_use, idle, waiting, **payload)
 
     def deliver(self) -> None:
         """Hand this caller's recorded events to listeners (never called inside a pool lock)."""
@@ -109,39 +124,65 @@ class PoolObserver:
             self.serial_of[id(dbapi_connection)] = serial
             self._opened_at[serial] = now
             self._fresh.add(serial)
-            self.idle += 1
+            self.counts[1] += 1
             self._record(now, "connect", serial, duration_s=opened_for)
         self.deliver()
 
-    def on_checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        now = perf_counter()
-        waited = _waited.get()
-        if waited:
-            _waited.set(0.0)
-        with self.events.lock:
-            serial = self.serial_of.get(id(dbapi_connection), 0)
-            reused = serial not in self._fresh
-            self._fresh.discard(serial)
-            self._held_since[serial] = now
-            self.idle -= 1
-            self.in_use += 1
-            self._record(now, "checkout", serial, wait_s=waited, reused=reused)
-        self.deliver()
+    def hot_path(self) -> tuple[Callable[[Any], None], Callable[[Any], None]]:
+        """``(checked_out, checked_in)``: the two calls every checkout and checkin make, kept cheap.
 
-    def on_checkin(self, dbapi_connection: Any, record: Any) -> None:
-        if dbapi_connection is None:  # invalidated while out: its close was recorded then
-            return
-        now = perf_counter()
-        with self.events.lock:
-            serial = self.serial_of.get(id(dbapi_connection), 0)
+        Closures over this observer's containers (cells are cheaper to reach
+        than attributes), writing through the log's raw ``write`` with the
+        payload in its compact form (``None``, :data:`REUSED`, or the
+        checkout's clock reading, from which a check-in's duration is derived).
+        """
+        events = self.events
+        lock, write = events.lock, events.write
+        serial_of, held_since, fresh, counts = self.serial_of, self._held_since, self._fresh, self.counts
+        name_of_caller, serials = self.name_of_caller, self._serials
+
+        get_serial, waited_so_far, listening = serial_of.get, _waited.get, events.__dict__
+
+        # What only this caller touches (its connection's serial and hold) is kept outside the
+        # lock; the counts and the event, which other callers move too, inside it.
+        def checked_out(dbapi_connection: Any) -> None:
+            now = perf_counter()
+            serial = get_serial(id(dbapi_connection), 0)
+            held_since[serial] = now
+            if serial in fresh:
+                fresh.discard(serial)
+                extra: Any = None
+            else:
+                extra = REUSED
+            waited = waited_so_far()
+            if waited:
+                _waited.set(0.0)
+                extra = payload(wait_s=waited, reused=extra is REUSED)
+            name = name_of_caller()
+            with lock:
+                counts[0] += 1
+                counts[1] -= 1
+                write(now, "checkout", serial, name, counts[0], counts[1], counts[2], extra)
+            if listening["_listeners"]:
+                events.flush()
+
+        def checked_in(dbapi_connection: Any) -> None:
+            now = perf_counter()
+            serial = get_serial(id(dbapi_connection), 0)
             if not serial:  # out since before instrument(): it gets its serial now
-                serial = self.serial_of[id(dbapi_connection)] = next(self._serials)
-                self._opened_at[serial] = now
-            held_since = self._held_since.pop(serial, now)
-            self.in_use -= 1
-            self.idle += 1
-            self._record(now, "checkin", serial, duration_s=now - held_since)
-        self.deliver()
+                with lock:
+                    serial = serial_of[id(dbapi_connection)] = next(serials)
+                    self._opened_at[serial] = now
+            since = held_since.pop(serial, now)
+            name = name_of_caller()
+            with lock:
+                counts[0] -= 1
+                counts[1] += 1
+                write(now, "checkin", serial, name, counts[0], counts[1], counts[2], since)
+            if listening["_listeners"]:
+                events.flush()
+
+        return checked_out, checked_in
 
     def on_invalidate(self, dbapi_connection: Any, record: Any, exception: BaseException | None) -> None:
         # A disconnect (pre-ping failing, a dead connection) comes with its exception; invalidate() by hand without.
@@ -170,9 +211,9 @@ class PoolObserver:
             if not serial:
                 return
             if self._held_since.pop(serial, None) is not None:
-                self.in_use -= 1
+                self.counts[0] -= 1
             else:
-                self.idle -= 1
+                self.counts[1] -= 1
             self._fresh.discard(serial)
             reason = self._close_reason.pop(serial, "") or reason
             opened = self._opened_at.pop(serial, now)
@@ -184,6 +225,8 @@ class PoolObserver:
         because = _closing_because.get()
         if because:
             return because
+        if _inside(self.pool, "_do_return_conn"):  # a check-in the pool did not keep (queue full, NullPool)
+            return "overflow"
         pool = self.pool
         started = getattr(record, "starttime", 0.0)
         if pool._recycle > -1 and time.time() - started > pool._recycle:
@@ -199,7 +242,7 @@ class PoolObserver:
         now = perf_counter()
         _wait_started.set(now)
         with self.events.lock:
-            self.waiting += 1
+            self.counts[2] += 1
             self._record(now, "wait", 0)
 
     def wait_over(self) -> None:
@@ -211,7 +254,7 @@ class PoolObserver:
         _wait_started.set(None)
         _waited.set(now - started)
         with self.events.lock:
-            self.waiting -= 1
+            self.counts[2] -= 1
 
     def timed_out(self, error: BaseException) -> None:
         now = perf_counter()
@@ -221,7 +264,7 @@ class PoolObserver:
         _waited.set(0.0)
         with self.events.lock:
             if started is not None:
-                self.waiting -= 1
+                self.counts[2] -= 1
                 waited = now - started
             self._record(now, "timeout", 0, wait_s=waited, message=mask_text(str(error)))
         self.deliver()
@@ -238,3 +281,13 @@ class PoolObserver:
     @staticmethod
     def closed(token: contextvars.Token[str | None]) -> None:
         _closing_because.reset(token)
+
+
+def _inside(pool: Any, method: str) -> bool:
+    """Whether ``pool.<method>`` is running in this thread (read off the stack: closes are rare)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == method and frame.f_locals.get("self") is pool:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False

@@ -1,41 +1,41 @@
 """Attaching a :class:`~.observer.PoolObserver` to a live SQLAlchemy pool, and nothing more.
 
-Two kinds of attachment, both undone by nothing and both invisible to the
-pool's users:
+The busy path (a checkout and its checkin) is observed at the pool's own two
+entry points, wrapped on the pool *instance* (never its class):
+``pool.connect`` (what ``engine.connect()`` and ``engine.raw_connection()``
+call) and ``pool._return_conn`` (what a checked-in record calls). Listening to
+SQLAlchemy's ``checkout``/``checkin`` events instead would cost more than the
+recording itself: a ``checkout`` listener sends every checkout down
+SQLAlchemy's slower validation loop.
 
-- SQLAlchemy's own pool events (``event.listen``), appended after any
-  listener already there, so the application's listeners run first and see
-  exactly what they saw before;
-- wrappers set on the pool *instance* (never its class) around the four
-  places SQLAlchemy announces nothing: the queue's ``get`` (a caller about to
-  block is a ``wait``), ``_do_get`` (a ``TimeoutError`` is a ``timeout``),
-  ``_invoke_creator`` (a failed connect is an ``error``) and ``_do_return_conn``
-  / ``dispose`` (why the connections they close are closed). Each wrapper calls
-  the original with the same arguments and returns or raises what it did.
-
-``recreate()`` (what ``engine.dispose()`` calls) copies a pool's listeners to
-its successor; poolviz's stay silent there (see :func:`_only_for`).
+The rare transitions come through SQLAlchemy's own pool events (``connect``,
+``close``, ``invalidate``, ``soft_invalidate``, ``detach``), appended after any
+listener already there, so the application's listeners run first and see what
+they saw before. The places SQLAlchemy announces nothing are wrapped too: the
+queue's ``get`` (a caller about to block is a ``wait``), ``_invoke_creator``
+(a failed connect is an ``error``), and ``dispose`` / ``_cleanup`` (why the
+connections they close are closed). Every wrapper calls the original with
+the same arguments and returns or raises what it did.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.util import queue as sa_queue
 
 from .observer import PoolObserver
 
-_EVENTS = ("connect", "checkout", "checkin", "invalidate", "soft_invalidate", "close", "detach")
-_in_do_get: contextvars.ContextVar[bool] = contextvars.ContextVar("poolviz_sqla_in_do_get", default=False)
+_EVENTS = ("connect", "invalidate", "soft_invalidate", "close", "detach")
 
 
 def attach(pool: Any, observer: PoolObserver) -> None:
-    """Subscribe ``observer`` to ``pool``'s events and wrap the places that announce nothing."""
+    """Subscribe ``observer`` to ``pool``'s rare events and wrap its entry points."""
     for name in _EVENTS:
         event.listen(pool, name, _only_for(pool, getattr(observer, f"on_{name}")))
     queue = getattr(pool, "_pool", None)
@@ -43,10 +43,15 @@ def attach(pool: Any, observer: PoolObserver) -> None:
         queue.get = _threaded_get(queue, observer)  # type: ignore[method-assign]
     elif isinstance(queue, sa_queue.AsyncAdaptedQueue):
         queue.get = _asyncio_get(queue, observer)  # type: ignore[method-assign]
-    pool._do_get = _do_get(pool._do_get, observer)
+    checked_out, checked_in = observer.hot_path()
+    wrap_connect = _connect_once_per_thread if isinstance(pool, SingletonThreadPool) else _connect
+    pool.connect = wrap_connect(pool.connect, observer, checked_out)
+    pool._return_conn = _return_conn(pool._return_conn, checked_in)
     pool._invoke_creator = _invoke_creator(pool._invoke_creator, observer)
-    pool._do_return_conn = _closing_as(pool._do_return_conn, observer, "overflow")
     pool.dispose = _closing_as(pool.dispose, observer, "all")
+    if isinstance(pool, SingletonThreadPool):
+        # Connections of other threads, closed once more threads than pool_size have one.
+        pool._cleanup = _closing_as(pool._cleanup, observer, "overflow")  # type: ignore[method-assign]
 
 
 def records_in(pool: Any) -> list[Any]:
@@ -62,6 +67,48 @@ def records_in(pool: Any) -> list[Any]:
     if static is not None:
         return [static]
     return list(getattr(pool, "_all_conns", ()))  # SingletonThreadPool
+
+
+def _connect(original: Callable[[], Any], observer: PoolObserver, checked_out: Callable[[Any], None]) -> Any:
+    timed_out = observer.timed_out
+
+    @functools.wraps(original)
+    def connect() -> Any:
+        try:
+            fairy = original()
+        except sa_exc.TimeoutError as error:
+            timed_out(error)
+            raise
+        checked_out(fairy.dbapi_connection)
+        return fairy
+
+    return connect
+
+
+def _connect_once_per_thread(
+    original: Callable[[], Any], observer: PoolObserver, checked_out: Callable[[Any], None]
+) -> Any:
+    """SingletonThreadPool hands a thread its own connection again: counted by SQLAlchemy, not a new checkout."""
+
+    @functools.wraps(original)
+    def connect() -> Any:
+        fairy = original()
+        if fairy._counter == 1:
+            checked_out(fairy.dbapi_connection)
+        return fairy
+
+    return connect
+
+
+def _return_conn(original: Callable[[Any], None], checked_in: Callable[[Any], None]) -> Callable[[Any], None]:
+    @functools.wraps(original)
+    def return_conn(record: Any) -> None:
+        connection = record.dbapi_connection
+        if connection is not None:  # None: invalidated while out, its close was recorded then
+            checked_in(connection)
+        original(record)  # a connection the pool does not keep is closed in here: reason "overflow"
+
+    return return_conn
 
 
 def _threaded_get(queue: Any, observer: PoolObserver) -> Callable[..., Any]:
@@ -100,27 +147,6 @@ def _asyncio_get(queue: Any, observer: PoolObserver) -> Callable[..., Any]:
             observer.wait_over()
 
     return get
-
-
-def _do_get(original: Callable[[], Any], observer: PoolObserver) -> Callable[[], Any]:
-    @functools.wraps(original)
-    def do_get() -> Any:
-        if _in_do_get.get():  # QueuePool._do_get calls itself again: the outer call reports
-            return original()
-        token = _in_do_get.set(True)
-        # Connections closed while a record is fetched are closed for being over the
-        # pool's size (SingletonThreadPool's clean-up of other threads' connections).
-        closing = observer.closing("overflow")
-        try:
-            return original()
-        except sa_exc.TimeoutError as error:
-            observer.timed_out(error)
-            raise
-        finally:
-            observer.closed(closing)
-            _in_do_get.reset(token)
-
-    return do_get
 
 
 def _invoke_creator(original: Callable[[Any], Any], observer: PoolObserver) -> Callable[[Any], Any]:
