@@ -287,3 +287,75 @@ async def wait_until_async(condition: Callable[[], bool], timeout: float = 10.0)
     while not condition():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.005)
+
+
+def parity_script(engine: Engine) -> list[Any]:
+    """A scripted run through QueuePool's paths; returns what a caller (and SQLAlchemy's counts) show."""
+    pool: Any = engine.pool
+    seen: list[Any] = []
+    label: dict[int, int] = {}
+
+    def step(name: str, action: Callable[[], Any]) -> Any:
+        try:
+            result = action()
+        except Exception as error:
+            seen.append((name, "raised", type(error).__name__, str(error).split(" (Background")[0]))
+            result = None
+        got = getattr(result, "dbapi_connection", None)
+        which = label.setdefault(id(got), len(label)) if got is not None else None
+        seen.append((name, which, pool.checkedout(), pool.checkedin(), pool.overflow(), pool.status()))
+        return result
+
+    a = step("a", pool.connect)
+    b = step("b", pool.connect)
+    c = step("c overflow", pool.connect)
+    step("full", pool.connect)
+    step("return b", b.close)
+    step("return a", a.close)
+    step("return c (queue full: closed)", c.close)
+    d = step("d", pool.connect)
+    e = step("e", pool.connect)
+    step("invalidate d", d.invalidate)
+    step("return d", d.close)
+    step("return e", e.close)
+    f = step("f", pool.connect)
+    step("detach f", f.detach)
+    step("close detached f", f.close)
+    step("dispose", pool.dispose)
+    return seen
+
+
+@pytest.mark.parametrize("use_lifo", [False, True], ids=["fifo", "lifo"])
+def test_instrumenting_changes_nothing_sqlalchemy_does(sqlite_file: str, use_lifo: bool) -> None:
+    """Same connections handed out in the same order, same errors, same counts, plain or instrumented."""
+
+    def build() -> Engine:
+        return create_engine(
+            sqlite_file, poolclass=QueuePool, pool_size=2, max_overflow=1, pool_timeout=0.01, pool_use_lifo=use_lifo
+        )
+
+    plain, instrumented = build(), poolviz.instrument(build())
+    assert parity_script(plain) == parity_script(instrumented)
+    assert kinds(poolviz.events_of(instrumented)).count("checkout") == 6
+
+
+def test_a_connection_killed_on_the_server_fails_pre_ping_and_is_closed_as_broken(pg_url: str) -> None:
+    engine = poolviz.instrument(create_engine(sqlalchemy_url(pg_url), pool_size=1, pool_pre_ping=True))
+    log = poolviz.events_of(engine)
+    with engine.connect() as conn:
+        victim = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    with create_engine(sqlalchemy_url(pg_url), poolclass=NullPool).connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": victim})
+    wait_until(lambda: _backend_gone(pg_url, victim), timeout=5, what="the server to end the session")
+    with engine.connect() as conn:  # pre-ping finds it dead: SQLAlchemy reconnects, the caller never sees it
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+    closes = [e for e in log if e.kind == "close"]
+    assert [(e.conn, e.reason) for e in closes] == [(1, "broken")]
+    assert kinds(log)[-4:] == ["close", "connect", "checkout", "checkin"]
+    engine.dispose()
+
+
+def _backend_gone(pg_url: str, pid: int) -> bool:
+    with create_engine(sqlalchemy_url(pg_url), poolclass=NullPool).connect() as admin:
+        found = admin.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar()
+    return found == 0
