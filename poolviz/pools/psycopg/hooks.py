@@ -41,7 +41,7 @@ class Hooks(Recorder):
         request = Request(self._pv_name())
         token = current_request.set(request)
         try:
-            conn = super().getconn(timeout)  # type: ignore[misc]
+            conn = self._pv_next_getconn(self, timeout)
         except BaseException as exc:
             with self._lock:
                 self._pv_left(request, exc)
@@ -58,13 +58,13 @@ class Hooks(Recorder):
         if getattr(conn, "_pool", None) is self:
             self._pv_returning(conn)
         try:
-            super().putconn(conn)  # type: ignore[misc]
+            self._pv_next_putconn(self, conn)
         finally:
             self._pv_deliver()
 
     def _get_ready_connection(self, timeout: float | None) -> Any:
         # Called with the pool lock held.
-        conn = super()._get_ready_connection(timeout)  # type: ignore[misc]
+        conn = self._pv_next__get_ready_connection(self, timeout)
         if conn is not None:
             with self._lock:
                 self._pv_ready(conn)
@@ -72,7 +72,7 @@ class Hooks(Recorder):
 
     def _maybe_grow_pool(self) -> None:
         # Called with the pool lock held, right after a caller joined the queue (or from check()).
-        super()._maybe_grow_pool()  # type: ignore[misc]
+        self._pv_next__maybe_grow_pool(self)
         if current_request.get() is not None:
             with self._lock:
                 self._pv_wait()
@@ -80,7 +80,7 @@ class Hooks(Recorder):
     def _connect(self, timeout: float | None = None) -> Any:
         started = perf_counter()
         try:
-            conn = super()._connect(timeout)  # type: ignore[misc]
+            conn = self._pv_next__connect(self, timeout)
         except Exception as exc:
             with self._lock:
                 self._pv_connect_failed(exc)
@@ -91,21 +91,24 @@ class Hooks(Recorder):
         return conn
 
     def _add_to_pool(self, conn: Any) -> None:
+        self._pv_add_to_pool(conn)
+
+    def _pv_add_to_pool(self, conn: Any) -> None:
         # Held around psycopg_pool's own critical section (the lock is reentrant)
         # so the connection is seen where psycopg_pool put it.
         with self._lock:
-            super()._add_to_pool(conn)  # type: ignore[misc]
+            self._pv_next__add_to_pool(self, conn)
             self._pv_landed(conn)
         self._pv_deliver()
 
     def _reset_connection(self, conn: Any) -> None:
         if self._reset is None and conn.pgconn.transaction_status == IDLE_STATUS:
             # Nothing to reset: psycopg_pool closes nothing.
-            super()._reset_connection(conn)  # type: ignore[misc]
+            self._pv_next__reset_connection(self, conn)
             return
         token = current_scope.set(Scope("not_reusable"))
         try:
-            super()._reset_connection(conn)  # type: ignore[misc]
+            self._pv_next__reset_connection(self, conn)
         finally:
             current_scope.reset(token)
         if conn.pgconn.transaction_status == TransactionStatus.UNKNOWN:
@@ -117,7 +120,7 @@ class Hooks(Recorder):
         with self._lock:
             info, reason = self._pv_closing(conn)
         try:
-            super()._close_connection(conn)  # type: ignore[misc]
+            self._pv_next__close_connection(self, conn)
         finally:
             if info is not None:
                 with self._lock:
@@ -135,19 +138,19 @@ class Hooks(Recorder):
             self._pv_deliver()
 
     def _shrink_pool(self) -> None:
-        self._pv_scoped(Scope("idle"), super()._shrink_pool)  # type: ignore[misc]
+        self._pv_scoped(Scope("idle"), self._pv_next__shrink_pool, self)
 
     def drain(self) -> None:
-        self._pv_scoped(Scope("all"), super().drain)  # type: ignore[misc]
+        self._pv_scoped(Scope("all"), self._pv_next_drain, self)
 
     def close(self, timeout: float = 5.0) -> None:
-        self._pv_scoped(Scope("all"), super().close, timeout)  # type: ignore[misc]
+        self._pv_scoped(Scope("all"), self._pv_next_close, self, timeout)
 
     def check(self) -> None:
         with self._lock:
             checking = self._pv_checking()
         try:
-            super().check()  # type: ignore[misc]
+            self._pv_next_check(self)
         finally:
             with self._lock:
                 self._pv_checked(checking)
@@ -158,7 +161,7 @@ class NullHooks(Hooks):
     """``NullConnectionPool`` closes returned connections nobody waits for: ``overflow`` (its steady size is 0)."""
 
     def _maybe_close_connection(self, conn: Any) -> bool:
-        return self._pv_scoped(Scope("overflow", defer=True), super()._maybe_close_connection, conn)  # type: ignore[misc,no-any-return]
+        return self._pv_scoped(Scope("overflow", defer=True), self._pv_next__maybe_close_connection, self, conn)  # type: ignore[no-any-return]
 
     def _add_to_pool(self, conn: Any) -> None:
-        self._pv_scoped(Scope("overflow", defer=True), super()._add_to_pool, conn)
+        self._pv_scoped(Scope("overflow", defer=True), self._pv_add_to_pool, conn)

@@ -45,7 +45,7 @@ class AsyncHooks(Recorder):
         token = current_request.set(request)
         lock = self._poolviz_events.lock
         try:
-            conn = await super().getconn(timeout)  # type: ignore[misc]
+            conn = await self._pv_next_getconn(self, timeout)
         except BaseException as exc:
             with lock:
                 self._pv_left(request, exc)
@@ -62,12 +62,12 @@ class AsyncHooks(Recorder):
         if getattr(conn, "_pool", None) is self:
             self._pv_returning(conn)
         try:
-            await super().putconn(conn)  # type: ignore[misc]
+            await self._pv_next_putconn(self, conn)
         finally:
             self._pv_deliver()
 
     async def _get_ready_connection(self, timeout: float | None) -> Any:
-        conn = await super()._get_ready_connection(timeout)  # type: ignore[misc]
+        conn = await self._pv_next__get_ready_connection(self, timeout)
         if conn is not None:
             with self._poolviz_events.lock:
                 self._pv_ready(conn)
@@ -75,7 +75,7 @@ class AsyncHooks(Recorder):
 
     def _maybe_grow_pool(self) -> None:
         # Not a coroutine in psycopg_pool's asyncio pool either.
-        super()._maybe_grow_pool()  # type: ignore[misc]
+        self._pv_next__maybe_grow_pool(self)
         if current_request.get() is not None:
             with self._poolviz_events.lock:
                 self._pv_wait()
@@ -83,7 +83,7 @@ class AsyncHooks(Recorder):
     async def _connect(self, timeout: float | None = None) -> Any:
         started = perf_counter()
         try:
-            conn = await super()._connect(timeout)  # type: ignore[misc]
+            conn = await self._pv_next__connect(self, timeout)
         except Exception as exc:
             with self._poolviz_events.lock:
                 self._pv_connect_failed(exc)
@@ -94,18 +94,21 @@ class AsyncHooks(Recorder):
         return conn
 
     async def _add_to_pool(self, conn: Any) -> None:
-        await super()._add_to_pool(conn)  # type: ignore[misc]
+        await self._pv_add_to_pool(conn)
+
+    async def _pv_add_to_pool(self, conn: Any) -> None:
+        await self._pv_next__add_to_pool(self, conn)
         with self._poolviz_events.lock:
             self._pv_landed(conn)
         self._pv_deliver()
 
     async def _reset_connection(self, conn: Any) -> None:
         if self._reset is None and conn.pgconn.transaction_status == IDLE_STATUS:
-            await super()._reset_connection(conn)  # type: ignore[misc]
+            await self._pv_next__reset_connection(self, conn)
             return
         token = current_scope.set(Scope("not_reusable"))
         try:
-            await super()._reset_connection(conn)  # type: ignore[misc]
+            await self._pv_next__reset_connection(self, conn)
         finally:
             current_scope.reset(token)
         if conn.pgconn.transaction_status == TransactionStatus.UNKNOWN:
@@ -117,7 +120,7 @@ class AsyncHooks(Recorder):
         with lock:
             info, reason = self._pv_closing(conn)
         try:
-            await super()._close_connection(conn)  # type: ignore[misc]
+            await self._pv_next__close_connection(self, conn)
         finally:
             if info is not None:
                 with lock:
@@ -135,20 +138,20 @@ class AsyncHooks(Recorder):
             self._pv_deliver()
 
     async def _shrink_pool(self) -> None:
-        await self._pv_scoped(Scope("idle"), super()._shrink_pool)  # type: ignore[misc]
+        await self._pv_scoped(Scope("idle"), self._pv_next__shrink_pool, self)
 
     async def drain(self) -> None:
-        await self._pv_scoped(Scope("all"), super().drain)  # type: ignore[misc]
+        await self._pv_scoped(Scope("all"), self._pv_next_drain, self)
 
     async def close(self, timeout: float = 5.0) -> None:
-        await self._pv_scoped(Scope("all"), super().close, timeout)  # type: ignore[misc]
+        await self._pv_scoped(Scope("all"), self._pv_next_close, self, timeout)
 
     async def check(self) -> None:
         lock = self._poolviz_events.lock
         with lock:
             checking = self._pv_checking()
         try:
-            await super().check()  # type: ignore[misc]
+            await self._pv_next_check(self)
         finally:
             with lock:
                 self._pv_checked(checking)
@@ -159,7 +162,7 @@ class AsyncNullHooks(AsyncHooks):
     """``AsyncNullConnectionPool`` closes returned connections nobody waits for: ``overflow``."""
 
     async def _maybe_close_connection(self, conn: Any) -> bool:
-        return await self._pv_scoped(Scope("overflow", defer=True), super()._maybe_close_connection, conn)  # type: ignore[misc,no-any-return]
+        return await self._pv_scoped(Scope("overflow", defer=True), self._pv_next__maybe_close_connection, self, conn)  # type: ignore[no-any-return]
 
     async def _add_to_pool(self, conn: Any) -> None:
-        await self._pv_scoped(Scope("overflow", defer=True), super()._add_to_pool, conn)
+        await self._pv_scoped(Scope("overflow", defer=True), self._pv_add_to_pool, conn)

@@ -14,6 +14,7 @@ from ...credentials import mask_text, secrets_of
 from ...events import DEFAULT_CAPACITY, EventLog
 from .hooks import Hooks, NullHooks
 from .hooks_async import AsyncHooks, AsyncNullHooks
+from .recorder import HOOKED
 
 P = TypeVar("P")
 
@@ -27,7 +28,7 @@ def is_psycopg_pool(target: object) -> bool:
 
 def is_instrumented(target: object) -> bool:
     """True for a psycopg_pool pool passed through :func:`instrument_psycopg`."""
-    return isinstance(target, (Hooks, AsyncHooks))
+    return bool(getattr(type(target), "_pv_instrumented", False))
 
 
 def _hooks_for(cls: type) -> type:
@@ -45,9 +46,20 @@ def instrumented_class(cls: type) -> type:
     """The instrumented subclass of a psycopg_pool pool class (made once per class).
 
     It keeps the class's name, qualified name and module, so ``repr(pool)`` and
-    psycopg_pool's own messages read as before.
+    psycopg_pool's own messages read as before. Its only base is ``cls``: the
+    hooks' methods are copied in, not inherited, because CPython lets an object
+    change class only to one of the same layout, and a mixin base changes it
+    whenever ``cls`` starts from ``Generic`` (``ConnectionPool`` does, the null
+    pools do not). So the hooks call psycopg_pool's methods as ``_pv_next_<name>``.
     """
-    return type(cls.__name__, (_hooks_for(cls), cls), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    namespace: dict[str, Any] = {}
+    for klass in reversed(_hooks_for(cls).__mro__[:-1]):  # Recorder first, object left out
+        namespace.update((k, v) for k, v in vars(klass).items() if not (k.startswith("__") and k.endswith("__")))
+    for name in HOOKED:
+        namespace[f"_pv_next_{name}"] = staticmethod(getattr(cls, name))
+    namespace.update(__module__=cls.__module__, __qualname__=cls.__qualname__, __doc__=cls.__doc__)
+    namespace["_pv_instrumented"] = True
+    return type(cls.__name__, (cls,), namespace)
 
 
 def instrument_psycopg(pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None) -> P:

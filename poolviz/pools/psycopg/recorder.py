@@ -23,7 +23,7 @@ import threading
 from collections import deque
 from contextvars import ContextVar
 from time import monotonic, perf_counter
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
@@ -116,22 +116,46 @@ def thread_name() -> str:
     return name
 
 
-# The connection class a pool hands out, as psycopg_pool's pools are generic in it.
-C = TypeVar("C")
+#: The psycopg_pool methods the hooks override; each hook calls the pool class's own as ``_pv_next_<name>``.
+HOOKED = (
+    "getconn",
+    "putconn",
+    "_get_ready_connection",
+    "_maybe_grow_pool",
+    "_connect",
+    "_add_to_pool",
+    "_reset_connection",
+    "_close_connection",
+    "_shrink_pool",
+    "drain",
+    "close",
+    "check",
+    "_maybe_close_connection",
+)
 
 
-class Recorder(Generic[C]):
-    """The bookkeeping and events shared by the threaded and asyncio hooks. Call its methods holding the log's lock.
-
-    Generic like psycopg_pool's pools: a plain mixin before ``Generic`` in a pool's
-    bases makes a class whose instances CPython will not let a pool become.
-    """
+class Recorder:
+    """The bookkeeping and events shared by the threaded and asyncio hooks. Call its methods holding the log's lock."""
 
     _poolviz_events: EventLog
     _pv_conns: dict[int, Tracked]
     _pv_serial: Any
     _pv_secrets: tuple[str, ...]
     _pv_record: Any
+    # The pool class's own implementations of HOOKED (see instrumented_class).
+    _pv_next_getconn: Any
+    _pv_next_putconn: Any
+    _pv_next__get_ready_connection: Any
+    _pv_next__maybe_grow_pool: Any
+    _pv_next__connect: Any
+    _pv_next__add_to_pool: Any
+    _pv_next__reset_connection: Any
+    _pv_next__close_connection: Any
+    _pv_next__shrink_pool: Any
+    _pv_next_drain: Any
+    _pv_next_close: Any
+    _pv_next_check: Any
+    _pv_next__maybe_close_connection: Any
     # psycopg_pool's own state, read to stamp each event.
     _nconns: int
     _pool: deque[Any]
