@@ -39,6 +39,11 @@ def instrument(target: Any, *, event_capacity: int = DEFAULT_CAPACITY, leak_thre
 
         if is_sqlalchemy_target(target):
             return instrument_sqlalchemy(target, event_capacity=event_capacity, leak_threshold=leak_threshold)
+    if "psycopg_pool" in sys.modules:
+        from .psycopg import instrument_psycopg, is_psycopg_pool
+
+        if is_psycopg_pool(target):
+            return instrument_psycopg(target, event_capacity=event_capacity, leak_threshold=leak_threshold)
     if _is_peewee_pool(target):
         return instrument_peewee(target, event_capacity=event_capacity, leak_threshold=leak_threshold)
     raise TypeError(f"instrument() takes {ACCEPTED}; got {type(target).__module__}.{type(target).__qualname__}")
@@ -79,6 +84,10 @@ def _accepted(target: Any) -> bool:
 
         if is_sqlalchemy_target(target):
             return True
+    if "psycopg_pool" in sys.modules:
+        from .psycopg import is_psycopg_pool
+
+        return bool(is_psycopg_pool(target))
     return False
 
 
