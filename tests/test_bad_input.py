@@ -113,6 +113,7 @@ def test_instrument_accepts_what_peewee_accepted() -> None:
 
 @pytest.mark.parametrize("thing", [SqliteDatabase(":memory:"), "sqlite+pool:///x.db", None])
 def test_instrument_rejects_what_is_not_a_pool(thing: Any) -> None:
-    """instrument() refuses anything that is not a playhouse.pool.PooledDatabase, naming its type."""
-    with pytest.raises(TypeError, match="instrument\\(\\) needs a playhouse.pool.PooledDatabase"):
+    """instrument() refuses anything that is not a pool, naming what it takes and the type it got."""
+    got = f"{type(thing).__module__}.{type(thing).__qualname__}"
+    with pytest.raises(TypeError, match=rf"instrument\(\) .*playhouse\.pool\.PooledDatabase.*; got {got}$"):
         instrument(thing)
