@@ -68,7 +68,7 @@ def one_run(mode):
         return {{
             "throughput": result.throughput_rps,
             "batches_per_s": view.batches_sent / result.elapsed_s,
-            "bytes_per_event": view.bytes_sent / max(1, view.events_sent),
+            "bytes_per_event": view.bytes_sent / max(1, view.events_sent),  # binary buffers; headers are JSON
             "ship_cpu_ms_per_s": 1000 * shipper.cpu_s / result.elapsed_s if shipper else 0.0,
             "cpu_us_per_request": 1e6 * cpu / max(1, result.requests),
         }}
@@ -112,10 +112,13 @@ def packing_cost(n: int = 100_000) -> None:
             log.record("checkout" if i % 2 else "checkin", i % 8 + 1, f"worker-{i % 16}", 4, 0, 2, wait_s=0.001)
     packer = EventPacker()
     began = time.process_time()
-    _header, buffers = packer.pack(log.since(0))
+    header, buffers = packer.pack(log.since(0))
     spent = time.process_time() - began
     size = sum(len(b) for b in buffers)
-    print(f"since() + pack() of {n} events: {1e6 * spent / n:.2f} µs CPU and {size / n:.0f} bytes per event")
+    print(
+        f"since() + pack() of {n} events: {1e6 * spent / n:.2f} µs CPU and {size / n:.1f} bytes per event "
+        f"(columns: {', '.join(f'{name} {js}' for name, js in header['columns'])})"
+    )
 
 
 def main(rounds: int = 3) -> None:

@@ -154,8 +154,16 @@ def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, An
 
 
 @pytest.fixture
-def page(lab: dict[str, Any]) -> Iterator[Any]:
+def page(lab: dict[str, Any], chromium_page: Any) -> Any:
+    """A Chromium page for a test that uses the JupyterLab server."""
+    return chromium_page
+
+
+@pytest.fixture
+def chromium_page() -> Iterator[Any]:
     """A Chromium page (Debian's binary, not Playwright's download); the browser is closed at teardown."""
+    if not CHROMIUM.exists():
+        skip_or_fail(f"{CHROMIUM} is missing: apt-get install chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -469,13 +477,13 @@ def switch_theme(page: Any, theme: str) -> None:
     page.wait_for_function("name => document.body.dataset.jpThemeName === name", arg=theme)
 
 
-def assert_stays_asleep(page: Any) -> dict[str, str]:
+def assert_stays_asleep(page: Any, selector: str = LIVE) -> dict[str, str]:
     """The loop is asleep and stays so: no frame drawn and no animation frame run for a second."""
-    page.wait_for_function(ASLEEP, arg=LIVE)
-    before = page.eval_on_selector(LIVE, "el => ({...el.dataset})")
+    page.wait_for_function(ASLEEP, arg=selector)
+    before = page.eval_on_selector(selector, "el => ({...el.dataset})")
     # Idleness is the absence of frames over a span, so this waits for time itself, not for a condition.
     page.wait_for_timeout(1000)
-    after = page.eval_on_selector(LIVE, "el => ({...el.dataset})")
+    after = page.eval_on_selector(selector, "el => ({...el.dataset})")
     assert (after["frames"], after["ticks"], after["sleeping"]) == (before["frames"], before["ticks"], "true")
     return after
 
@@ -528,3 +536,77 @@ def test_the_live_view_reads_well_in_each_theme_and_follows_a_switch(
     assert_reads_well(
         themed_look(page, f"live_{slug}_switched_to_{'dark' if other == DARK else 'light'}", tmp_path), other
     )
+
+
+PLAIN_PAGE = """async ([src, state]) => {
+    // The view's module in a page without JupyterLab, with a model that does what anywidget's does.
+    const mod = await import(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })));
+    const handlers = {};
+    const model = {
+        get: (k) => state[k],
+        set: (k, v) => { state[k] = v; (handlers['change:' + k] || []).forEach((f) => f()); },
+        save_changes: () => {},
+        send: () => {},
+        on: (name, f) => { (handlers[name] = handlers[name] || []).push(f); },
+        off: (name, f) => { handlers[name] = (handlers[name] || []).filter((g) => g !== f); },
+    };
+    window.poolvizMessage = (msg, buffers) => (handlers['msg:custom'] || []).forEach((f) => f(msg, buffers));
+    mod.default.initialize({ model });
+    mod.default.render({ model, el: document.querySelector('#view') });
+}"""
+
+SEND = """([msg, buffers]) => window.poolvizMessage(msg, buffers.map((b) => {
+    const raw = Uint8Array.from(atob(b), (c) => c.charCodeAt(0));
+    return new DataView(raw.buffer);
+}))"""
+
+
+def test_on_a_plain_page_the_view_is_light_sleeps_follows_its_box_and_a_theme(
+    chromium_page: Any, tmp_path: Path
+) -> None:
+    """Without JupyterLab's variables the view uses light fallbacks; it sleeps, redraws on resize and on a theme."""
+    import base64
+
+    import poolviz
+    from poolviz.live.view import LiveView, esm_source
+    from poolviz.workload import run_closed_loop
+
+    page = chromium_page
+    view = LiveView()
+    state = {name: getattr(view, name) for name in LiveView.class_own_traits(sync=True)}
+    page.set_content('<body><div id="box" style="width:900px"><div id="view"></div></div></body>')
+    page.evaluate(PLAIN_PAGE, [esm_source(), state])
+    db = poolviz.connect(f"sqlite+pool:///{tmp_path / 'plain.db'}", max_connections=2)
+    run_closed_loop(db, workers=3, requests=20, hold=0.002)
+    db.close_all()
+    events = db.events.snapshot()
+    header, buffers = view.packer.pack(events)
+    page.evaluate(SEND, [{"type": "reset", "max_connections": 2, "wire": view.wire}, []])
+    header.update(type="events", now=events[-1].t, lost=0, dropped=0)
+    page.evaluate(SEND, [header, [base64.b64encode(b).decode() for b in buffers]])
+    page.evaluate(SEND, [{"type": "end", "t": events[-1].t}, []])
+    live = "#view"
+    page.wait_for_function(ASLEEP, arg=live)
+    idle = assert_stays_asleep(page, live)
+    assert int(idle["events"]) == len(events) and int(idle["frames"]) >= 1
+    assert (idle["theme"], idle["bg"], idle["width"]) == ("light", "#ffffff", "898")
+    assert contrast(rgba(idle["fg"]), rgba(idle["bg"])) >= 4.5
+
+    page.eval_on_selector("#box", "box => { box.style.width = '500px'; }")
+    # The canvas fills its box inside a 1 px border.
+    page.wait_for_function("sel => +document.querySelector(sel).dataset.width === 498", arg=live)
+    resized = assert_stays_asleep(page, live)
+    assert int(resized["frames"]) > int(idle["frames"])
+
+    # A theme that sets JupyterLab's variables and says so on <body>, as JupyterLab does.
+    page.evaluate(
+        """() => {
+        document.body.style.setProperty('--jp-layout-color0', '#111111');
+        document.body.style.setProperty('--jp-ui-font-color1', 'rgba(255, 255, 255, 0.87)');
+        document.body.dataset.jpThemeLight = 'false';
+    }"""
+    )
+    page.wait_for_function("sel => document.querySelector(sel).dataset.theme === 'dark'", arg=live)
+    dark = assert_stays_asleep(page, live)
+    assert dark["bg"] == "#111111" and contrast(rgba(dark["fg"]), rgba(dark["bg"])) >= 4.5
+    assert mean_luminance(page.locator(f"{live} canvas").screenshot()) < 0.35

@@ -6,7 +6,7 @@ time two workers do nearly all the work and six wait for the whole run. A wait's
 length is only written down when it ends, so numbers built from finished waits
 read 0 ms while six workers have waited for seconds. These tests run that
 starvation on SQLite and check, while it goes on, the numbers the dashboard
-computes in Python and the ones the browser's view.js computes from the batches
+computes in Python and the ones the browser's view (poolviz/live/js) computes from the batches
 the kernel ships (run in node, no browser needed), against :mod:`poolviz.data.analysis`.
 """
 
@@ -183,7 +183,7 @@ def run_view_js(batches: list[dict[str, Any]], queries: list[dict[str, Any]], tm
 def test_view_js_counts_ongoing_waits_and_service_as_analysis_does_while_workers_starve(
     starving: Any, tmp_path: Path
 ) -> None:
-    """Batches shipped mid-starvation, fed to view.js: waiting, oldest wait and per-worker service match analysis."""
+    """Batches shipped mid-starvation, fed to the view: waiting, oldest wait and per-worker service match analysis."""
     db = starving
     sink = PackingSink()
     shipper = Shipper(db.events, sink).start()

@@ -22,7 +22,7 @@ from poolviz.live.view import JS_DIR, JS_PARTS, MAX_BATCH_HZ, LiveView, Shipper,
 
 pytest.importorskip("anywidget")
 
-# numpy dtypes matching the JS typed arrays view.js builds from each buffer.
+# numpy dtypes matching the JS typed arrays the view builds from each buffer (named in the header).
 JS_TYPES = {"Uint8Array": "u1", "Uint16Array": "<u2", "Uint32Array": "<u4", "Float64Array": "<f8"}
 
 
@@ -225,7 +225,7 @@ def run_node(script: str, payload: dict[str, Any], tmp_path: Path) -> Any:
 
 
 def test_the_browser_decodes_batches_exactly_as_unpack_does(tmp_path: Path) -> None:
-    """view.js's ingest (run in node) gives the same times, values, names and counts as unpack, to the bit."""
+    """The view's ingest (run in node) gives the same times, values, names and counts as unpack, to the bit."""
     packer = EventPacker()
     threads: dict[int, str] = {}
     reasons: dict[int, str] = {}
@@ -247,14 +247,14 @@ def js_sources() -> dict[str, str]:
 
 
 def test_the_view_uses_the_kinds_and_columns_python_sends_and_holds_no_copy() -> None:
-    """Every kind view.js names (K.<kind>) and column it reads (col.<name>) exists in Python; no kind list in JS."""
+    """Every kind the view names (K.<kind>) and column it reads (col.<name>) exists in Python; no kind list in JS."""
     source = esm_source()
     named_kinds = set(re.findall(r"\bK\.(\w+)", source))
     assert named_kinds and named_kinds <= set(KINDS), named_kinds - set(KINDS)
     read_columns = set(re.findall(r"\bcol\.(\w+)", source))
     assert read_columns == set(COLUMN_NAMES), read_columns ^ set(COLUMN_NAMES)
     for kind in KINDS:
-        assert f'"{kind}"' not in source, f"view.js spells the kind {kind!r}: it must come from the wire format"
+        assert f'"{kind}"' not in source, f"the view's JS spells the kind {kind!r}: it must come from the wire format"
     assert wire_format() == {"kinds": list(KINDS), "columns": list(COLUMN_NAMES), "unit_s": UNIT_S}
 
 

@@ -20,7 +20,7 @@ counts), where the full record is 13 fields.
 Strings that repeat (thread names, close reasons) travel once: the header
 carries only the names the browser has not been given yet. The kinds and the
 column names the browser decodes come from here too (:func:`wire_format`,
-sent to the view as a synced trait and with every reset), so ``view.js`` holds
+sent to the view as a synced trait and with every reset), so the browser code holds
 no copy of them. Only the standard library is used, so packing costs no
 pandas import.
 """
@@ -173,7 +173,7 @@ def decode_columns(header: dict[str, Any], buffers: Sequence[bytes]) -> dict[str
 def unpack(
     header: dict[str, Any], buffers: Sequence[bytes], threads: dict[int, str], reasons: dict[int, str]
 ) -> list[dict[str, Any]]:
-    """The events of one batch as dicts, decoded the way ``view.js`` does (for tests and tools).
+    """The events of one batch as dicts, decoded the way the browser (``live/js/store.js``) does (for tests and tools).
 
     ``threads`` and ``reasons`` are the receiver's dictionaries, updated in place.
     """

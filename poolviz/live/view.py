@@ -101,7 +101,7 @@ class LiveView(anywidget.AnyWidget):
         self.on_msg(self._front_end_message)
 
     def _front_end_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        # Batches sent before the browser loaded view.js are lost: it says "hello" and gets them again.
+        # Batches sent before the browser loaded the view's module are lost: it says "hello" and gets them again.
         if isinstance(content, dict) and content.get("type") == "hello" and self.on_hello is not None:
             try:
                 self.on_hello()
