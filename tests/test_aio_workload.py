@@ -5,6 +5,7 @@ SQLite only; the servers are in test_aio_claims_servers.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -129,6 +130,21 @@ def test_a_failed_cleanup_is_logged_alike_by_both(
     rows = f"username LIKE '{result.row_prefix}%'"
     expected = f"poolviz could not delete the run's User rows ({rows}): database is locked"
     assert [r.getMessage() for r in caplog.records if r.name == "poolviz.workload"] == [expected]
+
+
+def test_the_asyncio_twins_take_the_threaded_loops_arguments() -> None:
+    """arun_* take run_*'s parameters and defaults, read from them: tasks for workers, no threads in the open loop."""
+    closed = inspect.signature(loops.run_closed_loop).parameters
+    assert list(inspect.signature(asyncio_loops.arun_closed_loop).parameters) == [
+        "tasks" if name == "workers" else name for name in closed
+    ]
+    opened = inspect.signature(asyncio_loops.arun_open_loop).parameters
+    assert list(opened) == [name for name in inspect.signature(loops.run_open_loop).parameters if name != "threads"]
+    assert [p.default for p in opened.values()] == [
+        p.default for name, p in inspect.signature(loops.run_open_loop).parameters.items() if name != "threads"
+    ]
+    with pytest.raises(TypeError, match="threads"):
+        run_async_open_loop(InstrumentedAsyncSqliteDatabase(":memory:"), rate=1.0, requests=1, threads=4)
 
 
 def test_request_record_of_a_failed_request_masks_its_message_and_has_no_events() -> None:

@@ -19,29 +19,24 @@ created it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import warnings
 from collections.abc import Awaitable, Callable
+from inspect import Signature
 from typing import Any
 
 from .args import closed_loop_args, open_loop_args
-from .distributions import Distribution
+from .loops import run_closed_loop, run_open_loop
 from .results import RequestRecord, WorkloadResult
-from .run import Progress, Run, cleanup_failed, delete_rows, ensure_schema, user_work
+from .run import Frame, Run, check_pool, cleanup_failed, delete_rows, ensure_schema, user_work
 
 ASYNC_CLIENT_SLEEP = "asyncio.sleep"
 
 
 def check_async_pool(db: Any) -> None:
     """An asyncio workload runs on an instrumented asyncio database only."""
-    from ..pools.peewee_asyncio import is_async_instrumented
-
-    if not is_async_instrumented(db):
-        raise TypeError(
-            "an asyncio workload needs an instrumented asyncio database "
-            "(poolviz.connect('postgresql+asyncpool://...') or poolviz.aio.instrument_async(db)), "
-            f"got {type(db).__module__}.{type(db).__qualname__}"
-        )
+    check_pool(db, asyncio=True)
 
 
 class AsyncRun(Run):
@@ -94,101 +89,109 @@ def _delete_rows(db: Any, model: Any, prefix: str) -> None:
         delete_rows(model, prefix)
 
 
-async def _execute(
-    run: AsyncRun,
-    mode: str,
-    settings: dict[str, Any],
-    stop: threading.Event,
-    setup: bool,
-    cleanup: bool,
-    body: Callable[[AsyncRun], Awaitable[int]],
-) -> WorkloadResult:
+async def _execute(run: AsyncRun, frame: Frame, body: Callable[[AsyncRun], Awaitable[int]]) -> WorkloadResult:
     """The asyncio frame around both loops: :func:`.loops.execute` with awaits."""
-    if setup:
+    if frame.setup:
         await run.setup()
     with run.watch() as window:
         abandoned = await body(run)
-    if cleanup:
+    if frame.cleanup:
         await run.cleanup()
-    return run.result(mode, {**settings, "concurrency": "asyncio"}, window, stop.is_set(), abandoned)
+    return run.result(frame, window, abandoned)
 
 
-async def arun_closed_loop(
-    db: Any,
-    tasks: int,
-    requests: int,
-    hold: Distribution | str | float,
-    think: Distribution | str | float = 0.0,
-    seed: int = 0,
-    stop: threading.Event | None = None,
-    progress: Progress | None = None,
-    setup: bool = True,
-    cleanup: bool = True,
-) -> WorkloadResult:
+def twin_signature(threaded: Callable[..., Any], rename: dict[str, str] | None = None, drop: str = "") -> Signature:
+    """A threaded loop's signature as its asyncio twin takes it: one definition of the arguments serves both.
+
+    ``rename`` maps a parameter to the twin's name for it; ``drop`` names one the twin has no use for.
+    """
+    signature = inspect.signature(threaded)
+    names = rename or {}
+    kept = [p.replace(name=names.get(p.name, p.name)) for p in signature.parameters.values() if p.name != drop]
+    return signature.replace(parameters=kept)
+
+
+#: :func:`~poolviz.workload.run_closed_loop`'s arguments, ``tasks`` for ``workers``.
+CLOSED_LOOP = twin_signature(run_closed_loop, rename={"workers": "tasks"})
+#: :func:`~poolviz.workload.run_open_loop`'s arguments but ``threads``: each arrival gets a task of its own.
+OPEN_LOOP = twin_signature(run_open_loop, drop="threads")
+
+
+def _frame(mode: str, settings: dict[str, Any], called: dict[str, Any]) -> Frame:
+    stop = called["stop"] if called["stop"] is not None else threading.Event()
+    return Frame(mode, {**settings, "concurrency": "asyncio"}, stop, called["setup"], called["cleanup"])
+
+
+def _bind(signature: Signature, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound.arguments
+
+
+async def arun_closed_loop(*args: Any, **kwargs: Any) -> WorkloadResult:
     """Run ``tasks`` asyncio tasks that each make ``requests`` requests back to back through ``db``.
 
-    The asyncio twin of :func:`~poolviz.workload.run_closed_loop`: the same
-    seeded draws per worker, the same result. Setting ``stop`` ends the run
-    once each task finishes its current request.
+    The asyncio twin of :func:`~poolviz.workload.run_closed_loop`, with its
+    arguments (:data:`CLOSED_LOOP`: ``tasks`` for ``workers``): the same seeded
+    draws per worker, the same result. Setting ``stop`` ends the run once each
+    task finishes its current request.
     """
+    called = _bind(CLOSED_LOOP, *args, **kwargs)
+    db = called["db"]
     check_async_pool(db)
-    args = closed_loop_args(tasks, requests, hold, think, seed, workers_name="tasks")
-    stop_event = stop if stop is not None else threading.Event()
+    args_ = closed_loop_args(*(called[k] for k in ("tasks", "requests", "hold", "think", "seed")), workers_name="tasks")
+    frame = _frame("closed", args_.settings("tasks"), called)
 
     async def body(run: AsyncRun) -> int:
         async def work(worker: int) -> None:
-            for index, hold_s, think_s in args.draws(worker):
-                if stop_event.is_set():
+            for index, hold_s, think_s in args_.draws(worker):
+                if frame.stop.is_set():
                     return
                 await run.request(worker, index, hold_s)
                 if think_s > 0:
                     await asyncio.sleep(think_s)
 
-        await asyncio.gather(*(asyncio.create_task(work(w), name=f"task-{w}") for w in range(args.workers)))
+        await asyncio.gather(*(asyncio.create_task(work(w), name=f"task-{w}") for w in range(args_.workers)))
         return 0
 
-    run = AsyncRun(db, progress, args.workers * args.requests)
-    return await _execute(run, "closed", args.settings("tasks"), stop_event, setup, cleanup, body)
+    return await _execute(AsyncRun(db, called["progress"], args_.workers * args_.requests), frame, body)
 
 
-async def arun_open_loop(
-    db: Any,
-    rate: float,
-    duration: float | None = None,
-    requests: int | None = None,
-    hold: Distribution | str | float = 0.0,
-    seed: int = 0,
-    stop: threading.Event | None = None,
-    progress: Progress | None = None,
-    setup: bool = True,
-    cleanup: bool = True,
-) -> WorkloadResult:
+async def arun_open_loop(*args: Any, **kwargs: Any) -> WorkloadResult:
     """Start one task per Poisson arrival at ``rate`` per second, like an asyncio web server.
 
-    The asyncio twin of :func:`~poolviz.workload.run_open_loop`, without its
-    handler threads: every arrival gets a task at once, so ``queued_s`` is only
-    the event loop's delay in starting it and the waiting happens in the pool. The run makes ``requests``
-    arrivals, or arrivals for ``duration`` seconds, whichever ends first.
-    Setting ``stop`` ends arrivals; tasks already started finish.
+    The asyncio twin of :func:`~poolviz.workload.run_open_loop`, with its
+    arguments but ``threads`` (:data:`OPEN_LOOP`): every arrival gets a task at
+    once, so ``queued_s`` is only the event loop's delay in starting it and the
+    waiting happens in the pool. The run makes ``requests`` arrivals, or
+    arrivals for ``duration`` seconds, whichever ends first. Setting ``stop``
+    ends arrivals; tasks already started finish.
     """
+    called = _bind(OPEN_LOOP, *args, **kwargs)
+    db = called["db"]
     check_async_pool(db)
-    args = open_loop_args(rate, duration, requests, hold, seed)
-    stop_event = stop if stop is not None else threading.Event()
+    args_ = open_loop_args(*(called[k] for k in ("rate", "duration", "requests", "hold", "seed")))
+    frame = _frame("open", args_.settings(), called)
 
     async def body(run: AsyncRun) -> int:
         started: list[asyncio.Task[RequestRecord]] = []
-        for arrival in args.arrivals(run.log.t0):
+        for arrival in args_.arrivals(run.log.t0):
             if arrival.delay > 0:
                 await asyncio.sleep(arrival.delay)
-            if stop_event.is_set():
+            if frame.stop.is_set():
                 break
             coro = run.request(arrival.number, 0, arrival.hold_s, arrival.at)
             started.append(asyncio.create_task(coro, name=f"request-{arrival.number}"))
         await asyncio.gather(*started)
         return 0
 
-    run = AsyncRun(db, progress, args.requests if args.duration is None else None)
-    return await _execute(run, "open", args.settings(), stop_event, setup, cleanup, body)
+    total = args_.requests if args_.duration is None else None
+    return await _execute(AsyncRun(db, called["progress"], total), frame, body)
+
+
+# help(), notebooks' tooltips and inspect show the arguments the twins take.
+arun_closed_loop.__signature__ = CLOSED_LOOP.replace(return_annotation="WorkloadResult")  # type: ignore[attr-defined]
+arun_open_loop.__signature__ = OPEN_LOOP.replace(return_annotation="WorkloadResult")  # type: ignore[attr-defined]
 
 
 def run_async_closed_loop(db: Any, *args: Any, **kwargs: Any) -> WorkloadResult:
@@ -238,6 +241,8 @@ def on_own_loop(db: Any, coro: Awaitable[Any]) -> Any:
 
 __all__ = [
     "ASYNC_CLIENT_SLEEP",
+    "CLOSED_LOOP",
+    "OPEN_LOOP",
     "AsyncRun",
     "arun_closed_loop",
     "arun_open_loop",

@@ -21,6 +21,7 @@ from .args import Arrival, closed_loop_args, open_loop_args
 from .distributions import Distribution
 from .results import RequestRecord, WorkloadResult
 from .run import (
+    Frame,
     Progress,
     Run,
     check_pool,
@@ -94,23 +95,15 @@ def start_threads(target: Callable[[int], None], count: int, name: str) -> list[
     return threads
 
 
-def execute(
-    run: ThreadRun,
-    mode: str,
-    settings: dict[str, Any],
-    stop: threading.Event,
-    setup: bool,
-    cleanup: bool,
-    body: Callable[[ThreadRun], int],
-) -> WorkloadResult:
+def execute(run: ThreadRun, frame: Frame, body: Callable[[ThreadRun], int]) -> WorkloadResult:
     """The frame around both loops: set up, listen, run ``body``, clean up, collect the result."""
-    if setup:
+    if frame.setup:
         run.setup()
     with run.watch() as window:
         abandoned = body(run)
-    if cleanup:
+    if frame.cleanup:
         run.cleanup()
-    return run.result(mode, settings, window, stop.is_set(), abandoned)
+    return run.result(frame, window, abandoned)
 
 
 def run_closed_loop(
@@ -151,8 +144,8 @@ def run_closed_loop(
         join_all(start_threads(work, args.workers, "worker"), stop_event)
         return 0
 
-    run = ThreadRun(db, progress, args.workers * args.requests)
-    return execute(run, "closed", args.settings(), stop_event, setup, cleanup, body)
+    frame = Frame("closed", args.settings(), stop_event, setup, cleanup)
+    return execute(ThreadRun(db, progress, args.workers * args.requests), frame, body)
 
 
 def run_open_loop(
@@ -207,5 +200,5 @@ def run_open_loop(
             join_all(handlers, stop_event)
         return sum(abandoned)
 
-    run = ThreadRun(db, progress, args.requests if args.duration is None else None)
-    return execute(run, "open", {"threads": threads, **args.settings()}, stop_event, setup, cleanup, body)
+    frame = Frame("open", {"threads": threads, **args.settings()}, stop_event, setup, cleanup)
+    return execute(ThreadRun(db, progress, args.requests if args.duration is None else None), frame, body)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from peewee import DatabaseError
 
@@ -98,15 +98,31 @@ def caller_name() -> str:
     return task.get_name() if task is not None else threading.current_thread().name
 
 
-def check_pool(db: Any) -> None:
-    """A workload runs on an instrumented pool only."""
+def check_pool(db: Any, asyncio: bool = False) -> None:
+    """A workload runs on an instrumented pool only: a threaded one, or with ``asyncio`` an asyncio database."""
     from ..pools.peewee import is_instrumented
+    from ..pools.peewee_asyncio import is_async_instrumented
 
-    if not is_instrumented(db):
-        raise TypeError(
-            "a workload needs an instrumented pool (poolviz.connect(url) or poolviz.instrument(pool)), "
-            f"got {type(db).__module__}.{type(db).__qualname__}"
+    if asyncio and not is_async_instrumented(db):
+        wanted = (
+            "an asyncio workload needs an instrumented asyncio database "
+            "(poolviz.connect('postgresql+asyncpool://...') or poolviz.aio.instrument_async(db))"
         )
+    elif not asyncio and not is_instrumented(db):
+        wanted = "a workload needs an instrumented pool (poolviz.connect(url) or poolviz.instrument(pool))"
+    else:
+        return
+    raise TypeError(f"{wanted}, got {type(db).__module__}.{type(db).__qualname__}")
+
+
+class Frame(NamedTuple):
+    """What a loop does around its requests: its mode and settings, when to stop, set-up and clean-up."""
+
+    mode: str
+    settings: dict[str, Any]
+    stop: threading.Event
+    setup: bool
+    cleanup: bool
 
 
 @dataclass
@@ -181,22 +197,19 @@ class Run:
         window.elapsed_s = time.perf_counter() - window.began
         window.last_seq = next_seq(self.log) - 1
 
-    def result(
-        self, mode: str, settings: dict[str, Any], window: Window, stopped: bool, abandoned: int
-    ) -> WorkloadResult:
+    def result(self, frame: Frame, window: Window, abandoned: int) -> WorkloadResult:
         """The run's result: its records by start time and the events of ``window``."""
-        frame = self.log.to_frame()
-        events = frame[(frame["seq"] >= window.first_seq) & (frame["seq"] <= window.last_seq)]
-        events = events.reset_index(drop=True)
-        events.attrs = dict(frame.attrs)
+        log = self.log.to_frame()
+        events = log[(log["seq"] >= window.first_seq) & (log["seq"] <= window.last_seq)].reset_index(drop=True)
+        events.attrs = dict(log.attrs)
         return WorkloadResult(
-            mode=mode,
+            mode=frame.mode,
             records=sorted(self.records, key=lambda r: (r.start, r.worker, r.index)),
             elapsed_s=window.elapsed_s,
             events=events,
-            settings=settings,
+            settings=frame.settings,
             hold_method=self.hold_method,
-            stopped=stopped,
+            stopped=frame.stop.is_set(),
             abandoned=abandoned,
             row_prefix=self.prefix,
         )
