@@ -426,3 +426,35 @@ def test_an_asyncio_run_ships_every_event_once_with_task_names_in_the_thread_dic
     assert len(threads) == len(set(threads.values()))  # each name travelled once
     assert {g["thread"] for g in got if g["kind"] == "checkout"} >= tasks
     assert any(g["kind"] == "wait" for g in got)  # six tasks on two connections queued
+
+
+NODE_COLOURS = """
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+const input = JSON.parse(readFileSync(0, "utf8"));
+const view = await import(pathToFileURL(input.module).href);
+const out = {};
+for (const dark of [false, true]) {
+  out[dark ? "dark" : "light"] = [...Array(16).keys()].map((i) => view.threadColour({ dark }, i));
+}
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def relative_luminance(rgb: tuple[float, float, float]) -> float:
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def test_thread_colours_stand_out_from_light_and_dark_backgrounds(tmp_path: Path) -> None:
+    """The first 16 threads' colours contrast at least 2.25:1 with white in Light and with #111 in Dark."""
+    import colorsys
+
+    out = run_node(NODE_COLOURS, {}, tmp_path)
+    for theme, background in (("light", 1.0), ("dark", relative_luminance((0x11 / 255,) * 3))):
+        for css in out[theme]:
+            hue, sat, light, _alpha = (float(x.rstrip("%")) for x in css[css.index("(") + 1 : -1].split(","))
+            rgb = colorsys.hls_to_rgb(hue / 360, light / 100, sat / 100)
+            lum = relative_luminance(rgb)
+            ratio = (max(lum, background) + 0.05) / (min(lum, background) + 0.05)
+            assert ratio >= 2.25, (theme, css, ratio)

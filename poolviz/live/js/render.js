@@ -198,7 +198,7 @@ function render({ model, el }) {
 }
 
 // For tests that run the view's arithmetic without a browser (node): anywidget uses the default export.
-export { newStore, ingest, serviceUpTo, viewNumbers, occupancyMeans, decodeBatch };
+export { newStore, ingest, serviceUpTo, viewNumbers, occupancyMeans, decodeBatch, threadColour };
 
 export default {
   initialize({ model }) {

@@ -61,7 +61,7 @@ function readPalette(el, ctx) {
 
 function threadColour(p, thread, alpha = 1) {
   // Golden-angle hues; lighter on a dark background so every thread stands out from it.
-  return `hsla(${(thread * 137.508) % 360}, ${p.dark ? 70 : 65}%, ${p.dark ? 62 : 46}%, ${alpha})`;
+  return `hsla(${(thread * 137.508) % 360}, ${p.dark ? 70 : 65}%, ${p.dark ? 62 : 42}%, ${alpha})`;
 }
 
 function watchTheme(el, onChange) {
