@@ -4,6 +4,10 @@ All four run side by side in this process on the same SQLite file, in
 interleaved rounds, single-threaded and with 8 threads; the figure reported
 for each is the median over rounds, and ratios are against plain peewee.
 
+Then contention: 64 threads on a pool of 16 (SQLite, ``SELECT 1`` and a ~1 ms
+hold), requests served per round by plain peewee and by poolviz, rounds
+interleaved (alternating which goes first), the median of the per-round ratios.
+
 Then the realistic cycle on each reachable server: checkout, ``SELECT 1``,
 checkin, plain ``PooledMySQLDatabase``/``PooledPostgresqlDatabase`` against
 poolviz's, interleaved the same way.
@@ -14,6 +18,7 @@ with 8 threads, and on the servers (where the application waits for the
 round trip too), wall time.
 
     .venv/bin/python benchmarks/overhead.py [--cycles 20000] [--rounds 7] [--server-cycles 2000]
+        [--contention-rounds 8] [--contention-seconds 2] [--only single|contention|all]
 """
 
 from __future__ import annotations
@@ -132,6 +137,67 @@ def compare(
         print(f"  {name:38s} {median:7.2f} us/cycle  {median / base:5.3f}x")
 
 
+CONTENTION_THREADS = 64
+CONTENTION_POOL = 16
+HOLD_S = 0.001
+
+
+def served_in(db: Any, seconds: float, threads: int = CONTENTION_THREADS) -> int:
+    """Requests served in ``seconds`` by ``threads`` threads: checkout, ``SELECT 1``, hold ~1 ms, checkin."""
+    stop = threading.Event()
+    start = threading.Barrier(threads + 1)
+    served = [0] * threads
+
+    def work(index: int) -> None:
+        connect, close, execute = db.connect, db.close, db.execute_sql
+        start.wait()
+        count = 0
+        while not stop.is_set():
+            connect()
+            execute("SELECT 1").fetchone()
+            time.sleep(HOLD_S)
+            close()
+            count += 1
+        served[index] = count
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    start.wait()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    return sum(served)
+
+
+def contention(path: str, rounds: int, seconds: float) -> None:
+    """64 threads on a pool of 16: requests served per round, poolviz against plain peewee, interleaved."""
+    plain = PooledSqliteDatabase(path, max_connections=CONTENTION_POOL, timeout=30, check_same_thread=False)
+    instrumented = InstrumentedPooledSqliteDatabase(path, max_connections=CONTENTION_POOL, timeout=30)
+    dbs = {"peewee PooledSqliteDatabase": plain, "poolviz, no listener": instrumented}
+    counts: dict[str, list[int]] = {name: [] for name in dbs}
+    ratios = []
+    for db in dbs.values():  # warm up: open the connections
+        served_in(db, seconds / 4)
+    for index in range(rounds):
+        # Alternate which goes first, so neither always runs on a machine just warmed by the other.
+        order = list(dbs.items()) if index % 2 == 0 else list(dbs.items())[::-1]
+        for name, db in order:
+            counts[name].append(served_in(db, seconds))
+        ratios.append(counts["poolviz, no listener"][-1] / counts["peewee PooledSqliteDatabase"][-1])
+    print(
+        f"\nContention: {CONTENTION_THREADS} threads on a pool of {CONTENTION_POOL}, SQLite, SELECT 1 + "
+        f"{HOLD_S * 1000:g} ms hold, {rounds} interleaved rounds of {seconds:g} s (requests served per round)"
+    )
+    for name, values in counts.items():
+        print(f"  {name:38s} median {statistics.median(values):8.0f}  rounds {values}")
+    print(f"  poolviz / peewee per round: {' '.join(f'{r:.3f}' for r in ratios)}")
+    print(f"  median ratio {statistics.median(ratios):.3f}")
+    plain.close_all()
+    instrumented.close_all()
+
+
 def server_cycles(count: int, rounds: int) -> None:
     """Checkout, SELECT 1, checkin on each reachable server: plain peewee against poolviz."""
     for label, url in (("MariaDB", servers.mysql_url()), ("PostgreSQL", servers.postgres_url())):
@@ -160,18 +226,27 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=20000, help="acquire+release cycles per round")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; the median is reported")
     parser.add_argument("--server-cycles", type=int, default=2000, help="query cycles per round on each server")
+    parser.add_argument("--contention-rounds", type=int, default=8, help="interleaved rounds of the contention case")
+    parser.add_argument("--contention-seconds", type=float, default=2.0, help="length of one contention round")
+    parser.add_argument(
+        "--only", choices=("single", "contention", "all"), default="all", help="run one part (default: all)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        cycles = build(str(Path(tmp) / "bench.db"))
-        for threads in (1, 8):
-            compare(
-                cycles,
-                args.cycles,
-                args.rounds,
-                threads,
-                f"SQLite acquire+release, {threads} thread(s), pool of {POOL_SIZE}",
-            )
-    server_cycles(args.server_cycles, args.rounds)
+        if args.only in ("single", "all"):
+            cycles = build(str(Path(tmp) / "bench.db"))
+            for threads in (1, 8):
+                compare(
+                    cycles,
+                    args.cycles,
+                    args.rounds,
+                    threads,
+                    f"SQLite acquire+release, {threads} thread(s), pool of {POOL_SIZE}",
+                )
+        if args.only in ("contention", "all"):
+            contention(str(Path(tmp) / "contention.db"), args.contention_rounds, args.contention_seconds)
+    if args.only == "all":
+        server_cycles(args.server_cycles, args.rounds)
 
 
 if __name__ == "__main__":

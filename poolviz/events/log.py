@@ -6,15 +6,15 @@ The vocabulary (kinds, close reasons, the :class:`Event` record) is in
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import checks
+from . import store
+from .store import Record, Store
 from .vocabulary import DEFAULT_CAPACITY, Event
 
 if TYPE_CHECKING:
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("poolviz.events")
 
 Listener = Callable[[Event], Any]
-_make_event = Event._make
-_new_event = tuple.__new__  # _new_event(Event, raw): Event._make without its checks
 
 
 class Subscription:
@@ -86,11 +84,11 @@ class Cursor:
         """
         limit = checks.count("limit", limit, none_means="no limit")
         with self._lock:
-            raw, first = self._log._raw_from(self.next_seq, limit)
+            events, first = self._log._read_from(self.next_seq, limit)
             lost = max(0, first - self.next_seq)
-            self.next_seq = max(self.next_seq, first) + len(raw)
+            self.next_seq = max(self.next_seq, first) + len(events)
             self.lost += lost
-        return list(map(_make_event, raw)), lost
+        return events, lost
 
 
 class EventLog:
@@ -102,32 +100,33 @@ class EventLog:
     lock, in the thread that caused the event; a listener that raises is
     counted in :attr:`listener_errors` and logged, and the pool carries on.
 
-    Writers call :meth:`record` holding :attr:`lock` (a pool passes its own
-    pool lock, so recording costs no second lock and ``seq`` follows the pool's
-    order). Readers take the lock only to copy, so a reader holds the pool
-    for as long as a copy takes: :meth:`since` copies only what is new.
+    Writers call :meth:`write` (or :meth:`record`) holding :attr:`lock` (a pool
+    passes its own pool lock, so recording costs no second lock and ``seq``
+    follows the pool's order). Events are stored lean (see
+    :mod:`poolviz.events.store`) and become :class:`Event` s when read; readers
+    take the lock only to copy the records they read.
     """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY, lock: Any = None) -> None:
         self.capacity: int = checks.count("capacity", capacity)
         self.lock = lock if lock is not None else threading.RLock()
         self.meta: dict[str, Any] = {}
-        self._events: deque[tuple[Any, ...]] = deque(maxlen=capacity)
-        self._seq = itertools.count()
+        self._store = Store(self.capacity)
         self._listeners: tuple[Listener, ...] = ()
         # Told (under the lock) when the first listener arrives and the last leaves.
         self.on_listening: Callable[[bool], None] | None = None
         self._pending = threading.local()
         self._t0 = time.perf_counter()
-        self.dropped = 0
         self.listener_errors = 0
         self._counters: dict[str, float] = dict.fromkeys(_COUNTERS, 0)
         self._counted = 0  # seq of the first event not yet in the counters
-        self._last: tuple[Any, ...] | None = None
-        #: ``record_at(now, kind, conn, thread, in_use, idle, waiting, wait_s=0.0,
-        #: duration_s=0.0, reused=False, reason="", message="")``: :meth:`record`
-        #: with the caller's ``time.perf_counter()`` reading. Hold :attr:`lock`.
-        self.record_at = self._make_record_at()
+        self._last: Event | None = None
+        #: ``write(now, kind, conn, thread, in_use, idle, waiting, extra=None)``: the one
+        #: way events get in, for every pool. ``now`` is the caller's ``time.perf_counter()``
+        #: reading, the counts are the pool's right after the event, ``extra`` the payload
+        #: (``None``, a float ``since`` for ``duration_s = now - since``, or
+        #: :func:`poolviz.events.store.payload`'s 5-tuple). Hold :attr:`lock`.
+        self.write = self._store.make_writer(self)
 
     @property
     def t0(self) -> float:
@@ -137,6 +136,11 @@ class EventLog:
     def now(self) -> float:
         """Seconds since this log started, on the clock events use."""
         return time.perf_counter() - self._t0
+
+    @property
+    def dropped(self) -> int:
+        """Events lost to the capacity since creation or the last :meth:`clear`."""
+        return self._store.dropped
 
     def record(
         self,
@@ -153,113 +157,92 @@ class EventLog:
         message: str = "",
     ) -> None:
         """Append one event stamped now. Call it holding :attr:`lock`."""
-        self.record_at(
-            time.perf_counter(), kind, conn, thread, in_use, idle, waiting, wait_s, duration_s, reused, reason, message
+        self.write(
+            time.perf_counter(),
+            kind,
+            conn,
+            thread,
+            in_use,
+            idle,
+            waiting,
+            store.payload(wait_s, duration_s, reused, reason, message),
         )
 
-    def _make_record_at(self) -> Callable[..., None]:
-        # The pools' hot path: a closure reads its state from cells, which is
-        # cheaper than attribute lookups on self, and the caller passes the
-        # perf_counter() reading it already took, so an event costs one clock
-        # read. clear() empties the same deque, so the cells stay valid.
-        events = self._events
-        append = events.append
-        next_seq = self._seq.__next__
-        t0 = self._t0
-        capacity = self.capacity
-        drop_oldest = self._drop_oldest
-        log = self
+    def record_at(
+        self,
+        now: float,
+        kind: str,
+        conn: int,
+        thread: str,
+        in_use: int,
+        idle: int,
+        waiting: int,
+        wait_s: float = 0.0,
+        duration_s: float = 0.0,
+        reused: bool = False,
+        reason: str = "",
+        message: str = "",
+    ) -> None:
+        """:meth:`record` with the caller's ``time.perf_counter()`` reading. Hold :attr:`lock`."""
+        self.write(
+            now, kind, conn, thread, in_use, idle, waiting, store.payload(wait_s, duration_s, reused, reason, message)
+        )
 
-        def record_at(
-            now: float,
-            kind: str,
-            conn: int,
-            thread: str,
-            in_use: int,
-            idle: int,
-            waiting: int,
-            wait_s: float = 0.0,
-            duration_s: float = 0.0,
-            reused: bool = False,
-            reason: str = "",
-            message: str = "",
-        ) -> None:
-            if len(events) == capacity:
-                drop_oldest()
-            event = (
-                next_seq(),
-                now - t0,
-                kind,
-                conn,
-                thread,
-                wait_s,
-                duration_s,
-                reused,
-                reason,
-                message,
-                in_use,
-                idle,
-                waiting,
-            )
-            append(event)
-            if log._listeners:
-                log._hold_for_delivery(event)
-
-        return record_at
-
-    def _hold_for_delivery(self, event: tuple[Any, ...]) -> None:
+    def _hold(self, record: Record) -> None:
+        # Called by write() while anyone listens: keep the event for this thread's flush().
+        item = (self._store.next_seq() - 1, record)
         try:
-            self._pending.events.append(event)
+            self._pending.events.append(item)
         except AttributeError:
-            self._pending.events = [event]
+            self._pending.events = [item]
 
     @property
     def has_listeners(self) -> bool:
         """Whether anyone is subscribed: callers skip delivery work when nobody listens."""
         return bool(self._listeners)
 
-    def _drop_oldest(self) -> None:
-        oldest = self._events[0]
-        if oldest[0] >= self._counted:
-            self._count(oldest)
-            self._counted = oldest[0] + 1
-        self.dropped += 1
+    def _discard(self, first_seq: int, chunk: list[Record]) -> None:
+        # The store drops a chunk for good: count what the counters have not seen.
+        if first_seq + len(chunk) > self._counted:
+            self._count(chunk[max(0, self._counted - first_seq) :])
+            self._counted = first_seq + len(chunk)
 
-    def _count(self, event: tuple[Any, ...]) -> None:
+    def _count(self, records: list[Record]) -> None:
         c = self._counters
-        kind = event[2]
-        if kind == "checkout":
-            c["requests_num"] += 1
-            c["requests_wait_ms"] += event[5] * 1000.0
-        elif kind == "checkin":
-            c["usage_ms"] += event[6] * 1000.0
-        elif kind == "wait":
-            c["requests_queued"] += 1
-        elif kind == "timeout":
-            c["requests_num"] += 1
-            c["requests_errors"] += 1
-            c["requests_wait_ms"] += event[5] * 1000.0
-        elif kind == "connect":
-            c["connections_num"] += 1
-            c["connections_ms"] += event[6] * 1000.0
-        elif kind == "close":
-            c["connections_closed"] += 1
-            if event[8] == "broken":
-                c["connections_lost"] += 1
-            elif event[8] == "not_reusable":
-                c["returns_bad"] += 1
-        elif kind == "error":
-            c["connections_errors"] += 1
+        expand = store.expand
+        for now, kind, _conn, _thread, _in_use, _idle, _waiting, extra in records:
+            if kind == "checkout":
+                c["requests_num"] += 1
+                if extra is not None:
+                    c["requests_wait_ms"] += expand(now, extra)[0] * 1000.0
+            elif kind == "checkin":
+                c["usage_ms"] += expand(now, extra)[1] * 1000.0
+            elif kind == "wait":
+                c["requests_queued"] += 1
+            elif kind == "timeout":
+                c["requests_num"] += 1
+                c["requests_errors"] += 1
+                c["requests_wait_ms"] += expand(now, extra)[0] * 1000.0
+            elif kind == "connect":
+                c["connections_num"] += 1
+                c["connections_ms"] += expand(now, extra)[1] * 1000.0
+            elif kind == "close":
+                c["connections_closed"] += 1
+                reason = expand(now, extra)[3]
+                if reason == "broken":
+                    c["connections_lost"] += 1
+                elif reason == "not_reusable":
+                    c["returns_bad"] += 1
+            elif kind == "error":
+                c["connections_errors"] += 1
 
     def _catch_up(self) -> None:
         # Counters are brought up to date when read, not on the hot path.
-        events = self._events
-        if not events or events[-1][0] < self._counted:
-            return
-        start = max(0, self._counted - events[0][0])
-        for event in itertools.islice(events, start, None):
-            self._count(event)
-        self._counted = events[-1][0] + 1
+        held = self._store
+        start = max(self._counted, held.base)
+        if start < held.next_seq():
+            self._count(held.all_from(start))
+            self._counted = held.next_seq()
 
     def flush(self) -> None:
         """Deliver this thread's recorded events to the listeners. Never call it holding a pool lock."""
@@ -268,8 +251,9 @@ class EventLog:
             return
         self._pending.events = []
         listeners = self._listeners
-        for raw in pending:
-            event = _new_event(Event, raw)
+        t0 = self._t0
+        for seq, record in pending:
+            (event,) = store.events(seq, [record], t0)
             for listener in listeners:
                 try:
                     listener(event)
@@ -296,26 +280,27 @@ class EventLog:
             if had and not self._listeners and self.on_listening is not None:
                 self.on_listening(False)
 
+    def _copy(self, seq: int = 0, limit: int | None = None) -> tuple[int, list[Record], int]:
+        # Under the lock: (seq of the first record copied, the records held from seq on
+        # (at most limit), the oldest seq still held or, when none is, the next to come).
+        with self.lock:
+            held = self._store
+            first = held.first_seq()
+            start = max(seq, first)
+            stop = held.next_seq()
+            if limit is not None:
+                stop = min(stop, start + limit)
+            return start, held.slice(start, stop), first
+
     def snapshot(self) -> list[Event]:
         """The events currently held, oldest first."""
-        with self.lock:
-            raw = list(self._events)
-        return list(map(_make_event, raw))
+        start, records, _first = self._copy()
+        return store.events(start, records, self._t0)
 
     def since(self, seq: int) -> list[Event]:
         """Held events with ``seq >= seq``, oldest first (cheap for a poller that keeps its place)."""
-        with self.lock:
-            events = self._events
-            if not events or events[-1][0] < seq:
-                return []
-            first = events[0][0]
-            if seq <= first:
-                raw = list(events)
-            else:
-                # Walk from the newer end: a poller usually asks for a few recent events.
-                count = events[-1][0] - seq + 1
-                raw = list(itertools.islice(reversed(events), count))[::-1]
-        return list(map(_make_event, raw))
+        start, records, _first = self._copy(seq)
+        return store.events(start, records, self._t0)
 
     def cursor(self, start_seq: int | None = None) -> Cursor:
         """A :class:`Cursor` that reads events from ``seq == start_seq`` on.
@@ -327,57 +312,43 @@ class EventLog:
         """
         if start_seq is None:
             with self.lock:
-                start = self._next_seq()
+                start = self._store.next_seq()
         else:
             start = checks.integer("start_seq", start_seq)
             if start < 0:
                 raise ValueError(f"start_seq must be None or an integer >= 0, got {start_seq!r}")
         return Cursor(self, start)
 
-    def _next_seq(self) -> int:
-        # The seq the next recorded event will get. Hold the lock.
-        last = self._events[-1] if self._events else self._last
-        return last[0] + 1 if last is not None else 0
-
-    def _raw_from(self, seq: int, limit: int | None) -> tuple[list[tuple[Any, ...]], int]:
-        # (held raw events with seq >= seq, at most limit of them; the first seq still available,
-        # i.e. the oldest held or, when none is held, the next to be recorded).
-        with self.lock:
-            events = self._events
-            first = events[0][0] if events else self._next_seq()
-            start = max(seq, first)
-            count = (events[-1][0] - start + 1) if events else 0
-            if count <= 0:
-                return [], first
-            n = count if limit is None else min(count, limit)
-            offset = start - first
-            if offset <= len(events) // 2:
-                raw = list(itertools.islice(events, offset, offset + n))
-            else:  # nearer the newer end, where a poller usually reads: walk from there
-                raw = list(itertools.islice(reversed(events), count))[::-1][:n]
-        return raw, first
+    def _read_from(self, seq: int, limit: int | None) -> tuple[list[Event], int]:
+        # For Cursor.read: (held events from seq on, at most limit; the oldest seq still available).
+        start, records, first = self._copy(seq, limit)
+        return store.events(start, records, self._t0), first
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.snapshot())
 
     def __len__(self) -> int:
-        return len(self._events)
+        return len(self._store)
 
     @property
     def last(self) -> Event | None:
         """The most recent event, kept even when the log has been cleared."""
         with self.lock:
-            raw = self._events[-1] if self._events else self._last
-        return _make_event(raw) if raw is not None else None
+            return self._last_event()
+
+    def _last_event(self) -> Event | None:
+        held = self._store
+        record = held.last()
+        if record is None:
+            return self._last
+        return store.events(held.next_seq() - 1, [record], self._t0)[0]
 
     def clear(self) -> None:
         """Forget the held events and the drop count. ``seq`` keeps counting and so do the counters."""
         with self.lock:
             self._catch_up()
-            if self._events:
-                self._last = self._events[-1]
-            self._events.clear()
-            self.dropped = 0
+            self._last = self._last_event()
+            self._store.clear()
 
     def get_stats(self) -> dict[str, float]:
         """Counters since creation or the last :meth:`pop_stats`, plus the pool's current counts."""
@@ -394,8 +365,8 @@ class EventLog:
     def _stats(self) -> dict[str, float]:
         self._catch_up()
         stats: dict[str, float] = dict(self._counters)
-        last = self._events[-1] if self._events else self._last
-        in_use, idle, waiting = last[10:13] if last else (0, 0, 0)
+        last = self._last_event()
+        in_use, idle, waiting = (last.in_use, last.idle, last.waiting) if last else (0, 0, 0)
         stats["pool_size"] = in_use + idle
         stats["pool_available"] = idle
         stats["requests_waiting"] = waiting
@@ -415,6 +386,6 @@ class EventLog:
         from ..data.frames import events_to_frame
 
         with self.lock:
-            raw = list(self._events)
+            start, records, _first = self._copy()
             attrs = {"dropped": self.dropped, "capacity": self.capacity, **self.meta}
-        return events_to_frame(raw, attrs)
+        return events_to_frame(store.rows(start, records, self._t0), attrs)

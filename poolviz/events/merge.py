@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .log import EventLog
+from .store import payload
 from .vocabulary import DEFAULT_CAPACITY, NO_CONN
 
 if TYPE_CHECKING:
@@ -134,8 +135,13 @@ class MergedEventLog(EventLog):
         serial = NO_CONN
         if conn != NO_CONN:
             serial = self._serials.setdefault((process, conn), len(self._serials) + 1)
-        self.record_at(
-            t, kind, serial, thread_label(process, thread), *totals, wait_s, duration_s, reused, reason, message
+        self.write(
+            t,
+            kind,
+            serial,
+            thread_label(process, thread),
+            *totals,
+            payload(wait_s, duration_s, reused, reason, message),
         )
         self._extra.append((process, seq, conn, in_use, idle, waiting))
 

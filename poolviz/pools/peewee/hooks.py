@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import threading
 from threading import get_ident
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 from playhouse.pool import MaxConnectionsExceeded
 
 from ...credentials import mask_text, secrets_of
 from ...events import NO_CONN, EventLog
+from ...events.store import REUSED, payload
 from . import leaks, resize
 from .delivery import deliver
 from .tracker import CloseContext, Tracked
@@ -43,12 +44,13 @@ class PoolHooks:
     """The overrides of peewee's pool hooks; :class:`~poolviz.pool.instrumented.Instrumented` sets up their state."""
 
     _pv_next_open: Any
+    _pv_base_open: Any
     _pv_next_connect: Any
     _pv_next_close: Any
     _pv_next_is_stale: Any
     _pv_name: _ThreadName
     _pv_close: CloseContext
-    _pv_record: Any
+    _pv_write: Any
     _pv_listening: bool
     _pv_conns: dict[int, Tracked]
     _pv_serial: Any
@@ -56,7 +58,6 @@ class PoolHooks:
     _pv_idle: int
     _pv_waiting: int
     _pv_waiters: dict[int, float]
-    _pv_checking_in: int | None
     _pv_over_limit: bool
     _pv_watchdog: leaks.LeakWatchdog | None
     events: EventLog
@@ -78,33 +79,50 @@ class PoolHooks:
             name = local.name = _current_thread().name
         return name
 
-    def _pv_event(
-        self, kind: str, serial: int = NO_CONN, wait_s: float = 0.0, duration_s: float = 0.0, reason: str = ""
-    ) -> None:
-        """Record an event off the hot path, stamped now, with this thread's name. Hold the pool lock."""
-        self._pv_record(
-            perf_counter(),
+    def _pv_event(self, kind: str, serial: int = NO_CONN, extra: Any = None, now: float | None = None) -> None:
+        """Record an event off the hot path, stamped ``now`` (default: now), by this thread. Hold the pool lock."""
+        self._pv_write(
+            perf_counter() if now is None else now,
             kind,
             serial,
             self._pv_thread_name(),
             self._pv_in_use,
             self._pv_idle,
             self._pv_waiting,
-            wait_s,
-            duration_s,
-            False,
-            reason,
+            extra,
         )
 
     def connect(self, reuse_if_open: bool = False) -> bool:
         # _connect() records checkouts; this level only sees a waiting caller
         # leave without one: by timing out, or by a driver error or an interrupt.
-        try:
-            return self._pv_next_open(self, reuse_if_open)  # type: ignore[no-any-return]
-        except BaseException as exc:
-            if self._pv_waiters and get_ident() in self._pv_waiters:
-                self._pv_stop_waiting(timed_out=isinstance(exc, MaxConnectionsExceeded))
-            raise
+        base_open = self._pv_base_open
+        if base_open is None:  # a subclass has its own connect(): call it and watch
+            try:
+                return self._pv_next_open(self, reuse_if_open)  # type: ignore[no-any-return]
+            except BaseException as exc:
+                if self._pv_waiters and get_ident() in self._pv_waiters:
+                    self._pv_stop_waiting(timed_out=isinstance(exc, MaxConnectionsExceeded))
+                raise
+        # peewee's own PooledDatabase.connect, line for line, so that watching
+        # for a caller who gives up costs no extra call on every checkout.
+        if not self._wait_timeout:
+            return base_open(self, reuse_if_open)  # type: ignore[no-any-return]
+        deadline = monotonic() + self._wait_timeout
+        while True:
+            try:
+                try:
+                    return base_open(self, reuse_if_open)  # type: ignore[no-any-return]
+                except MaxConnectionsExceeded:
+                    remaining = deadline - monotonic()
+                    if remaining <= 0:
+                        # Chained to the last refusal, exactly as peewee raises it.
+                        raise MaxConnectionsExceeded("Max connections exceeded, timed out attempting to connect.")  # noqa: B904
+                with self._pool_available:
+                    self._pool_available.wait(timeout=min(remaining, 1.0))
+            except BaseException as exc:
+                if self._pv_waiters and get_ident() in self._pv_waiters:
+                    self._pv_stop_waiting(timed_out=isinstance(exc, MaxConnectionsExceeded))
+                raise
 
     def _pv_stop_waiting(self, timed_out: bool) -> None:
         with self._pool_lock:
@@ -112,12 +130,15 @@ class PoolHooks:
             if started is not None:
                 self._pv_waiting -= 1
                 if timed_out:
-                    self._pv_event("timeout", NO_CONN, perf_counter() - started)
+                    now = perf_counter()
+                    self._pv_event("timeout", NO_CONN, payload(wait_s=now - started), now)
         deliver(self)
 
     def _connect(self) -> Any:
         try:
             with self._pool_lock:
+                # One clock reading serves the usual checkout: taken holding the
+                # lock, it stamps the checkout no earlier than any event before it.
                 start = perf_counter()
                 try:
                     conn = self._pv_next_connect(self)
@@ -126,56 +147,66 @@ class PoolHooks:
                     self._pv_full()
                     raise
                 except Exception as exc:
-                    self._pv_reconcile(None)
-                    message = mask_text(str(exc), secrets_of(self.connect_params))
-                    self._pv_record(
-                        perf_counter(), "error", NO_CONN, self._pv_thread_name(),
-                        self._pv_in_use, self._pv_idle, self._pv_waiting, 0.0, 0.0, False, type(exc).__name__, message,
-                    )  # fmt: skip
+                    self._pv_failed(exc)
                     raise
-                now = perf_counter()
-                key = id(conn)
-                info = self._pv_conns.get(key)
-                if self._pv_idle - (info is not None) != len(self._connections):
-                    self._pv_reconcile(conn)
-                name = self._pv_name.name or self._pv_thread_name()
-                if info is None:
-                    info = self._pv_conns[key] = Tracked(conn, next(self._pv_serial), now, now)
-                    self._pv_record(
-                        now, "connect", info.serial, name, self._pv_in_use, self._pv_idle, self._pv_waiting,
-                        0.0, now - start,
-                    )  # fmt: skip
-                    reused = False
+                info = self._pv_conns.get(id(conn))
+                if (
+                    info is None
+                    or self._pv_waiters
+                    or self.leak_threshold is not None
+                    or self._pv_idle - 1 != len(self._connections)
+                ):
+                    self._pv_checkout(conn, info, start)
                 else:
-                    info.checked_out = now
+                    # The usual checkout: an idle connection handed out at once, nothing to watch.
+                    info.checked_out = start
+                    self._pv_in_use += 1
                     self._pv_idle -= 1
-                    reused = True
-                self._pv_in_use += 1
-                waited = 0.0
-                if self._pv_waiters:
-                    started = self._pv_waiters.pop(get_ident(), None)
-                    if started is not None:
-                        waited = now - started
-                        self._pv_waiting -= 1
-                self._pv_record(
-                    now,
-                    "checkout",
-                    info.serial,
-                    name,
-                    self._pv_in_use,
-                    self._pv_idle,
-                    self._pv_waiting,
-                    waited,
-                    0.0,
-                    reused,
-                )
-                if self.leak_threshold is not None:
-                    self._pv_watch(info)
+                    self._pv_write(
+                        start, "checkout", info.serial, self._pv_name.name or self._pv_thread_name(),
+                        self._pv_in_use, self._pv_idle, self._pv_waiting, REUSED,
+                    )  # fmt: skip
                 return conn
         finally:
             # Also after a wait, a timeout or an error: those are events too.
             if self._pv_listening:
                 deliver(self)
+
+    def _pv_checkout(self, conn: Any, info: Tracked | None, start: float) -> None:
+        # Every other checkout: a new connection, connections peewee dropped, a caller who waited, a leak watch.
+        now = perf_counter()
+        if self._pv_idle - (info is not None) != len(self._connections):
+            self._pv_reconcile(conn)
+        name = self._pv_name.name or self._pv_thread_name()
+        if info is None:
+            info = self._pv_conns[id(conn)] = Tracked(conn, next(self._pv_serial), now, now)
+            self._pv_write(
+                now, "connect", info.serial, name, self._pv_in_use, self._pv_idle, self._pv_waiting,
+                payload(duration_s=now - start),
+            )  # fmt: skip
+            reused = False
+        else:
+            info.checked_out = now
+            self._pv_idle -= 1
+            reused = True
+        self._pv_in_use += 1
+        extra: Any = REUSED if reused else None
+        if self._pv_waiters:
+            started = self._pv_waiters.pop(get_ident(), None)
+            if started is not None:
+                extra = (now - started, 0.0, reused, "", "")
+                self._pv_waiting -= 1
+        self._pv_write(
+            now, "checkout", info.serial, name, self._pv_in_use, self._pv_idle, self._pv_waiting, extra
+        )  # fmt: skip
+        if self.leak_threshold is not None:
+            self._pv_watch(info)
+
+    def _pv_failed(self, exc: Exception) -> None:
+        # Opening a driver connection failed: an error event, its message without credentials.
+        self._pv_reconcile(None)
+        message = mask_text(str(exc), secrets_of(self.connect_params))
+        self._pv_event("error", NO_CONN, payload(reason=type(exc).__name__, message=message))
 
     def _pv_watch(self, info: Tracked) -> None:
         leaks.note_holder(info)
@@ -210,38 +241,36 @@ class PoolHooks:
     def _close(self, conn: Any, close_conn: bool = False) -> None:
         key = id(conn)
         with self._pool_lock:
-            in_use = self._in_use
-            was_in_use = key in in_use
+            info = self._pv_conns.get(key)
             if close_conn:
                 self._pv_scoped("manual", self._pv_next_close, self, conn, True)
             else:
-                self._pv_checking_in = key
-                try:
-                    self._pv_next_close(self, conn, False)
-                finally:
-                    self._pv_checking_in = None
-            if was_in_use and key not in in_use:
-                info = self._pv_conns.get(key)
-                if info is not None:
-                    # Was in use, still tracked (so not closed): it went back to the heap.
-                    now = perf_counter()
-                    if info.leaked:
-                        self._pv_unleak(info, now)
-                    held = now - info.checked_out  # type: ignore[operator]
-                    info.checked_out = None
-                    self._pv_in_use -= 1
-                    self._pv_idle += 1
-                    self._pv_record(
-                        now, "checkin", info.serial, self._pv_name.name or self._pv_thread_name(),
-                        self._pv_in_use, self._pv_idle, self._pv_waiting, 0.0, held,
-                    )  # fmt: skip
+                self._pv_next_close(self, conn, False)
+            # Checked out until now, and peewee took it back without closing it
+            # (a close forgets it, see _pv_forget): it went back to the heap.
+            if info is not None and info.checked_out is not None and key not in self._in_use:
+                now = perf_counter()
+                if info.leaked:
+                    self._pv_unleak(info, now)
+                since = info.checked_out
+                info.checked_out = None
+                self._pv_in_use -= 1
+                self._pv_idle += 1
+                # The checkout's clock reading: duration_s = now - since, worked out when read.
+                self._pv_write(
+                    now, "checkin", info.serial, self._pv_name.name or self._pv_thread_name(),
+                    self._pv_in_use, self._pv_idle, self._pv_waiting, since,
+                )  # fmt: skip
             if self._pv_over_limit:
                 resize.trim(self)
         if self._pv_listening:
             deliver(self)
 
     def _close_raw(self, conn: Any) -> None:
-        reason = self._pv_close.reason(conn, self._pv_checking_in)
+        # In use by poolviz's count, yet no longer in peewee's: peewee is checking it in (or a scope closes it).
+        info = self._pv_conns.get(id(conn))
+        checking_in = info is not None and info.checked_out is not None and id(conn) not in self._in_use
+        reason = self._pv_close.reason(checking_in)
         # manual_close() calls this without the pool lock: the driver close
         # stays outside it, as in peewee; only the bookkeeping takes the lock.
         super()._close_raw(conn)  # type: ignore[misc]
@@ -260,7 +289,8 @@ class PoolHooks:
             if info.leaked:
                 self._pv_unleak(info, now)
             self._pv_in_use -= 1
-        self._pv_event("close", info.serial, 0.0, now - info.opened, reason)
+            info.checked_out = None  # so a check-in that closed it records no checkin
+        self._pv_event("close", info.serial, payload(duration_s=now - info.opened, reason=reason), now)
 
     def _pv_unleak(self, info: Tracked, now: float) -> None:
         info.leaked = False

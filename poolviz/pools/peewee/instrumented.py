@@ -24,16 +24,16 @@ from .operations import PoolOperations
 from .tracker import CloseContext, Tracked
 
 
-def _next_impl(cls: type, name: str) -> Any:
+def _next_impl(cls: type, name: str, after: type = PoolHooks) -> Any:
     """The implementation of ``name`` that the mixin overrides in ``cls`` (what ``super()`` finds).
 
     Looked up once per class so the hot path calls it without building a
-    ``super()`` object. For peewee's own ``@locked`` methods it is the body
+    ``super()`` object (``after``: the class to look past). For peewee's own ``@locked`` methods it is the body
     without the lock: the mixin already holds the pool lock around those
     calls, so taking the reentrant lock a second time would only cost time.
     """
     mro = cls.__mro__
-    for klass in mro[mro.index(PoolHooks) + 1 :]:
+    for klass in mro[mro.index(after) + 1 :]:
         if name in klass.__dict__:
             impl = klass.__dict__[name]
             if klass is PooledDatabase and name in ("_connect", "_close"):
@@ -59,7 +59,11 @@ class Instrumented(PoolOperations):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # Stored as staticmethods and called as impl(self, ...).
-        cls._pv_next_open = staticmethod(_next_impl(cls, "connect"))
+        next_open = _next_impl(cls, "connect")
+        cls._pv_next_open = staticmethod(next_open)
+        # When peewee's own connect() is next, PoolHooks.connect does its work itself and calls the one after.
+        own = next_open is PooledDatabase.__dict__["connect"]
+        cls._pv_base_open = staticmethod(_next_impl(cls, "connect", after=PooledDatabase)) if own else None
         cls._pv_next_connect = staticmethod(_next_impl(cls, "_connect"))
         cls._pv_next_close = staticmethod(_next_impl(cls, "_close"))
         cls._pv_next_is_stale = staticmethod(_next_impl(cls, "_is_stale"))
@@ -111,7 +115,7 @@ class Instrumented(PoolOperations):
     def _pv_setup(self, event_capacity: int, leak_threshold: float | None) -> None:
         self.events = EventLog(event_capacity, lock=self._pool_lock)
         self.events.on_listening = self._pv_on_listening
-        self._pv_record = self.events.record_at
+        self._pv_write = self.events.write
         self._pv_listening = False
         self.leak_threshold = leak_threshold
         self._pv_watchdog = None
@@ -124,8 +128,6 @@ class Instrumented(PoolOperations):
         self._pv_waiting = 0
         # Callers now waiting for a free slot: thread ident -> when they began.
         self._pv_waiters = {}
-        # id() of the connection being checked in (see CloseContext.reason).
-        self._pv_checking_in = None
         # Set by resize() while connections in use are over a lowered limit.
         self._pv_over_limit = False
         self._pv_describe()

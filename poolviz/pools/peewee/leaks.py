@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import peewee
 import playhouse
 
+from ...events.store import payload
 from .tracker import Tracked
 
 _POOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # poolviz/pools/
@@ -86,7 +87,7 @@ def scan(pool: Any, now: float) -> bool:
 
 def record(pool: Any, kind: str, info: Tracked, now: float, reason: str) -> None:
     """Record ``leak`` or ``unleak`` for ``info``: these name the holder, not the thread that noticed."""
-    pool.events.record_at(
+    pool.events.write(
         now,
         kind,
         info.serial,
@@ -94,11 +95,7 @@ def record(pool: Any, kind: str, info: Tracked, now: float, reason: str) -> None
         pool._pv_in_use,
         pool._pv_idle,
         pool._pv_waiting,
-        0.0,
-        now - info.checked_out,  # type: ignore[operator]
-        False,
-        reason,
-        info.origin,
+        payload(duration_s=now - info.checked_out, reason=reason, message=info.origin),  # type: ignore[operator]
     )
 
 

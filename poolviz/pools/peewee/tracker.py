@@ -40,17 +40,17 @@ class CloseContext(threading.local):
     #: ``all`` or ``stale_in_use``.
     scope: str | None = None
 
-    def reason(self, conn: Any, checking_in: int | None) -> str:
-        """Why ``conn`` is being closed now; ``checking_in`` is the ``id()`` being checked in, if any.
+    def reason(self, checking_in: bool) -> str:
+        """Why a connection is being closed now; ``checking_in``: it was in use and peewee has just taken it back.
 
-        The pool keeps ``checking_in`` itself (set under its lock, so one
-        attribute serves every thread) to keep the check-in path cheap.
         Consumes the stale mark.
         """
         if self.stale:
             self.stale = False
             return "stale"
-        if checking_in == id(conn):
-            # Checked in, not stale, and still closed: the driver said it cannot be reused.
+        if self.scope is not None:
+            return self.scope
+        if checking_in:
+            # Checked in, not stale, not closed on purpose, and still closed: the driver said it cannot be reused.
             return "not_reusable"
-        return self.scope or "manual"
+        return "manual"
