@@ -503,6 +503,8 @@ def test_the_live_view_reads_well_in_each_theme_and_follows_a_switch(
     page.wait_for_function(ASLEEP, arg=LIVE, timeout=60_000)
     page.locator(LIVE).scroll_into_view_if_needed()
     assert_reads_well(themed_look(page, f"live_{slug}", tmp_path), theme)
+    if os.environ.get("POOLVIZ_UPDATE_SCREENSHOT") == "1":  # how docs/live_view_light.png and _dark.png are made
+        shutil.copy(tmp_path / f"live_{slug}.png", ROOT / "docs" / f"live_view_{slug}.png")
     page.locator(".poolviz-dashboard").screenshot(path=str(tmp_path / f"dashboard_{slug}.png"))
     shutil.copy(tmp_path / f"dashboard_{slug}.png", SCREENSHOTS / f"dashboard_{slug}.png")
     idle = assert_stays_asleep(page)
