@@ -12,55 +12,51 @@ called in the task that caused the event, and one that blocks blocks the loop.
 
 from __future__ import annotations
 
-import asyncio
+from asyncio import current_task
 from time import perf_counter
 from typing import Any
 
-from psycopg.pq import TransactionStatus
-
-from .recorder import Recorder, Request, Scope, current_request, current_scope, thread_name
-
-IDLE_STATUS = TransactionStatus.IDLE
+from .recorder import OUT, Recorder, Scope, current_scope, in_check, thread_name
 
 
 class AsyncHooks(Recorder):
     """The overrides for ``AsyncConnectionPool``."""
 
-    _reset: Any
-
     def _pv_name(self) -> str:
         try:
-            task = asyncio.current_task()
+            task = current_task()
         except RuntimeError:
             task = None
         return task.get_name() if task is not None else thread_name()
 
+    def _pv_key(self) -> int:
+        try:
+            return id(current_task())
+        except RuntimeError:
+            return id(None)
+
     def _pv_deliver(self) -> None:
-        log = self._poolviz_events
-        if log.has_listeners:
-            log.flush()
+        if self._pv_listening:
+            self._poolviz_events.flush()
 
     async def getconn(self, timeout: float | None = None) -> Any:
-        request = Request(self._pv_name())
-        token = current_request.set(request)
-        lock = self._poolviz_events.lock
+        started = perf_counter()
         try:
             conn = await self._pv_next_getconn(self, timeout)
         except BaseException as exc:
-            with lock:
-                self._pv_left(request, exc)
+            with self._poolviz_events.lock:
+                self._pv_left(started, exc)
             self._pv_deliver()
             raise
-        finally:
-            current_request.reset(token)
-        with lock:
-            self._pv_checkout(conn, request)
+        info = self._pv_conns.get(id(conn))
+        if info is None or info.state != OUT:
+            with self._poolviz_events.lock:
+                self._pv_got(conn)
         self._pv_deliver()
         return conn
 
     async def putconn(self, conn: Any) -> None:
-        if getattr(conn, "_pool", None) is self:
-            self._pv_returning(conn)
+        self._pv_returning(conn)
         try:
             await self._pv_next_putconn(self, conn)
         finally:
@@ -70,13 +66,21 @@ class AsyncHooks(Recorder):
         conn = await self._pv_next__get_ready_connection(self, timeout)
         if conn is not None:
             with self._poolviz_events.lock:
-                self._pv_ready(conn)
+                self._pv_take(conn)
         return conn
+
+    async def _check_connection(self, conn: Any) -> None:
+        try:
+            await self._pv_next__check_connection(self, conn)
+        except Exception:
+            with self._poolviz_events.lock:
+                self._pv_check_failed(conn)
+            raise
 
     def _maybe_grow_pool(self) -> None:
         # Not a coroutine in psycopg_pool's asyncio pool either.
         self._pv_next__maybe_grow_pool(self)
-        if current_request.get() is not None:
+        if self._waiting:
             with self._poolviz_events.lock:
                 self._pv_wait()
 
@@ -94,26 +98,10 @@ class AsyncHooks(Recorder):
         return conn
 
     async def _add_to_pool(self, conn: Any) -> None:
-        await self._pv_add_to_pool(conn)
-
-    async def _pv_add_to_pool(self, conn: Any) -> None:
         await self._pv_next__add_to_pool(self, conn)
         with self._poolviz_events.lock:
             self._pv_landed(conn)
         self._pv_deliver()
-
-    async def _reset_connection(self, conn: Any) -> None:
-        if self._reset is None and conn.pgconn.transaction_status == IDLE_STATUS:
-            await self._pv_next__reset_connection(self, conn)
-            return
-        token = current_scope.set(Scope("not_reusable"))
-        try:
-            await self._pv_next__reset_connection(self, conn)
-        finally:
-            current_scope.reset(token)
-        if conn.pgconn.transaction_status == TransactionStatus.UNKNOWN:
-            with self._poolviz_events.lock:
-                self._pv_dropped(conn)
 
     async def _close_connection(self, conn: Any) -> None:
         lock = self._poolviz_events.lock
@@ -150,9 +138,11 @@ class AsyncHooks(Recorder):
         lock = self._poolviz_events.lock
         with lock:
             checking = self._pv_checking()
+        token = in_check.set(True)
         try:
             await self._pv_next_check(self)
         finally:
+            in_check.reset(token)
             with lock:
                 self._pv_checked(checking)
             self._pv_deliver()
@@ -162,7 +152,8 @@ class AsyncNullHooks(AsyncHooks):
     """``AsyncNullConnectionPool`` closes returned connections nobody waits for: ``overflow``."""
 
     async def _maybe_close_connection(self, conn: Any) -> bool:
-        return await self._pv_scoped(Scope("overflow", defer=True), self._pv_next__maybe_close_connection, self, conn)  # type: ignore[no-any-return]
+        scope = Scope("overflow", defer=True)
+        return await self._pv_scoped(scope, self._pv_next__maybe_close_connection, self, conn)  # type: ignore[no-any-return]
 
     async def _add_to_pool(self, conn: Any) -> None:
-        await self._pv_scoped(Scope("overflow", defer=True), self._pv_add_to_pool, conn)
+        await self._pv_scoped(Scope("overflow", defer=True), AsyncHooks._add_to_pool, self, conn)

@@ -95,10 +95,12 @@ def instrument_psycopg(pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_
     with log.lock:
         target.__class__ = instrumented_class(type(target))  # type: ignore[arg-type]
         target._pv_conns = {}
+        target._pv_waiters = {}
         target._pv_serial = itertools.count(1)
         target._pv_secrets = _secrets(target)
         target._pv_record = log.record
         target._poolviz_events = log
+        log.on_listening = target._pv_on_listening
         target._pv_adopt()
         log.meta.update(describe(target))
     return pool

@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from contextvars import ContextVar
+from threading import get_ident
 from time import monotonic, perf_counter
 from typing import Any
 
@@ -72,17 +73,6 @@ class Tracked:
         self.checkouts = 0
 
 
-class Request:
-    """One ``getconn()`` call: who asked, when, and since when it waits in the queue."""
-
-    __slots__ = ("name", "start", "waited_since")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.start = perf_counter()
-        self.waited_since: float | None = None
-
-
 class Scope:
     """Why connections closed inside an overridden method are closed; ``pending`` defers their events."""
 
@@ -94,10 +84,10 @@ class Scope:
         self.pending: list[tuple[Tracked, str]] | None = [] if defer else None
 
 
-#: The getconn() call running in this thread or task.
-current_request: ContextVar[Request | None] = ContextVar("poolviz_psycopg_request", default=None)
 #: The reason for connections closed now in this thread or task.
 current_scope: ContextVar[Scope | None] = ContextVar("poolviz_psycopg_scope", default=None)
+#: True while this thread or task runs ``pool.check()`` (which grows the pool without a caller queued).
+in_check: ContextVar[bool] = ContextVar("poolviz_psycopg_in_check", default=False)
 
 
 class _ThreadName(threading.local):
@@ -121,10 +111,10 @@ HOOKED = (
     "getconn",
     "putconn",
     "_get_ready_connection",
+    "_check_connection",
     "_maybe_grow_pool",
     "_connect",
     "_add_to_pool",
-    "_reset_connection",
     "_close_connection",
     "_shrink_pool",
     "drain",
@@ -142,6 +132,10 @@ class Recorder:
     _pv_serial: Any
     _pv_secrets: tuple[str, ...]
     _pv_record: Any
+    # Callers now queued: their key (see _pv_key) -> when they joined the queue.
+    _pv_waiters: dict[int, float]
+    # Whether the log has listeners (told by the log itself): delivery is skipped without.
+    _pv_listening: bool = False
     # The pool class's own implementations of HOOKED (see instrumented_class).
     _pv_next_getconn: Any
     _pv_next_putconn: Any
@@ -149,7 +143,7 @@ class Recorder:
     _pv_next__maybe_grow_pool: Any
     _pv_next__connect: Any
     _pv_next__add_to_pool: Any
-    _pv_next__reset_connection: Any
+    _pv_next__check_connection: Any
     _pv_next__close_connection: Any
     _pv_next__shrink_pool: Any
     _pv_next_drain: Any
@@ -162,10 +156,14 @@ class Recorder:
     _waiting: deque[Any]
     _closed: bool
     _drained_at: float
+    _check: Any
 
-    def _pv_name(self) -> str:
-        """Who is acting: the thread's name here, the task's in the asyncio hooks."""
-        return thread_name()
+    #: Who is acting: the thread's name here, the task's in the asyncio hooks.
+    _pv_name: Any = staticmethod(thread_name)
+
+    def _pv_key(self) -> int:
+        """Who is asking, as a key: the thread's id here, the task's in the asyncio hooks."""
+        return get_ident()
 
     def _pv_event(
         self,
@@ -195,6 +193,9 @@ class Recorder:
             message,
         )
 
+    def _pv_on_listening(self, listening: bool) -> None:
+        self._pv_listening = listening
+
     def _pv_adopt(self) -> None:
         # instrument() on a pool in use: its idle connections get serials, silently.
         now = perf_counter()
@@ -221,12 +222,21 @@ class Recorder:
         info.serial = next(self._pv_serial)
         self._pv_event("connect", info.serial, info.opener, 0.0, info.open_s)
 
-    def _pv_ready(self, conn: Any) -> None:
-        """``_get_ready_connection`` gave ``conn`` to a caller (a null pool opens it for the caller)."""
-        info = self._pv_info(conn)
-        if info.state == NEW:
+    def _pv_take(self, conn: Any) -> None:
+        """``_get_ready_connection`` took ``conn`` for the caller (a null pool opens it for the caller).
+
+        Without a ``check`` callback psycopg_pool hands it over as it is: the
+        checkout is recorded now, under the lock already held. With one, the
+        checkout waits for the check to pass.
+        """
+        info = self._pv_conns.get(id(conn))
+        if info is None or info.state == NEW:
+            info = self._pv_info(conn)
             self._pv_announce(info)
-        info.state = TAKEN
+        if self._check is None:
+            self._pv_checkout(info)
+        else:
+            info.state = TAKEN
 
     def _pv_landed(self, conn: Any) -> None:
         """``_add_to_pool(conn)`` returned: ``conn`` is idle in the pool, with a waiting caller, or closed."""
@@ -235,61 +245,114 @@ class Recorder:
             return  # closed on the way (its close is recorded)
         pool = self._pool
         state = IDLE if pool and pool[-1] is conn else HANDED
+        checked_out = info.checked_out
+        if checked_out is not None:
+            info.checked_out = None
+            info.state = state
+            idle = len(pool)
+            # The hot path: _pv_event inlined.
+            self._pv_record(
+                "checkin",
+                info.serial,
+                info.holder,
+                self._nconns - idle,
+                idle,
+                len(self._waiting),
+                0.0,
+                (info.returned or perf_counter()) - checked_out,
+                False,
+                "",
+                "",
+            )
+            return
         if info.state == NEW:
             self._pv_announce(info)
-        elif info.checked_out is not None:
-            now = perf_counter()
-            held = (info.returned or now) - info.checked_out
-            info.checked_out = None
-            self._pv_event("checkin", info.serial, info.holder, 0.0, held)
         # else: back from pool.check() or from a caller's failed check: it was never checked out.
         info.state = state
 
     def _pv_wait(self) -> None:
-        """The current request was just queued (psycopg_pool holds its lock, the waiter is in ``_waiting``)."""
-        request = current_request.get()
-        if request is None or request.waited_since is not None or not self._waiting:
+        """A caller was just queued (psycopg_pool holds its lock; the caller is in ``_waiting``)."""
+        key = self._pv_key()
+        if key in self._pv_waiters or not self._waiting or in_check.get():
             return
-        request.waited_since = perf_counter()
-        self._pv_event("wait", thread=request.name)
+        self._pv_waiters[key] = perf_counter()
+        self._pv_event("wait", NO_CONN, self._pv_name())
 
-    def _pv_checkout(self, conn: Any, request: Request) -> None:
-        info = self._pv_info(conn)
-        if info.state == NEW:
-            self._pv_announce(info)
+    def _pv_checkout(self, info: Tracked) -> None:
         now = perf_counter()
+        waited = 0.0
+        if self._pv_waiters:
+            since = self._pv_waiters.pop(self._pv_key(), None)
+            if since is not None:
+                waited = now - since
+        name = self._pv_name()
         info.state = OUT
         info.checked_out = now
         info.returned = None
-        info.holder = request.name
-        info.checkouts += 1
-        waited = now - request.waited_since if request.waited_since is not None else 0.0
-        self._pv_event("checkout", info.serial, request.name, waited, 0.0, info.checkouts > 1)
+        info.holder = name
+        checkouts = info.checkouts = info.checkouts + 1
+        idle = len(self._pool)
+        # The hot path: _pv_event inlined.
+        self._pv_record(
+            "checkout",
+            info.serial,
+            name,
+            self._nconns - idle,
+            idle,
+            len(self._waiting),
+            waited,
+            0.0,
+            checkouts > 1,
+            "",
+            "",
+        )
 
-    def _pv_left(self, request: Request, exc: BaseException) -> None:
+    def _pv_got(self, conn: Any) -> None:
+        """``getconn()`` returns ``conn``: its checkout, unless recorded when it was taken."""
+        info = self._pv_conns.get(id(conn))
+        if info is None or info.state == NEW:
+            info = self._pv_info(conn)
+            self._pv_announce(info)
+        if info.state != OUT:
+            self._pv_checkout(info)
+
+    def _pv_left(self, started: float, exc: BaseException) -> None:
         """``getconn()`` raised ``exc``: a timeout, a refusal, or a waiting caller leaving for another reason."""
+        waited_since = self._pv_waiters.pop(self._pv_key(), None) if self._pv_waiters else None
         if isinstance(exc, TooManyRequests):
             reason = "refused"
         elif isinstance(exc, PoolTimeout):
             reason = ""
-        elif request.waited_since is None:
+        elif waited_since is None:
             return
         elif isinstance(exc, PoolClosed):
             reason = "closed"
         else:
             reason = "cancelled"
-        since = request.waited_since if request.waited_since is not None else request.start
-        self._pv_event("timeout", NO_CONN, request.name, perf_counter() - since, reason=reason)
+        since = waited_since if waited_since is not None else started
+        self._pv_event("timeout", NO_CONN, self._pv_name(), perf_counter() - since, reason=reason)
 
     def _pv_returning(self, conn: Any) -> None:
-        """``putconn(conn)`` on this pool's connection: note when the holder let go."""
+        """``putconn(conn)``: note when the holder let go. Call it without the lock (it takes it when it records)."""
         info = self._pv_conns.get(id(conn))
-        if info is None:
-            # Checked out before instrument(): tracked from now on, silently.
-            info = self._pv_conns[id(conn)] = Tracked(conn, perf_counter(), 0.0, "", OUT)
-            info.serial = next(self._pv_serial)
-        elif info.checked_out is not None:
+        if info is not None and info.state == OUT:
+            # Only the holder touches its connection's record while it is out.
             info.returned = perf_counter()
+            if conn.pgconn.transaction_status != UNKNOWN:
+                return
+            # Its return will find it dead and drop it (pool_size does not change: a new one replaces it).
+            with self._poolviz_events.lock:
+                self._pv_dropped(conn)
+        elif info is None and getattr(conn, "_pool", None) is self:
+            # Checked out before instrument(): tracked from now on, silently.
+            with self._poolviz_events.lock:
+                info = self._pv_conns[id(conn)] = Tracked(conn, perf_counter(), 0.0, "", OUT)
+                info.serial = next(self._pv_serial)
+
+    def _pv_check_failed(self, conn: Any) -> None:
+        """The ``check`` callback refused ``conn``: psycopg_pool drops it if it is dead, else puts it back."""
+        if conn.pgconn.transaction_status == UNKNOWN:
+            self._pv_dropped(conn)
 
     def _pv_closing(self, conn: Any) -> tuple[Tracked | None, str]:
         """``conn`` is about to be closed: stop tracking it and say why (read before the driver closes it)."""
@@ -307,6 +370,8 @@ class Recorder:
             reason = "all"  # drain(): closed at its return
         elif getattr(conn, "_expire_at", float("inf")) <= monotonic():
             reason = "stale"  # max_lifetime, at its return or in check()
+        elif info.state in (OUT, TAKEN):
+            reason = "not_reusable"  # closed by the rollback or reset at its return
         else:
             reason = "manual"
         return info, reason

@@ -1,0 +1,143 @@
+"""Cost of poolviz on psycopg_pool: a plain pool against an instrumented one, in interleaved rounds in one process.
+
+On PostgreSQL, for ``ConnectionPool`` (one thread) and ``AsyncConnectionPool``
+(one task): bare ``getconn()`` + ``putconn()`` cycles, and checkout +
+``SELECT 1`` + checkin through ``pool.connection()``. Each round times both
+pools (which goes first alternates), the ratio of the round is instrumented /
+plain, and the figure is the median of the rounds' ratios (targets: 1.25x
+bare, 1.03x with the query).
+
+    .venv/bin/python benchmarks/psycopg_overhead.py [--cycles 3000] [--rounds 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from poolviz import servers
+from poolviz.pools.psycopg import instrument_psycopg
+
+SIZE = 4
+
+
+def bare(pool: ConnectionPool[Any], count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        pool.putconn(pool.getconn())
+    return time.perf_counter() - started
+
+
+def query(pool: ConnectionPool[Any], count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        with pool.connection() as conn:
+            conn.execute("SELECT 1").fetchone()
+    return time.perf_counter() - started
+
+
+async def abare(pool: AsyncConnectionPool[Any], count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        await pool.putconn(await pool.getconn())
+    return time.perf_counter() - started
+
+
+async def aquery(pool: AsyncConnectionPool[Any], count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        async with pool.connection() as conn:
+            await (await conn.execute("SELECT 1")).fetchone()
+    return time.perf_counter() - started
+
+
+def report(name: str, plain: list[float], ours: list[float], count: int, target: float) -> float:
+    ratio = statistics.median(o / p for p, o in zip(plain, ours, strict=True))
+    p, o = statistics.median(plain) / count, statistics.median(ours) / count
+    verdict = "ok" if ratio <= target else f"above the {target:.2f}x target"
+    print(f"{name:<42} plain {p * 1e6:8.1f} µs  poolviz {o * 1e6:8.1f} µs  ratio {ratio:5.3f}x  ({verdict})")
+    return ratio
+
+
+def interleave(run: Callable[[Any, int], float], plain: Any, ours: Any, count: int, rounds: int) -> tuple[list, list]:
+    run(plain, count // 10)  # warm up
+    run(ours, count // 10)
+    base: list[float] = []
+    inst: list[float] = []
+    for i in range(rounds):
+        first, second = (plain, ours) if i % 2 == 0 else (ours, plain)
+        a, b = run(first, count), run(second, count)
+        base.append(a if first is plain else b)
+        inst.append(b if first is plain else a)
+        ours._poolviz_events.clear()
+    return base, inst
+
+
+async def ainterleave(
+    run: Callable[[Any, int], Awaitable[float]], plain: Any, ours: Any, count: int, rounds: int
+) -> tuple[list, list]:
+    await run(plain, count // 10)
+    await run(ours, count // 10)
+    base: list[float] = []
+    inst: list[float] = []
+    for i in range(rounds):
+        first, second = (plain, ours) if i % 2 == 0 else (ours, plain)
+        a, b = await run(first, count), await run(second, count)
+        base.append(a if first is plain else b)
+        inst.append(b if first is plain else a)
+        ours._poolviz_events.clear()
+    return base, inst
+
+
+def threaded(dsn: str, count: int, rounds: int) -> None:
+    with ConnectionPool(dsn, min_size=SIZE, open=True) as plain, ConnectionPool(dsn, min_size=SIZE, open=True) as ours:
+        plain.wait()
+        ours.wait()
+        instrument_psycopg(ours)
+        report("ConnectionPool getconn+putconn", *interleave(bare, plain, ours, count, rounds), count, 1.25)
+        report("ConnectionPool connection()+SELECT 1", *interleave(query, plain, ours, count, rounds), count, 1.03)
+
+
+async def asynchronous(dsn: str, count: int, rounds: int) -> None:
+    async with (
+        AsyncConnectionPool(dsn, min_size=SIZE, open=False) as plain,
+        AsyncConnectionPool(dsn, min_size=SIZE, open=False) as ours,
+    ):
+        await plain.wait()
+        await ours.wait()
+        instrument_psycopg(ours)
+        report(
+            "AsyncConnectionPool getconn+putconn", *await ainterleave(abare, plain, ours, count, rounds), count, 1.25
+        )
+        report(
+            "AsyncConnectionPool connection()+SELECT 1",
+            *await ainterleave(aquery, plain, ours, count, rounds),
+            count,
+            1.03,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=3000, help="cycles per pool per round")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds")
+    args = parser.parse_args()
+    url = servers.postgres_url()
+    if reason := servers.reachable(url):
+        sys.exit(f"PostgreSQL not reachable ({reason}): nothing to measure")
+    dsn = re.sub(r"^[a-z]+(\+[a-z0-9]+)?://", "postgresql://", url)
+    print(f"{args.cycles} cycles per pool per round, {args.rounds} interleaved rounds, median of the rounds' ratios")
+    threaded(dsn, args.cycles, args.rounds)
+    asyncio.run(asynchronous(dsn, args.cycles, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
