@@ -59,6 +59,13 @@ def assert_run_outputs(out: Path, workers: int, requests: int) -> dict:
     assert summary["checkouts"] == checkouts
     assert summary["timeouts"] == timeouts
     assert summary["events"] == len(frame)
+    last = frame.iloc[-1]
+    assert (summary["events_dropped"], summary["pool_max"]) == (0, frame.attrs["max_connections"])
+    assert (summary["pool_size"], summary["pool_available"], summary["requests_waiting"]) == (
+        last["in_use"] + last["idle"],
+        last["idle"],
+        last["waiting"],
+    )
     workload = summary["workload"]
     assert workload["requests"] == workers * requests
     assert workload["requests_ok"] == checkouts
@@ -269,6 +276,19 @@ def test_unreachable_asyncio_url_is_refused_before_out_is_created(tmp_path: Path
     assert "s3cret" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_workloads_know_nothing_of_the_command_line() -> None:
+    """The CLI's run paths live in poolviz/cli: no workload module imports argparse or the CLI, or takes its args."""
+    import ast
+
+    for path in sorted((ROOT / "poolviz" / "workload").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not {"argparse", "cli", "poolviz.cli"} & imported, path.name
+        names = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        assert not {name for name in names if "cli" in name}, path.name
 
 
 def test_run_prints_the_longest_wait_and_the_service_per_worker(tmp_path: Path) -> None:
