@@ -165,12 +165,9 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, every: float
     a wait on a condition with a deadline, never a fixed sleep.
     """
     deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not seen within {timeout:g} s: {what or condition}"
+    while not (value := _poll(condition, deadline, timeout, what)):
         time.sleep(every)
+    return value
 
 
 async def wait_until_async(
@@ -178,12 +175,16 @@ async def wait_until_async(
 ) -> Any:
     """:func:`wait_until` for a coroutine: polls ``condition()`` between turns of the event loop, so tasks run."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not seen within {timeout:g} s: {what or condition}"
+    while not (value := _poll(condition, deadline, timeout, what)):
         await asyncio.sleep(every)
+    return value
+
+
+def _poll(condition: Callable[[], Any], deadline: float, timeout: float, what: str) -> Any:
+    # condition()'s value; a falsy one past the deadline fails the test.
+    value = condition()
+    assert value or time.monotonic() < deadline, f"not seen within {timeout:g} s: {what or condition}"
+    return value
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -42,6 +42,14 @@ def new_axes(ax: Axes | None) -> Axes:
     return Figure(layout="constrained").add_subplot()
 
 
+def labelled_axes(ax: Axes | None, xlabel: str, ylabel: str) -> Axes:
+    """:func:`new_axes` with its axes labelled."""
+    ax = new_axes(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return ax
+
+
 def check_window(window: Any) -> tuple[float, float] | None:
     """``window`` as a pair of floats ``(t0, t1)`` with ``t0 < t1``, or None; anything else is refused."""
     if window is None:

@@ -16,7 +16,7 @@ from matplotlib.patches import Patch
 
 from ..data.analysis import hold_intervals, occupancy
 from ..data.processes import require_process, server_frame
-from .common import BAR_HEIGHT, LEGEND_RIGHT, boxes, category_colour, new_axes
+from .common import BAR_HEIGHT, LEGEND_RIGHT, boxes, category_colour, labelled_axes, new_axes
 
 _GAP = 1  # empty lanes between two processes' groups
 
@@ -29,9 +29,7 @@ def plot_processes(frame: pd.DataFrame, ax: Axes | None = None) -> Axes:
     process's lowest lane. Needs a merged frame (a ``process`` column).
     """
     require_process(frame)
-    ax = new_axes(ax)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("process")
+    ax = labelled_axes(ax, "time (s)", "process")
     if frame.empty:
         ax.set_title("Connection holds by process (no events)")
         return ax

@@ -21,7 +21,7 @@ from .common import (
     boxes,
     check_window,
     kind_is,
-    new_axes,
+    labelled_axes,
     segments,
     thread_colours,
 )
@@ -55,10 +55,8 @@ def plot_timeline(frame: pd.DataFrame, ax: Axes | None = None, window: tuple[flo
     colours follow each thread's first request in the trace, so they stay put
     as a live trace grows.
     """
-    ax = new_axes(ax)
     shown = check_window(window)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("connection")
+    ax = labelled_axes(ax, "time (s)", "connection")
     if frame.empty:
         ax.set_title("Connection holds (no events)")
         return ax
