@@ -1,8 +1,13 @@
 """Realistic traffic through an instrumented pool: closed loops, open loops and pool-size sweeps.
 
-``distributions`` (hold and think times), ``results`` (what a run returns),
-``run`` (one run's frame: requests, set-up, clean-up), ``loops`` (the closed
-and open loops), ``spec`` (one checked closed-loop workload) and ``sweep`` (one closed loop per pool size).
+``distributions`` (hold and think times), ``args`` (the loops' arguments,
+checked once, and the draws and arrivals they make), ``results`` (what a run
+returns), ``run`` (one run's frame, shared by threads and asyncio tasks: the
+request record, progress, clean-up, the result), ``loops`` (the threaded closed
+and open loops), ``asyncio_loops`` (their asyncio twins, taking the same
+arguments), ``processes`` (one loop per worker process), ``spec`` (one checked
+closed-loop workload) and ``sweep`` (one loop per pool size). Nothing here
+knows the command line: :mod:`poolviz.cli` turns its options into these calls.
 """
 
 from __future__ import annotations
