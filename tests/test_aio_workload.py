@@ -98,6 +98,23 @@ def test_both_open_loops_send_the_same_arrivals_for_one_seed(tmp_path: Path) -> 
         assert math.isclose(gap_t, gap_a, abs_tol=1e-9) and hold_t == hold_a
 
 
+def test_a_failing_request_is_recorded_alike_by_both(
+    twin: Twin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request whose work raises is recorded with its error, its connection and hold, and the run goes on."""
+
+    def broken(model: Any, name: str) -> None:
+        raise peewee.IntegrityError("UNIQUE constraint failed:\n  user.username")
+
+    monkeypatch.setattr(twin.module, "user_work", broken)
+    result = twin.closed(twin.pool(tmp_path, 1), 2, 2, 0.0)
+    assert (result.requests, result.requests_failed) == (4, 4)
+    for record in result.records:
+        assert (record.ok, record.error_type) == (False, "IntegrityError")
+        assert record.error_message == "UNIQUE constraint failed: user.username"
+        assert record.conn > 0 and record.seq >= 0 and record.held_s >= 0
+
+
 def test_a_raising_progress_callback_is_logged_once_by_both(
     twin: Twin, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
