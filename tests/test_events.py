@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -209,3 +210,26 @@ def test_cursor_reads_writes_from_several_threads_once_each() -> None:
     assert seen == sorted(set(seen))
     assert len(seen) + lost == writers * per_writer
     assert lost == cursor.lost
+
+
+def test_counts_survive_dropped_chunks() -> None:
+    """A pool's counts, worked out when read, are right even after the capacity dropped whole chunks."""
+    from poolviz.events.store import CHUNK
+
+    small = InstrumentedFakePooledDatabase(max_connections=4, event_capacity=50)
+    large = InstrumentedFakePooledDatabase(max_connections=4, event_capacity=10 * CHUNK)
+    for db in (small, large):
+        held: list[Any] = []
+        for i in range(3 * CHUNK):
+            # Hold up to three connections at once, so in_use and idle both move.
+            if len(held) < 3 and i % 5 != 4:
+                held.append(db._connect())
+            else:
+                db._close(held.pop(0))
+    assert small.events.dropped > 2 * CHUNK
+    fields = [(e.seq, e.kind, e.conn, e.in_use, e.idle, e.waiting) for e in small.events.snapshot()]
+    expected = [(e.seq, e.kind, e.conn, e.in_use, e.idle, e.waiting) for e in large.events.snapshot()]
+    assert fields == expected[-50:]
+    assert small.events.get_stats()["pool_size"] == large.events.get_stats()["pool_size"] == 3
+    cursor = small.events.cursor(start_seq=small.events.snapshot()[10].seq)
+    assert [e[:13] for e in cursor.read(limit=5)[0]] == [tuple(e) for e in small.events.snapshot()[10:15]]

@@ -16,6 +16,7 @@ from poolviz.testing import (
     InstrumentedFakePooledDatabase,
     capture_events,
     check_invariants,
+    wait_until,
 )
 
 
@@ -326,3 +327,48 @@ def test_resize_refuses_a_bad_limit() -> None:
     """resize() checks the new limit like the constructor does."""
     with pytest.raises(ValueError, match="max_connections must be a positive integer.*got 0"):
         InstrumentedFakePooledDatabase().resize(0)
+
+
+def test_waiter_leaving_on_a_driver_error_is_not_counted_as_waiting() -> None:
+    """A caller that gives up waiting because the driver failed leaves no event; the next event's counts drop it."""
+    opened = FakeDatabase._connect
+
+    class Failing(InstrumentedFakePooledDatabase):
+        fail = False
+
+    def driver(self: Any) -> Any:
+        if getattr(self, "fail", False):
+            raise RuntimeError("server gone")
+        return opened(self)
+
+    db = Failing(max_connections=1, timeout=10)
+    original = FakeDatabase._connect
+    FakeDatabase._connect = driver  # type: ignore[method-assign]
+    try:
+        db.connect()
+        held = db._state.conn
+        errors: list[BaseException] = []
+
+        def wait_then_fail() -> None:
+            try:
+                db.connect()
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        waiter = threading.Thread(target=wait_then_fail, name="waiter")
+        waiter.start()
+        wait_until(lambda: any(e.kind == "wait" for e in db.events.snapshot()), timeout=10)
+        db.fail = True
+        held.broken = True  # the waiter finds it dead in the heap and must open another: which fails
+        db.close()
+        waiter.join(timeout=10)
+        assert not waiter.is_alive() and len(errors) == 1
+        db.fail = False
+        db.connect()
+    finally:
+        FakeDatabase._connect = original  # type: ignore[method-assign]
+    kinds = [(e.kind, e.thread, e.waiting) for e in db.events.snapshot()]
+    assert ("wait", "waiter", 1) in kinds and ("error", "waiter", 1) in kinds
+    last = db.events.snapshot()[-1]
+    assert (last.kind, last.in_use, last.idle, last.waiting) == ("checkout", 1, 0, 0)
+    assert db.events.get_stats()["requests_waiting"] == 0

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import checks
 from . import store
-from .store import Record, Store
+from .store import CHUNK, Record, Store
 from .vocabulary import DEFAULT_CAPACITY, Event
 
 if TYPE_CHECKING:
@@ -111,7 +111,9 @@ class EventLog:
         self.capacity: int = checks.count("capacity", capacity)
         self.lock = lock if lock is not None else threading.RLock()
         self.meta: dict[str, Any] = {}
-        self._store = Store(self.capacity)
+        self._store = Store(self.capacity, self._discard)
+        # The counts after the newest record, kept up to date only while anyone listens.
+        self._live: tuple[int, int, int] | None = None
         self._listeners: tuple[Listener, ...] = ()
         # Told (under the lock) when the first listener arrives and the last leaves.
         self.on_listening: Callable[[bool], None] | None = None
@@ -126,7 +128,58 @@ class EventLog:
         #: reading, the counts are the pool's right after the event, ``extra`` the payload
         #: (``None``, a float ``since`` for ``duration_s = now - since``, or
         #: :func:`poolviz.events.store.payload`'s 5-tuple). Hold :attr:`lock`.
-        self.write = self._store.make_writer(self)
+        self.write = self._make_writer()
+        held = self._store
+        #: The hot path of a pool that keeps no counts (peewee's threaded pools): while nobody
+        #: listens it may ``append((now, kind, conn, thread, change, extra))`` itself, ``change``
+        #: an index into :data:`poolviz.events.store.DELTAS`, holding :attr:`lock`, and must call
+        #: :meth:`roll` once ``len(tail) >= store.CHUNK``. Both lists keep their identity.
+        self.tail = held.tail
+        self.append = held.tail.append
+        self.roll = held.roll
+
+    def _make_writer(self) -> Callable[..., None]:
+        # A closure keeps its state in cells, cheaper to reach than attributes.
+        held = self._store
+        tail = held.tail
+        append = tail.append
+        roll = held.roll
+        log = self
+
+        def write(
+            now: float,
+            kind: str,
+            conn: int,
+            thread: str,
+            in_use: int,
+            idle: int,
+            waiting: int,
+            extra: Any = None,
+        ) -> None:
+            record = (now, kind, conn, thread, in_use, idle, waiting, extra)
+            append(record)
+            if len(tail) >= CHUNK:
+                roll()
+            if log._listeners:
+                log._hold(record)
+
+        def write_change(now: float, kind: str, conn: int, thread: str, change: int, extra: Any = None) -> None:
+            record = (now, kind, conn, thread, change, extra)
+            append(record)
+            if len(tail) >= CHUNK:
+                roll()
+            if log._listeners:
+                log._hold(record)
+
+        #: ``write_change(now, kind, conn, thread, change, extra=None)``: :attr:`write` for a
+        #: pool that keeps no counts: ``change`` is what the event did to them, an index into
+        #: :data:`poolviz.events.store.DELTAS`. Hold :attr:`lock`.
+        self.write_change = write_change
+        return write
+
+    def assume_counts(self, in_use: int, idle: int, waiting: int = 0) -> None:
+        """The pool's counts before its first event (a pool instrumented while in use). Hold :attr:`lock`."""
+        self._store.assume((in_use, idle, waiting))
 
     @property
     def t0(self) -> float:
@@ -190,7 +243,15 @@ class EventLog:
 
     def _hold(self, record: Record) -> None:
         # Called by write() while anyone listens: keep the event for this thread's flush().
-        item = (self._store.next_seq() - 1, record)
+        held = self._store
+        live = self._live
+        if live is None or len(record) != store.SHORT:
+            live = held.counts_now() or (0, 0, 0)
+        else:
+            change = store.DELTAS[record[4]]
+            live = (live[0] + change[0], live[1] + change[1], live[2] + change[2])
+        self._live = live
+        item = (held.next_seq() - 1, record, live)
         try:
             self._pending.events.append(item)
         except AttributeError:
@@ -210,7 +271,8 @@ class EventLog:
     def _count(self, records: list[Record]) -> None:
         c = self._counters
         expand = store.expand
-        for now, kind, _conn, _thread, _in_use, _idle, _waiting, extra in records:
+        for record in records:
+            now, kind, extra = record[0], record[1], record[-1]
             if kind == "checkout":
                 c["requests_num"] += 1
                 if extra is not None:
@@ -239,9 +301,9 @@ class EventLog:
     def _catch_up(self) -> None:
         # Counters are brought up to date when read, not on the hot path.
         held = self._store
-        start = max(self._counted, held.base)
+        start = max(self._counted, held.base())
         if start < held.next_seq():
-            self._count(held.all_from(start))
+            self._count(held.slice(start, held.next_seq())[0])
             self._counted = held.next_seq()
 
     def flush(self) -> None:
@@ -252,8 +314,9 @@ class EventLog:
         self._pending.events = []
         listeners = self._listeners
         t0 = self._t0
-        for seq, record in pending:
-            (event,) = store.events(seq, [record], t0)
+        for seq, record, counts in pending:
+            # The record's counts are those after it: replay it from them, with no change.
+            (event,) = store.events(seq, [(*record[:4], *counts, record[-1])], counts, t0)
             for listener in listeners:
                 try:
                     listener(event)
@@ -277,12 +340,15 @@ class EventLog:
         with self.lock:
             had = bool(self._listeners)
             self._listeners = tuple(f for f in self._listeners if f is not listener)
-            if had and not self._listeners and self.on_listening is not None:
-                self.on_listening(False)
+            if had and not self._listeners:
+                self._live = None
+                if self.on_listening is not None:
+                    self.on_listening(False)
 
-    def _copy(self, seq: int = 0, limit: int | None = None) -> tuple[int, list[Record], int]:
+    def _copy(self, seq: int = 0, limit: int | None = None) -> tuple[int, list[Record], store.Counts, int]:
         # Under the lock: (seq of the first record copied, the records held from seq on
-        # (at most limit), the oldest seq still held or, when none is, the next to come).
+        # (at most limit), the counts before the first, the oldest seq still held or,
+        # when none is, the next to come).
         with self.lock:
             held = self._store
             first = held.first_seq()
@@ -290,17 +356,18 @@ class EventLog:
             stop = held.next_seq()
             if limit is not None:
                 stop = min(stop, start + limit)
-            return start, held.slice(start, stop), first
+            records, counts = held.slice(start, stop)
+            return start, records, counts, first
 
     def snapshot(self) -> list[Event]:
         """The events currently held, oldest first."""
-        start, records, _first = self._copy()
-        return store.events(start, records, self._t0)
+        start, records, counts, _first = self._copy()
+        return store.events(start, records, counts, self._t0)
 
     def since(self, seq: int) -> list[Event]:
         """Held events with ``seq >= seq``, oldest first (cheap for a poller that keeps its place)."""
-        start, records, _first = self._copy(seq)
-        return store.events(start, records, self._t0)
+        start, records, counts, _first = self._copy(seq)
+        return store.events(start, records, counts, self._t0)
 
     def cursor(self, start_seq: int | None = None) -> Cursor:
         """A :class:`Cursor` that reads events from ``seq == start_seq`` on.
@@ -321,8 +388,8 @@ class EventLog:
 
     def _read_from(self, seq: int, limit: int | None) -> tuple[list[Event], int]:
         # For Cursor.read: (held events from seq on, at most limit; the oldest seq still available).
-        start, records, first = self._copy(seq, limit)
-        return store.events(start, records, self._t0), first
+        start, records, counts, first = self._copy(seq, limit)
+        return store.events(start, records, counts, self._t0), first
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.snapshot())
@@ -338,10 +405,11 @@ class EventLog:
 
     def _last_event(self) -> Event | None:
         held = self._store
-        record = held.last()
-        if record is None:
+        if held.next_seq() == held.tail_start and not held.chunks:
             return self._last
-        return store.events(held.next_seq() - 1, [record], self._t0)[0]
+        seq = held.next_seq() - 1
+        records, counts = held.slice(seq, seq + 1)
+        return store.events(seq, records, counts, self._t0)[0]
 
     def clear(self) -> None:
         """Forget the held events and the drop count. ``seq`` keeps counting and so do the counters."""
@@ -386,6 +454,6 @@ class EventLog:
         from ..data.frames import events_to_frame
 
         with self.lock:
-            start, records, _first = self._copy()
+            start, records, counts, _first = self._copy()
             attrs = {"dropped": self.dropped, "capacity": self.capacity, **self.meta}
-        return events_to_frame(store.rows(start, records, self._t0), attrs)
+        return events_to_frame(store.rows(start, records, counts, self._t0), attrs)

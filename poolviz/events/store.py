@@ -1,46 +1,76 @@
-"""How an :class:`~poolviz.events.EventLog` holds its events: lean records in chunks, full Events when read.
+"""How an :class:`~poolviz.events.EventLog` holds its events: lean records, full Events when read.
 
 A pool records holding its lock, so a record is built to be cheap, not to be
 read. It keeps only what nobody can work out later:
 
-``(now, kind, conn, thread, in_use, idle, waiting, extra)``
+``(now, kind, conn, thread, in_use, idle, waiting, extra)``, or, from a pool
+that keeps no counts of its own on its hot path, ``(now, kind, conn, thread,
+change, extra)``
 
 * ``now`` is the caller's own ``perf_counter()`` reading (``t`` is ``now - t0``,
   worked out when read);
 * ``seq`` is not stored: the held events are gap-free, so an event's ``seq`` is
   the seq of the first held one plus its position;
 * ``thread`` is the caller's thread name, which the pools read once per thread
-  and keep (so a record holds a reference to a string that already exists);
-* the counts are the small integers the pool keeps anyway (CPython shares them:
-  storing one allocates nothing);
+  and keep (a record holds a reference to a string that already exists);
+* ``in_use, idle, waiting`` are the pool's counts right after the event; or,
+  in the shorter form, ``change`` is a small integer naming how the event
+  changed them (an index into :data:`DELTAS`: a check-in is one fewer in use
+  and one more idle). Such counts are worked out when read, from the newest
+  full counts before the event; the store keeps the counts at the start of
+  each chunk (worked out once, when first needed), so a read never goes back
+  further than one chunk, and a chunk dropped for good hands them on;
 * ``extra`` is the payload (``wait_s, duration_s, reused, reason, message``):
   ``None`` for none, a float ``since`` for an event whose only payload is a
   duration up to now (a check-in stores the checkout's clock reading, which the
-  pool already holds, and ``duration_s`` is ``now - since``), or the 5-tuple.
+  pool holds anyway, and ``duration_s`` is ``now - since``), or the 5-tuple.
 
-The records sit in lists of :data:`CHUNK` records (appending to a list is the
-cheapest growth there is); chunks older than the newest ``capacity`` records
-are dropped whole, so the log holds between ``capacity`` and
-``capacity + CHUNK`` records and reads skip the surplus.
+Records are appended to one list, the *tail*, which never changes identity
+(so a pool may keep its bound ``append``); every :data:`CHUNK` or so records
+the tail's contents move into a chunk of their own. Chunks older than the
+newest ``capacity`` records are dropped whole, so the store holds between
+``capacity`` and about ``capacity + CHUNK`` records and reads skip the surplus.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
-from collections.abc import Callable
+from collections import Counter
+from operator import itemgetter
 from typing import Any
 
 from .vocabulary import Event
 
-#: Records per chunk.
+#: Records per chunk (a chunk may hold one more: a pool checks the length once per checkout and check-in).
 CHUNK = 1024
 #: The payload of most events: no wait, no duration, not reused, no reason, no message.
 NO_PAYLOAD: tuple[float, float, bool, str, str] = (0.0, 0.0, False, "", "")
 #: The payload of a checkout of an idle connection that did not wait.
 REUSED: tuple[float, float, bool, str, str] = (0.0, 0.0, True, "", "")
 
-Record = tuple[float, str, int, str, int, int, int, Any]
+#: How an event changes ``(in_use, idle, waiting)``, by the small integer a record stores instead of counts.
+DELTAS: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0),  # SAME
+    (1, 0, 0),  # OPENED_OUT: a new connection checked out
+    (1, -1, 0),  # REUSED_OUT: an idle connection checked out
+    (1, 0, -1),  # OPENED_OUT_WAITED
+    (1, -1, -1),  # REUSED_OUT_WAITED
+    (-1, 1, 0),  # BACK: checked in
+    (-1, 0, 0),  # CLOSED_IN_USE
+    (0, -1, 0),  # CLOSED_IDLE
+    (0, 0, 1),  # WAITS
+    (0, 0, -1),  # STOPS_WAITING
+)
+SAME, OPENED_OUT, REUSED_OUT, OPENED_OUT_WAITED, REUSED_OUT_WAITED, BACK, CLOSED_IN_USE, CLOSED_IDLE = range(8)
+WAITS, STOPS_WAITING = 8, 9
+
+Counts = tuple[int, int, int]
+Record = tuple[Any, ...]
+#: The length of a record that carries a change code rather than the counts.
+SHORT = 6
 _new_event = tuple.__new__  # _new_event(Event, fields): Event._make without its checks
+_change_of = itemgetter(4)
 
 
 def payload(
@@ -61,12 +91,40 @@ def expand(now: float, extra: Any) -> tuple[float, float, bool, str, str]:
     return extra  # type: ignore[no-any-return]
 
 
-def rows(first_seq: int, records: list[Record], t0: float) -> list[tuple[Any, ...]]:
-    """The records as tuples of the 13 :class:`Event` fields, the first one numbered ``first_seq``."""
+def advance(counts: Counts, records: list[Record]) -> Counts:
+    """The counts after ``records``, starting from ``counts`` before them."""
+    # From the newest full counts on, the changes add up: count them in C.
+    start = 0
+    for index in range(len(records) - 1, -1, -1):
+        record = records[index]
+        if len(record) != SHORT:
+            counts, start = record[4:7], index + 1
+            break
+    in_use, idle, waiting = counts
+    for code, times in Counter(map(_change_of, records[start:])).items():
+        d_in_use, d_idle, d_waiting = DELTAS[code]
+        in_use += d_in_use * times
+        idle += d_idle * times
+        waiting += d_waiting * times
+    return (in_use, idle, waiting)
+
+
+def rows(first_seq: int, records: list[Record], counts: Counts, t0: float) -> list[tuple[Any, ...]]:
+    """The records as tuples of the 13 :class:`Event` fields: the first numbered ``first_seq``, ``counts`` before it."""
     out: list[tuple[Any, ...]] = []
     append = out.append
     seq = first_seq
-    for now, kind, conn, thread, in_use, idle, waiting, extra in records:
+    deltas = DELTAS
+    in_use, idle, waiting = counts
+    for record in records:
+        if len(record) == SHORT:
+            now, kind, conn, thread, change, extra = record
+            d_in_use, d_idle, d_waiting = deltas[change]
+            in_use += d_in_use
+            idle += d_idle
+            waiting += d_waiting
+        else:
+            now, kind, conn, thread, in_use, idle, waiting, extra = record
         if extra is None:
             append((seq, now - t0, kind, conn, thread, 0.0, 0.0, False, "", "", in_use, idle, waiting))
         elif extra.__class__ is float:
@@ -77,80 +135,74 @@ def rows(first_seq: int, records: list[Record], t0: float) -> list[tuple[Any, ..
     return out
 
 
-def events(first_seq: int, records: list[Record], t0: float) -> list[Event]:
-    """The records as :class:`Event` s, the first one numbered ``first_seq``."""
-    return [_new_event(Event, row) for row in rows(first_seq, records, t0)]
+def events(first_seq: int, records: list[Record], counts: Counts, t0: float) -> list[Event]:
+    """Like :func:`rows`, as :class:`Event` s."""
+    return [_new_event(Event, row) for row in rows(first_seq, records, counts, t0)]
 
 
 class Store:
-    """Bounded storage of records with gap-free seqs; not thread-safe (the log's lock guards it).
+    """Bounded storage of records with gap-free seqs; not thread-safe (the log's lock guards it)."""
 
-    ``write`` (made by :meth:`make_writer`) is the one way records get in.
-    """
+    __slots__ = ("capacity", "chunks", "cleared", "marks", "on_discard", "starts", "tail", "tail_mark", "tail_start")
 
-    __slots__ = ("_reset", "base", "capacity", "chunks", "cleared", "write")
-
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, on_discard: Any) -> None:
         self.capacity = capacity
-        #: The chunks, oldest first; every chunk but the last holds exactly CHUNK records.
-        self.chunks: list[list[Record]] = [[]]
-        #: The seq of the first record of ``chunks[0]``.
-        self.base = 0
-        #: The seq the log was last cleared at (0 if never): what was dropped since is counted from here.
+        #: ``on_discard(first_seq, chunk)`` is told of each chunk dropped for good.
+        self.on_discard = on_discard
+        #: Where records are appended; the same list object for the store's whole life.
+        self.tail: list[Record] = []
+        #: The seq of ``tail[0]``, and the counts before it (None: not worked out yet).
+        self.tail_start = 0
+        self.tail_mark: Counts | None = (0, 0, 0)
+        #: Older records, in chunks, oldest first; the seq of each chunk's first record; the counts before it.
+        self.chunks: list[list[Record]] = []
+        self.starts: list[int] = []
+        self.marks: list[Counts | None] = []
+        #: The seq the store was last cleared at (0 if never): drops are counted from here.
         self.cleared = 0
-        self.write: Callable[..., None] = _never
-        self._reset: Callable[[], None] = _never
 
-    def make_writer(self, log: Any) -> Callable[..., None]:
-        """Build :attr:`write`: ``write(now, kind, conn, thread, in_use, idle, waiting, extra=None)``.
+    def roll(self) -> None:
+        """Move the tail's records into a chunk of their own, and drop the chunks now wholly too old."""
+        tail = self.tail
+        self.chunks.append(tail[:])
+        self.starts.append(self.tail_start)
+        self.marks.append(self.tail_mark)
+        self.tail_start += len(tail)
+        self.tail_mark = None
+        del tail[:]
+        starts = self.starts
+        # The oldest chunk goes once the records after it are at least `capacity`.
+        while len(starts) > 1 and self.tail_start - starts[1] >= self.capacity:
+            self._mark(1)
+            self.on_discard(starts.pop(0), self.chunks.pop(0))
+            self.marks.pop(0)
 
-        While ``log._listeners`` is not empty each record also goes to
-        ``log._hold(record)`` for delivery; ``log._discard(first_seq, chunk)``
-        is told of each chunk dropped for good.
-        """
-        # The hot path: a closure keeps its state in cells, cheaper to reach than attributes.
-        chunks = self.chunks
-        tail = chunks[-1]
-        store = self
-        capacity = self.capacity
-
-        def write(
-            now: float, kind: str, conn: int, thread: str, in_use: int, idle: int, waiting: int, extra: Any = None
-        ) -> None:
-            record = (now, kind, conn, thread, in_use, idle, waiting, extra)
-            tail.append(record)
-            if len(tail) == CHUNK:
-                roll()
-            if log._listeners:
-                log._hold(record)
-
-        def roll() -> None:
-            nonlocal tail
-            tail = []
-            chunks.append(tail)
-            # The oldest chunk goes once every record in it is older than the newest `capacity`.
-            while (len(chunks) - 2) * CHUNK >= capacity:
-                log._discard(store.base, chunks.pop(0))
-                store.base += CHUNK
-
-        def reset() -> None:
-            nonlocal tail
-            store.base = store.cleared = store.next_seq()
-            tail = []
-            chunks[:] = [tail]
-
-        self._reset = reset
-        self.write = write
-        return write
+    def _mark(self, index: int) -> Counts:
+        # The counts before chunk `index` (len(chunks): the tail), worked out from the nearest known one.
+        marks = self.marks
+        known = index
+        while (marks[known] if known < len(marks) else self.tail_mark) is None:
+            known -= 1
+        counts: Counts = marks[known] if known < len(marks) else self.tail_mark  # type: ignore[assignment]
+        for i in range(known, index):
+            counts = advance(counts, self.chunks[i])
+            if i + 1 < len(marks):
+                marks[i + 1] = counts
+            else:
+                self.tail_mark = counts
+        return counts
 
     def next_seq(self) -> int:
         """The seq the next record will get."""
-        chunks = self.chunks
-        return self.base + (len(chunks) - 1) * CHUNK + len(chunks[-1])
+        return self.tail_start + len(self.tail)
+
+    def base(self) -> int:
+        """The seq of the oldest record still in memory (some may be past the capacity)."""
+        return self.starts[0] if self.starts else self.tail_start
 
     def first_seq(self) -> int:
         """The seq of the oldest record held (``next_seq()`` when none is)."""
-        return max(self.base, self.next_seq() - self.capacity)
+        return max(self.base(), self.next_seq() - self.capacity)
 
     def __len__(self) -> int:
         return self.next_seq() - self.first_seq()
@@ -160,35 +212,41 @@ class Store:
         """Records lost to the capacity since the last :meth:`clear`."""
         return self.first_seq() - self.cleared
 
-    def last(self) -> Record | None:
-        """The newest record, if any is held."""
+    def slice(self, start: int, stop: int) -> tuple[list[Record], Counts]:
+        """The records with ``start <= seq < stop`` (no older than :meth:`base`), and the counts before ``start``."""
         chunks = self.chunks
-        if chunks[-1]:
-            return chunks[-1][-1]
-        return chunks[-2][-1] if len(chunks) > 1 else None
+        index = len(chunks) if start >= self.tail_start else bisect.bisect_right(self.starts, start) - 1
+        counts = self._mark(index)
+        position = self.starts[index] if index < len(chunks) else self.tail_start
+        out: list[Record] = []
+        for chunk in itertools.chain(itertools.islice(chunks, index, None), (self.tail,)):
+            if position >= stop:
+                break
+            low = start - position
+            if low > 0:
+                counts = advance(counts, chunk[:low])
+            out += chunk[max(low, 0) : stop - position]
+            position += len(chunk)
+        return out, counts
 
-    def slice(self, start: int, stop: int) -> list[Record]:
-        """The records with ``start <= seq < stop`` (both within what is held)."""
-        if stop <= start:
-            return []
-        chunks = self.chunks
-        first, offset = divmod(start - self.base, CHUNK)
-        last, end = divmod(stop - self.base, CHUNK)
-        if first == last:
-            return chunks[first][offset:end]
-        parts = [chunks[first][offset:], *chunks[first + 1 : last]]
-        if end:
-            parts.append(chunks[last][:end])
-        return list(itertools.chain.from_iterable(parts))
+    def counts_now(self) -> Counts | None:
+        """The counts after the newest record (None when nothing was ever recorded)."""
+        if self.next_seq() == 0:
+            return None
+        return advance(self._mark(len(self.chunks)), self.tail)
 
-    def all_from(self, seq: int) -> list[Record]:
-        """Every held record from ``seq`` on, counted ones included (``seq`` no older than :attr:`base`)."""
-        return self.slice(seq, self.next_seq())
+    def assume(self, counts: Counts) -> None:
+        """Take ``counts`` as the counts before the first record (a pool adopted in use). Before any record only."""
+        if self.next_seq() != 0:
+            raise RuntimeError("assume() must come before the first record")
+        self.tail_mark = counts
 
     def clear(self) -> None:
-        """Forget every record; seqs carry on from where they were."""
-        self._reset()
-
-
-def _never(*args: Any) -> None:
-    raise RuntimeError("Store.make_writer() was not called")
+        """Forget every record; seqs carry on, and so do the counts."""
+        counts = self.counts_now() or (0, 0, 0)
+        self.tail_start = self.cleared = self.next_seq()
+        self.tail_mark = counts
+        del self.tail[:]
+        self.chunks.clear()
+        self.starts.clear()
+        self.marks.clear()

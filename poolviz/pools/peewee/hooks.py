@@ -26,7 +26,20 @@ from playhouse.pool import MaxConnectionsExceeded
 
 from ...credentials import mask_text, secrets_of
 from ...events import NO_CONN, EventLog
-from ...events.store import REUSED, payload
+from ...events.store import (
+    BACK,
+    CHUNK,
+    CLOSED_IDLE,
+    CLOSED_IN_USE,
+    OPENED_OUT,
+    REUSED,
+    REUSED_OUT,
+    REUSED_OUT_WAITED,
+    SAME,
+    STOPS_WAITING,
+    WAITS,
+    payload,
+)
 from . import leaks, resize
 from .delivery import deliver
 from .tracker import CloseContext, Tracked
@@ -50,13 +63,13 @@ class PoolHooks:
     _pv_next_is_stale: Any
     _pv_name: _ThreadName
     _pv_close: CloseContext
-    _pv_write: Any
+    _pv_append: Any
+    _pv_tail: list[Any]
     _pv_listening: bool
+    _pv_plain: bool
+    _pv_resync: bool
     _pv_conns: dict[int, Tracked]
     _pv_serial: Any
-    _pv_in_use: int
-    _pv_idle: int
-    _pv_waiting: int
     _pv_waiters: dict[int, float]
     _pv_over_limit: bool
     _pv_watchdog: leaks.LeakWatchdog | None
@@ -79,18 +92,50 @@ class PoolHooks:
             name = local.name = _current_thread().name
         return name
 
-    def _pv_event(self, kind: str, serial: int = NO_CONN, extra: Any = None, now: float | None = None) -> None:
-        """Record an event off the hot path, stamped ``now`` (default: now), by this thread. Hold the pool lock."""
-        self._pv_write(
-            perf_counter() if now is None else now,
-            kind,
-            serial,
-            self._pv_thread_name(),
-            self._pv_in_use,
-            self._pv_idle,
-            self._pv_waiting,
-            extra,
+    def _pv_replan(self) -> None:
+        """Decide whether checkouts and check-ins may take the plain path. Hold the pool lock.
+
+        Plain means nobody listens, no leak watch, nobody waiting, no resize
+        in progress and the counts need no resync: then an event is appended
+        to the log with the change it makes to the counts, nothing else.
+        """
+        self._pv_plain = not (
+            self._pv_listening
+            or self.leak_threshold is not None
+            or self._pv_waiters
+            or self._pv_over_limit
+            or self._pv_resync
         )
+
+    def _pv_counts(self) -> tuple[int, int, int]:
+        """``(in_use, idle, waiting)`` by poolviz's tracking. Hold the pool lock; off the hot path only."""
+        in_use = sum(info.checked_out is not None for info in self._pv_conns.values())
+        return in_use, len(self._pv_conns) - in_use, len(self._pv_waiters)
+
+    def _pv_event(
+        self,
+        kind: str,
+        serial: int = NO_CONN,
+        extra: Any = None,
+        now: float | None = None,
+        change: int = SAME,
+        thread: str | None = None,
+    ) -> None:
+        """Record an event off the hot path, stamped ``now`` (default: now), by ``thread`` (default: this one).
+
+        ``change`` (see :data:`~poolviz.events.store.DELTAS`) is what the event
+        did to the counts; after a change no event showed (a waiting caller who
+        left without a connection, or ``dispose()``), the full counts are
+        recorded instead. Hold the pool lock.
+        """
+        now = perf_counter() if now is None else now
+        name = self._pv_thread_name() if thread is None else thread
+        if self._pv_resync:
+            self._pv_resync = False
+            self._pv_replan()
+            self.events.write(now, kind, serial, name, *self._pv_counts(), extra)
+        else:
+            self.events.write_change(now, kind, serial, name, change, extra)
 
     def connect(self, reuse_if_open: bool = False) -> bool:
         # _connect() records checkouts; this level only sees a waiting caller
@@ -128,10 +173,14 @@ class PoolHooks:
         with self._pool_lock:
             started = self._pv_waiters.pop(get_ident(), None)
             if started is not None:
-                self._pv_waiting -= 1
+                self._pv_replan()
                 if timed_out:
                     now = perf_counter()
-                    self._pv_event("timeout", NO_CONN, payload(wait_s=now - started), now)
+                    self._pv_event("timeout", NO_CONN, payload(wait_s=now - started), now, STOPS_WAITING)
+                else:
+                    # It leaves without an event: the next one carries the full counts.
+                    self._pv_resync = True
+                    self._pv_plain = False
         deliver(self)
 
     def _connect(self) -> Any:
@@ -140,65 +189,56 @@ class PoolHooks:
                 # One clock reading serves the usual checkout: taken holding the
                 # lock, it stamps the checkout no earlier than any event before it.
                 start = perf_counter()
+                connections = self._connections
+                idle = len(connections)
                 try:
                     conn = self._pv_next_connect(self)
                 except MaxConnectionsExceeded:
-                    self._pv_reconcile(None)
+                    if idle:  # peewee found idle connections dead before giving up
+                        self._pv_reconcile(None)
                     self._pv_full()
                     raise
                 except Exception as exc:
                     self._pv_failed(exc)
                     raise
                 info = self._pv_conns.get(id(conn))
-                if (
-                    info is None
-                    or self._pv_waiters
-                    or self.leak_threshold is not None
-                    or self._pv_idle - 1 != len(self._connections)
-                ):
-                    self._pv_checkout(conn, info, start)
-                else:
+                if info is not None and self._pv_plain and len(connections) == idle - 1:
                     # The usual checkout: an idle connection handed out at once, nothing to watch.
                     info.checked_out = start
-                    self._pv_in_use += 1
-                    self._pv_idle -= 1
-                    self._pv_write(
-                        start, "checkout", info.serial, self._pv_name.name or self._pv_thread_name(),
-                        self._pv_in_use, self._pv_idle, self._pv_waiting, REUSED,
-                    )  # fmt: skip
+                    name = self._pv_name.name or self._pv_thread_name()
+                    self._pv_append((start, "checkout", info.serial, name, REUSED_OUT, REUSED))
+                else:
+                    self._pv_checkout(conn, info, start, idle - (info is not None) != len(connections))
                 return conn
         finally:
             # Also after a wait, a timeout or an error: those are events too.
             if self._pv_listening:
                 deliver(self)
 
-    def _pv_checkout(self, conn: Any, info: Tracked | None, start: float) -> None:
-        # Every other checkout: a new connection, connections peewee dropped, a caller who waited, a leak watch.
+    def _pv_checkout(self, conn: Any, info: Tracked | None, start: float, dropped: bool) -> None:
+        # Every other checkout: a new connection, idle ones peewee dropped (`dropped`),
+        # a caller who waited, a leak watch, listeners.
         now = perf_counter()
-        if self._pv_idle - (info is not None) != len(self._connections):
+        if dropped:
             self._pv_reconcile(conn)
-        name = self._pv_name.name or self._pv_thread_name()
         if info is None:
-            info = self._pv_conns[id(conn)] = Tracked(conn, next(self._pv_serial), now, now)
-            self._pv_write(
-                now, "connect", info.serial, name, self._pv_in_use, self._pv_idle, self._pv_waiting,
-                payload(duration_s=now - start),
-            )  # fmt: skip
+            info = Tracked(conn, next(self._pv_serial), now, now)
+            # Tracked only after its connect event, whose counts are those before the checkout.
+            self._pv_event("connect", info.serial, payload(duration_s=now - start), now)
+            self._pv_conns[id(conn)] = info
             reused = False
         else:
             info.checked_out = now
-            self._pv_idle -= 1
             reused = True
-        self._pv_in_use += 1
+        change = REUSED_OUT if reused else OPENED_OUT
         extra: Any = REUSED if reused else None
         if self._pv_waiters:
             started = self._pv_waiters.pop(get_ident(), None)
             if started is not None:
                 extra = (now - started, 0.0, reused, "", "")
-                self._pv_waiting -= 1
-        self._pv_write(
-            now, "checkout", info.serial, name, self._pv_in_use, self._pv_idle, self._pv_waiting, extra
-        )  # fmt: skip
+                change += REUSED_OUT_WAITED - REUSED_OUT
+                self._pv_replan()
+        self._pv_event("checkout", info.serial, extra, now, change)
         if self.leak_threshold is not None:
             self._pv_watch(info)
 
@@ -219,8 +259,6 @@ class PoolHooks:
         # peewee pops idle connections it finds dead (``_is_closed``) and drops
         # them without closing; any idle connection we track that is no longer
         # in the heap, and is not the one being handed out, went that way.
-        if self._pv_idle - (returned is not None and id(returned) in self._pv_conns) == len(self._connections):
-            return
         in_heap = {id(conn) for _ts, _counter, conn in self._connections}
         if returned is not None:
             in_heap.add(id(returned))
@@ -234,9 +272,9 @@ class PoolHooks:
         if not self._wait_timeout:
             self._pv_event("timeout")
         elif get_ident() not in self._pv_waiters:
-            self._pv_waiters[get_ident()] = perf_counter()
-            self._pv_waiting += 1
-            self._pv_event("wait")
+            self._pv_waiters[get_ident()] = now = perf_counter()
+            self._pv_plain = False
+            self._pv_event("wait", NO_CONN, None, now, WAITS)
 
     def _close(self, conn: Any, close_conn: bool = False) -> None:
         key = id(conn)
@@ -250,17 +288,18 @@ class PoolHooks:
             # (a close forgets it, see _pv_forget): it went back to the heap.
             if info is not None and info.checked_out is not None and key not in self._in_use:
                 now = perf_counter()
-                if info.leaked:
-                    self._pv_unleak(info, now)
                 since = info.checked_out
                 info.checked_out = None
-                self._pv_in_use -= 1
-                self._pv_idle += 1
-                # The checkout's clock reading: duration_s = now - since, worked out when read.
-                self._pv_write(
-                    now, "checkin", info.serial, self._pv_name.name or self._pv_thread_name(),
-                    self._pv_in_use, self._pv_idle, self._pv_waiting, since,
-                )  # fmt: skip
+                if self._pv_plain:
+                    # The checkout's clock reading: duration_s = now - since, worked out when read.
+                    name = self._pv_name.name or self._pv_thread_name()
+                    self._pv_append((now, "checkin", info.serial, name, BACK, since))
+                    if len(self._pv_tail) >= CHUNK:
+                        self.events.roll()
+                    return
+                if info.leaked:
+                    self._pv_unleak(info, now, since)
+                self._pv_event("checkin", info.serial, since, now, BACK)
             if self._pv_over_limit:
                 resize.trim(self)
         if self._pv_listening:
@@ -284,17 +323,17 @@ class PoolHooks:
             return
         now = perf_counter()
         if info.checked_out is None:
-            self._pv_idle -= 1
+            change = CLOSED_IDLE
         else:
             if info.leaked:
-                self._pv_unleak(info, now)
-            self._pv_in_use -= 1
+                self._pv_unleak(info, now, info.checked_out)
+            change = CLOSED_IN_USE
             info.checked_out = None  # so a check-in that closed it records no checkin
-        self._pv_event("close", info.serial, payload(duration_s=now - info.opened, reason=reason), now)
+        self._pv_event("close", info.serial, payload(duration_s=now - info.opened, reason=reason), now, change)
 
-    def _pv_unleak(self, info: Tracked, now: float) -> None:
+    def _pv_unleak(self, info: Tracked, now: float, since: float) -> None:
         info.leaked = False
-        leaks.record(self, "unleak", info, now, "")
+        leaks.record(self, "unleak", info, now, "", since)
 
     def _is_stale(self, timestamp: float) -> bool:
         stale: bool = self._pv_next_is_stale(self, timestamp)

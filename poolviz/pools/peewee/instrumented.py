@@ -115,21 +115,23 @@ class Instrumented(PoolOperations):
     def _pv_setup(self, event_capacity: int, leak_threshold: float | None) -> None:
         self.events = EventLog(event_capacity, lock=self._pool_lock)
         self.events.on_listening = self._pv_on_listening
-        self._pv_write = self.events.write
+        # The plain path appends to the log's tail itself (see EventLog.append).
+        self._pv_append = self.events.append
+        self._pv_tail = self.events.tail
         self._pv_listening = False
+        self._pv_plain = True
+        self._pv_resync = False
         self.leak_threshold = leak_threshold
         self._pv_watchdog = None
         self._pv_name = _ThreadName()
         self._pv_close = CloseContext()
         self._pv_conns = {}
         self._pv_serial = itertools.count(1)
-        self._pv_in_use = 0
-        self._pv_idle = 0
-        self._pv_waiting = 0
         # Callers now waiting for a free slot: thread ident -> when they began.
         self._pv_waiters = {}
         # Set by resize() while connections in use are over a lowered limit.
         self._pv_over_limit = False
+        self._pv_replan()
         self._pv_describe()
 
     def _pv_describe(self) -> None:
@@ -145,6 +147,7 @@ class Instrumented(PoolOperations):
         # Called by the event log, under the pool lock, when its first listener
         # arrives or its last one leaves.
         self._pv_listening = listening
+        self._pv_replan()
         wrap_database_lock(self, listening)
 
     @property
@@ -157,11 +160,10 @@ class Instrumented(PoolOperations):
         now = perf_counter()
         for _ts, _counter, conn in self._connections:
             self._pv_conns[id(conn)] = Tracked(conn, next(self._pv_serial), now, None)
-            self._pv_idle += 1
         for pool_conn in self._in_use.values():
             conn = pool_conn.connection
             self._pv_conns[id(conn)] = Tracked(conn, next(self._pv_serial), now, now)
-            self._pv_in_use += 1
+        self.events.assume_counts(len(self._in_use), len(self._connections))
 
 
 @functools.cache

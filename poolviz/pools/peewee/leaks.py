@@ -85,18 +85,14 @@ def scan(pool: Any, now: float) -> bool:
     return busy
 
 
-def record(pool: Any, kind: str, info: Tracked, now: float, reason: str) -> None:
-    """Record ``leak`` or ``unleak`` for ``info``: these name the holder, not the thread that noticed."""
-    pool.events.write(
-        now,
-        kind,
-        info.serial,
-        info.holder.name if info.holder else "?",
-        pool._pv_in_use,
-        pool._pv_idle,
-        pool._pv_waiting,
-        payload(duration_s=now - info.checked_out, reason=reason, message=info.origin),  # type: ignore[operator]
-    )
+def record(pool: Any, kind: str, info: Tracked, now: float, reason: str, since: float | None = None) -> None:
+    """Record ``leak`` or ``unleak`` for ``info`` (held since ``since``, default its checkout).
+
+    These name the holder, not the thread that noticed. Hold the pool lock.
+    """
+    held = now - (info.checked_out if since is None else since)  # type: ignore[operator]
+    extra = payload(duration_s=held, reason=reason, message=info.origin)
+    pool._pv_event(kind, info.serial, extra, now, thread=info.holder.name if info.holder else "?")
 
 
 def report(pool: Any) -> list[Leak]:

@@ -86,7 +86,7 @@ class PoolOperations(PoolHooks):
         super().dispose()  # type: ignore[misc]
         with self._pool_lock:
             self._pv_conns.clear()
-            self._pv_in_use = self._pv_idle = 0
+            self._pv_resync = True  # the counts drop to zero: the event carries them in full
             self._pv_event("dispose")
         deliver(self)
 

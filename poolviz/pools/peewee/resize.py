@@ -17,7 +17,7 @@ def set_limit(pool: Any, limit: int | None) -> int:
         pool._max_connections = limit
         pool.events.meta["max_connections"] = limit
         trim(pool)
-        over = pool._pv_in_use - limit if limit and pool._pv_over_limit else 0
+        over = pool._pv_counts()[0] - limit if limit and pool._pv_over_limit else 0
         pool._pool_available.notify_all()
     return over
 
@@ -28,7 +28,8 @@ def trim(pool: Any) -> None:
     Call with the pool lock held. Each close is recorded with reason ``idle``.
     """
     limit = pool._max_connections
-    excess = pool._pv_in_use + pool._pv_idle - limit if limit else 0
+    in_use, idle, _waiting = pool._pv_counts()
+    excess = in_use + idle - limit if limit else 0
     close = pool._pv_close
     outer, close.scope = close.scope, "idle"
     try:
@@ -39,3 +40,4 @@ def trim(pool: Any) -> None:
     finally:
         close.scope = outer
     pool._pv_over_limit = excess > 0
+    pool._pv_replan()
