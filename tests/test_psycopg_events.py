@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -19,18 +18,16 @@ from psycopg_pool import (
     TooManyRequests,
 )
 
-from poolviz.events import CLOSE_REASONS, Event
+from poolviz.events import Event
 from poolviz.pools.psycopg import instrument_psycopg
+from poolviz.pools.psycopg.testing import libpq_url, sequence_problems, stats_at_each_event
 from poolviz.testing import free_port, join_threads, wait_until
-
-# The reasons issue 19 adds to the vocabulary (poolviz.events gains them at integration).
-REASONS = {*CLOSE_REASONS, "overflow", "invalidated", "detached"}
 
 
 @pytest.fixture
 def dsn(pg_url: str) -> str:
     """The test server as a libpq URL (poolviz's URLs name the pool in the scheme)."""
-    return re.sub(r"^[a-z]+(\+[a-z0-9]+)?://", "postgresql://", pg_url)
+    return libpq_url(pg_url)
 
 
 @pytest.fixture
@@ -51,69 +48,8 @@ def steps(pool: Any) -> list[tuple[str, str]]:
     return [(e.kind, e.reason) for e in events(pool)]
 
 
-def spy_counts(pool: Any) -> list[tuple[int, int, int]]:
-    """psycopg_pool's ``get_stats()`` read at each event's recording, as (in use, available, waiting).
-
-    The threaded pools must record holding the pool's lock (psycopg_pool changes
-    its counts only under it), so the stats read here are those of that moment.
-    """
-    seen: list[tuple[int, int, int]] = []
-    record = pool._pv_record
-    lock = getattr(pool, "_lock", None)
-
-    def checked(*args: Any) -> None:
-        if isinstance(lock, type(threading.RLock())):
-            assert lock._is_owned(), f"{args[0]} recorded without the pool lock"
-        stats = pool.get_stats()
-        seen.append((stats["pool_size"] - stats["pool_available"], stats["pool_available"], stats["requests_waiting"]))
-        record(*args)
-
-    pool._pv_record = checked
-    return seen
-
-
 def counts(pool: Any) -> list[tuple[int, int, int]]:
     return [(e.in_use, e.idle, e.waiting) for e in events(pool)]
-
-
-def sequence_problems(rows: list[Event], adopted: int = 0) -> list[str]:
-    """Each connection opened once, used while open, checked out by one caller at a time; every wait ends.
-
-    ``adopted``: serials 1 to ``adopted`` were idle in the pool when it was instrumented.
-    """
-    problems = []
-    state: dict[int, str] = dict.fromkeys(range(1, adopted + 1), "idle")
-    waiting: set[str] = set()
-    for e in rows:
-        now = state.get(e.conn)
-        if e.kind == "connect":
-            if now is not None:
-                problems.append(f"seq {e.seq}: conn {e.conn} opened twice")
-            state[e.conn] = "idle"
-        elif e.kind == "checkout":
-            if now != "idle":
-                problems.append(f"seq {e.seq}: checkout of conn {e.conn} that is {now}")
-            state[e.conn] = "out"
-            waiting.discard(e.thread)
-        elif e.kind == "checkin":
-            if now != "out":
-                problems.append(f"seq {e.seq}: checkin of conn {e.conn} that is {now}")
-            state[e.conn] = "idle"
-        elif e.kind == "close":
-            if now not in ("idle", "out"):
-                problems.append(f"seq {e.seq}: close of conn {e.conn} that is {now}")
-            if e.reason not in REASONS:
-                problems.append(f"seq {e.seq}: unknown reason {e.reason!r}")
-            state[e.conn] = "closed"
-        elif e.kind == "wait":
-            if e.thread in waiting:
-                problems.append(f"seq {e.seq}: {e.thread} waits twice")
-            waiting.add(e.thread)
-        elif e.kind == "timeout":
-            waiting.discard(e.thread)
-    if waiting:
-        problems.append(f"waits never ended: {sorted(waiting)}")
-    return problems
 
 
 def test_threads_counts_are_psycopg_pool_s_on_every_event(dsn: str, pools: list[Any]) -> None:
@@ -121,7 +57,7 @@ def test_threads_counts_are_psycopg_pool_s_on_every_event(dsn: str, pools: list[
     pool = ConnectionPool(dsn, min_size=2, max_size=3, open=True, timeout=5.0)
     pools.append(pool)
     instrument_psycopg(pool)
-    seen = spy_counts(pool)
+    seen = stats_at_each_event(pool)
     start = threading.Barrier(8)
     outcome: dict[str, int] = {"ok": 0, "timeout": 0}
     lock = threading.Lock()
@@ -168,7 +104,7 @@ def test_asyncio_counts_are_psycopg_pool_s_on_every_event(dsn: str) -> None:
         pool = AsyncConnectionPool(dsn, min_size=1, max_size=3, open=False, timeout=5.0)
         await pool.open(wait=True)
         instrument_psycopg(pool)  # adopts the one connection it holds
-        seen = spy_counts(pool)
+        seen = stats_at_each_event(pool)
 
         async def work() -> None:
             for _ in range(10):
@@ -402,7 +338,7 @@ def test_null_pool_closes_on_return_as_overflow_and_hands_to_waiters(dsn: str, p
     """A null pool opens for each caller and closes on return ('overflow'), unless a caller waits: then a checkin."""
     pool = instrument_psycopg(NullConnectionPool(dsn, max_size=1, open=True))
     pools.append(pool)
-    seen = spy_counts(pool)
+    seen = stats_at_each_event(pool)
     held = pool.getconn()
     thread = threading.Thread(target=lambda: pool.putconn(pool.getconn(timeout=10)), name="waiter")
     thread.start()
