@@ -254,8 +254,6 @@ class PoolPairs(RuleBasedStateMachine):
         assert self.observers[0].seen == self.observers[1].seen
         return results
 
-
-
     def settled(self) -> None:
         # Replacements open in psycopg_pool's workers: wait until both pools are whole again
         # (what a caller sees next must not depend on how fast a worker was).

@@ -41,7 +41,7 @@ def stats_at_each_event(pool: Any) -> list[tuple[int, int, int]]:
 
     def checked(*args: Any) -> None:
         if isinstance(lock, _RLOCK):
-            assert lock._is_owned(), f"{args[0]} recorded without the pool lock"
+            assert lock._is_owned(), f"{args[0]} recorded without the pool lock"  # type: ignore[attr-defined]
         stats = pool.get_stats()
         seen.append((stats["pool_size"] - stats["pool_available"], stats["pool_available"], stats["requests_waiting"]))
         record(*args)
