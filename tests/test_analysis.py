@@ -510,3 +510,6 @@ def test_the_table_of_summary_keys_says_where_each_key_is(hand: pd.DataFrame) ->
     assert len(marked) >= 20
     for key, where in marked.items():
         assert {source for source in "SFG" if key in found[source]} == where, key
+    patterns = ("wait_", "fair_", "littles_")
+    unlisted = {key for key in found["S"] if not key.startswith(patterns)} - set(marked)
+    assert not unlisted, f"summarize has keys the table lacks: {unlisted}"

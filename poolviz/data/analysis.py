@@ -537,8 +537,7 @@ def summarize(
     reported as ``pool_max``; without a limit, ``utilisation`` is None. The keys
     are those marked S in the module's table of summary keys; waits still going
     at ``now`` count at their age (see :func:`wait_stats`), ``fair_*`` are the
-    :func:`fairness_stats` of ``threads``. ``dropped_events`` repeats
-    ``events_dropped`` under its old name for readers not moved yet.
+    :func:`fairness_stats` of ``threads``.
     """
     frame = _ordered(frame)
     codes = _kind_codes(frame)
@@ -575,6 +574,5 @@ def summarize(
         "leaks": np.count_nonzero(codes == _LEAK),
         **{f"littles_{key}": value for key, value in little.items()},
     }
-    summary["dropped_events"] = summary["events_dropped"]  # the old name, until plots.charts reads the new one
     plain: dict[str, Any] = _plain(summary)
     return plain
