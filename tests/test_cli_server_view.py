@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from poolviz.cli import main
 from poolviz.servers import roles
 from poolviz.servers.view import SAMPLE_COLUMNS, ServerSampler
+from poolviz.testing import wait_until
 
 
 @pytest.mark.timeout(60)
@@ -41,8 +41,8 @@ def test_a_sampler_logged_in_as_the_counted_user_does_not_count_itself(
     """Regression: the sampling thread reuses start()'s connection (it once opened a second one and counted it)."""
     url = roles.ensure_role(str(request.getfixturevalue(server)), roles.APP_ROLE)
     with ServerSampler(url, hz=20) as sampler:
-        time.sleep(0.3)
-    assert len(sampler.samples) >= 4 and {s["user_connections"] for s in sampler.samples} == {0}
+        wait_until(lambda: len(sampler.samples) >= 4, what="four samples")
+    assert {s["user_connections"] for s in sampler.samples} == {0}
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

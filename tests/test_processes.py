@@ -10,7 +10,7 @@ import pytest
 import poolviz
 from poolviz.data import analysis
 from poolviz.events.merge import PROCESS_COLUMNS, MergedEventLog
-from poolviz.testing import check_invariants
+from poolviz.testing import check_invariants, wait_until
 from poolviz.workload import ensure_schema
 from poolviz.workload.processes import run_processes, start_processes
 
@@ -78,9 +78,7 @@ def test_every_event_of_every_process_arrives_tagged_and_on_one_clock(url: str) 
 def test_a_worker_killed_mid_run_is_reported_and_the_run_still_ends(url: str) -> None:
     """SIGKILL on one worker: it is reported as killed, the requests it shipped are counted, the others finish."""
     run = start_processes(url, 2, 2, 400, 0.005, max_connections=2)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and run.log.received[1] < 10:
-        time.sleep(0.02)
+    wait_until(lambda: run.log.received[1] >= 10, timeout=20, what="worker 1 to ship its first events")
     run.kill(1)
     result = run.wait(50)
     dead = result.workers[1]
