@@ -22,8 +22,6 @@ def _format_stats(summary: dict[str, Any]) -> str:
     def took(key: str) -> str:
         return duration(summary[key])
 
-    # analysis.summarize's key is events_dropped (psycopg_pool's name); dropped_events is its old name.
-    dropped = summary.get("events_dropped", summary.get("dropped_events", 0))
     reasons = ", ".join(f"{k} {v}" for k, v in summary["closed_by_reason"].items()) or "none"
     lines = [
         f"requests       {summary['requests']}  (timeouts {summary['timeouts']})",
@@ -39,7 +37,7 @@ def _format_stats(summary: dict[str, Any]) -> str:
         f"connections    {summary['connections_opened']} opened, {summary['connections_closed']} closed",
         f"closed by      {reasons}",
         f"Little's law   L = {number('littles_L')},  λW = {number('littles_L_from_lambda_W')}",
-        f"span           {took('span_s')}  ({summary['events']} events, {dropped} dropped)",
+        f"span           {took('span_s')}  ({summary['events']} events, {summary['events_dropped']} dropped)",
     ]
     return "\n".join(lines)
 
