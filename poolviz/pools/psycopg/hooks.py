@@ -20,7 +20,7 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
-from .recorder import OUT, Recorder, Scope, current_scope, in_check
+from .recorder import OUT, UNKNOWN, Recorder, Scope, current_scope, in_check
 
 
 class Hooks(Recorder):
@@ -46,13 +46,18 @@ class Hooks(Recorder):
         if info is None or info.state != OUT:
             # Not recorded when taken: it came from the queue, or passed the check callback.
             with self._lock:
-                self._pv_got(conn)
+                self._pv_checkout(conn)
         if self._pv_listening:
             self._pv_deliver()
         return conn
 
     def putconn(self, conn: Any) -> None:
-        self._pv_returning(conn)
+        info = self._pv_conns.get(id(conn))
+        if info is not None and info.state == OUT and conn.pgconn.transaction_status != UNKNOWN:
+            # The usual return; only the holder touches its connection's record while it is out.
+            info.returned = perf_counter()
+        else:
+            self._pv_returning(conn)
         try:
             self._pv_next_putconn(self, conn)
         finally:
@@ -63,7 +68,10 @@ class Hooks(Recorder):
         # Called with the pool lock held.
         conn = self._pv_next__get_ready_connection(self, timeout)
         if conn is not None:
-            self._pv_take(conn)
+            if self._check is None:
+                self._pv_checkout(conn)  # handed over as it is: checked out now
+            else:
+                self._pv_take(conn)
         return conn
 
     def _check_connection(self, conn: Any) -> None:

@@ -16,7 +16,7 @@ from asyncio import current_task
 from time import perf_counter
 from typing import Any
 
-from .recorder import OUT, Recorder, Scope, current_scope, in_check, thread_name
+from .recorder import OUT, UNKNOWN, Recorder, Scope, current_scope, in_check, thread_name
 
 
 class AsyncHooks(Recorder):
@@ -51,12 +51,17 @@ class AsyncHooks(Recorder):
         info = self._pv_conns.get(id(conn))
         if info is None or info.state != OUT:
             with self._poolviz_events.lock:
-                self._pv_got(conn)
+                self._pv_checkout(conn)
         self._pv_deliver()
         return conn
 
     async def putconn(self, conn: Any) -> None:
-        self._pv_returning(conn)
+        info = self._pv_conns.get(id(conn))
+        if info is not None and info.state == OUT and conn.pgconn.transaction_status != UNKNOWN:
+            # The usual return; only the holder touches its connection's record while it is out.
+            info.returned = perf_counter()
+        else:
+            self._pv_returning(conn)
         try:
             await self._pv_next_putconn(self, conn)
         finally:
@@ -66,7 +71,10 @@ class AsyncHooks(Recorder):
         conn = await self._pv_next__get_ready_connection(self, timeout)
         if conn is not None:
             with self._poolviz_events.lock:
-                self._pv_take(conn)
+                if self._check is None:
+                    self._pv_checkout(conn)  # handed over as it is: checked out now
+                else:
+                    self._pv_take(conn)
         return conn
 
     async def _check_connection(self, conn: Any) -> None:

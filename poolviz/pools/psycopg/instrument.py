@@ -42,7 +42,7 @@ def _hooks_for(cls: type) -> type:
 
 
 @functools.cache
-def instrumented_class(cls: type) -> type:
+def instrumented_class(cls: type, checks_connections: bool = True) -> type:
     """The instrumented subclass of a psycopg_pool pool class (made once per class).
 
     It keeps the class's name, qualified name and module, so ``repr(pool)`` and
@@ -51,10 +51,14 @@ def instrumented_class(cls: type) -> type:
     change class only to one of the same layout, and a mixin base changes it
     whenever ``cls`` starts from ``Generic`` (``ConnectionPool`` does, the null
     pools do not). So the hooks call psycopg_pool's methods as ``_pv_next_<name>``.
+    ``checks_connections=False`` (a pool without a ``check`` callback) leaves
+    ``_check_connection`` alone: it does nothing then, and getconn() skips one call.
     """
     namespace: dict[str, Any] = {}
     for klass in reversed(_hooks_for(cls).__mro__[:-1]):  # Recorder first, object left out
         namespace.update((k, v) for k, v in vars(klass).items() if not (k.startswith("__") and k.endswith("__")))
+    if not checks_connections:
+        del namespace["_check_connection"]
     for name in HOOKED:
         namespace[f"_pv_next_{name}"] = staticmethod(getattr(cls, name))
     namespace.update(__module__=cls.__module__, __qualname__=cls.__qualname__, __doc__=cls.__doc__)
@@ -93,7 +97,7 @@ def instrument_psycopg(pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_
     # pool's lock is an asyncio.Lock: its log keeps a threading lock of its own.
     log = EventLog(event_capacity, lock=threading.RLock() if asyncio_pool else target._lock)
     with log.lock:
-        target.__class__ = instrumented_class(type(target))  # type: ignore[arg-type]
+        target.__class__ = instrumented_class(type(target), target._check is not None)  # type: ignore[arg-type]
         target._pv_conns = {}
         target._pv_waiters = {}
         target._pv_serial = itertools.count(1)

@@ -223,20 +223,16 @@ class Recorder:
         self._pv_event("connect", info.serial, info.opener, 0.0, info.open_s)
 
     def _pv_take(self, conn: Any) -> None:
-        """``_get_ready_connection`` took ``conn`` for the caller (a null pool opens it for the caller).
+        """``_get_ready_connection`` took ``conn`` for a caller whose ``check`` callback must pass first.
 
-        Without a ``check`` callback psycopg_pool hands it over as it is: the
-        checkout is recorded now, under the lock already held. With one, the
-        checkout waits for the check to pass.
+        (Without a check callback psycopg_pool hands it over as it is: the
+        hooks record its checkout then, under the lock already held.)
         """
         info = self._pv_conns.get(id(conn))
         if info is None or info.state == NEW:
             info = self._pv_info(conn)
             self._pv_announce(info)
-        if self._check is None:
-            self._pv_checkout(info)
-        else:
-            info.state = TAKEN
+        info.state = TAKEN
 
     def _pv_landed(self, conn: Any) -> None:
         """``_add_to_pool(conn)`` returned: ``conn`` is idle in the pool, with a waiting caller, or closed."""
@@ -278,7 +274,12 @@ class Recorder:
         self._pv_waiters[key] = perf_counter()
         self._pv_event("wait", NO_CONN, self._pv_name())
 
-    def _pv_checkout(self, info: Tracked) -> None:
+    def _pv_checkout(self, conn: Any) -> None:
+        """A caller gets ``conn`` (a null pool opened it for the caller: its connect first)."""
+        info = self._pv_conns.get(id(conn))
+        if info is None or info.state == NEW:
+            info = self._pv_info(conn)
+            self._pv_announce(info)
         now = perf_counter()
         waited = 0.0
         if self._pv_waiters:
@@ -307,15 +308,6 @@ class Recorder:
             "",
         )
 
-    def _pv_got(self, conn: Any) -> None:
-        """``getconn()`` returns ``conn``: its checkout, unless recorded when it was taken."""
-        info = self._pv_conns.get(id(conn))
-        if info is None or info.state == NEW:
-            info = self._pv_info(conn)
-            self._pv_announce(info)
-        if info.state != OUT:
-            self._pv_checkout(info)
-
     def _pv_left(self, started: float, exc: BaseException) -> None:
         """``getconn()`` raised ``exc``: a timeout, a refusal, or a waiting caller leaving for another reason."""
         waited_since = self._pv_waiters.pop(self._pv_key(), None) if self._pv_waiters else None
@@ -333,7 +325,10 @@ class Recorder:
         self._pv_event("timeout", NO_CONN, self._pv_name(), perf_counter() - since, reason=reason)
 
     def _pv_returning(self, conn: Any) -> None:
-        """``putconn(conn)``: note when the holder let go. Call it without the lock (it takes it when it records)."""
+        """``putconn(conn)`` of a connection not plainly checked out and alive (the hooks handle that case inline).
+
+        Call it without the lock: it takes it when it records.
+        """
         info = self._pv_conns.get(id(conn))
         if info is not None and info.state == OUT:
             # Only the holder touches its connection's record while it is out.
