@@ -36,7 +36,7 @@ ASYNC_CLIENT_SLEEP = "asyncio.sleep"
 
 def check_async_pool(db: Any) -> None:
     """An asyncio workload runs on an instrumented asyncio database only."""
-    check_pool(db, asyncio=True)
+    check_pool(db, tasks=True)
 
 
 class AsyncRun(Run):

@@ -98,17 +98,17 @@ def caller_name() -> str:
     return task.get_name() if task is not None else threading.current_thread().name
 
 
-def check_pool(db: Any, asyncio: bool = False) -> None:
-    """A workload runs on an instrumented pool only: a threaded one, or with ``asyncio`` an asyncio database."""
+def check_pool(db: Any, tasks: bool = False) -> None:
+    """A workload runs on an instrumented pool only: a threaded one, or (``tasks``) an asyncio database."""
     from ..pools.peewee import is_instrumented
     from ..pools.peewee_asyncio import is_async_instrumented
 
-    if asyncio and not is_async_instrumented(db):
+    if tasks and not is_async_instrumented(db):
         wanted = (
             "an asyncio workload needs an instrumented asyncio database "
             "(poolviz.connect('postgresql+asyncpool://...') or poolviz.aio.instrument_async(db))"
         )
-    elif not asyncio and not is_instrumented(db):
+    elif not tasks and not is_instrumented(db):
         wanted = "a workload needs an instrumented pool (poolviz.connect(url) or poolviz.instrument(pool))"
     else:
         return
