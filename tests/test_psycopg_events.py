@@ -379,3 +379,63 @@ def test_asyncio_pools_record_the_same_kinds(dsn: str) -> None:
     plain, null = asyncio.run(main())
     assert plain == [("checkout", ""), ("wait", ""), ("timeout", ""), ("checkin", ""), ("close", "all")]
     assert null == [("connect", ""), ("checkout", ""), ("close", "overflow")]
+
+
+def test_listeners_are_called_outside_the_pool_lock(dsn: str, pools: list[Any]) -> None:
+    """Every event reaches a listener, in the thread that caused it, never while that thread holds the pool lock."""
+    pool = instrument_psycopg(ConnectionPool(dsn, min_size=1, max_size=2, open=True, timeout=5.0))
+    pools.append(pool)
+    heard: list[Event] = []
+    under_lock: list[str] = []
+
+    def listener(event: Event) -> None:
+        if pool._lock._is_owned():
+            under_lock.append(event.kind)
+        heard.append(event)
+
+    pool._poolviz_events.subscribe(listener)
+    start = threading.Barrier(4)
+
+    def work() -> None:
+        start.wait(timeout=10)
+        for _ in range(10):
+            with pool.connection() as conn:
+                conn.execute("SELECT 1")
+
+    threads = [threading.Thread(target=work, name=f"l{i}") for i in range(4)]
+    for thread in threads:
+        thread.start()
+    join_threads(threads)
+    pool.close()
+    assert under_lock == []
+    assert sorted(e.seq for e in heard) == [e.seq for e in events(pool)]
+    assert {"connect", "checkout", "wait", "checkin", "close"} <= {e.kind for e in heard}
+
+
+def test_a_failed_check_callback_drops_a_dead_connection_as_broken(dsn: str, pools: list[Any]) -> None:
+    """A check callback finds the idle connection dead: close 'broken', and the caller waits for a new one."""
+    checked: list[int] = []
+
+    def check(conn: Any) -> None:
+        checked.append(conn.info.backend_pid)
+        ConnectionPool.check_connection(conn)
+
+    pool = instrument_psycopg(ConnectionPool(dsn, min_size=1, max_size=1, open=True, check=check))
+    pools.append(pool)
+    pool.wait()
+    conn = pool.getconn()
+    dead = conn.info.backend_pid
+    pool.putconn(conn)
+    _kill(dsn, dead)
+    with pool.connection() as conn:
+        assert conn.info.backend_pid != dead
+    assert checked[1:] == [dead, conn.info.backend_pid]
+    rows = events(pool)
+    assert [(e.kind, e.reason) for e in rows][3:] == [
+        ("close", "broken"),
+        ("wait", ""),
+        ("connect", ""),
+        ("checkout", ""),
+        ("checkin", ""),
+    ]
+    assert sequence_problems(rows) == []
