@@ -34,10 +34,13 @@ How psycopg_pool's transitions read in poolviz's vocabulary
   returned connection nobody waits for: its steady size is 0).
 
 Counts on every event are psycopg_pool's ``get_stats()`` at that moment (see
-:mod:`.recorder`). Not recorded: ``check()`` taking idle connections out while
-it tests them (psycopg_pool counts them as not available meanwhile; the next
-event shows it), and a failed reconnection lowering ``pool_size``.
-``leak_threshold`` is not available for these pools yet.
+:mod:`.recorder`): ``in_use`` is ``pool_size - pool_available``, so it includes
+connections being opened or returned, and after ``close()`` it keeps the
+``pool_size`` psycopg_pool keeps. Not recorded: ``check()`` taking idle
+connections out while it tests them (psycopg_pool counts them as not available
+meanwhile; the next event shows it), and a failed reconnection lowering
+``pool_size``. ``leak_threshold`` is not available for these pools yet.
+:mod:`.testing` has the helpers the tests use to hold the pools to this.
 """
 
 from __future__ import annotations
