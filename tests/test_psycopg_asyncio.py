@@ -37,11 +37,10 @@ async def kill(dsn: str, pid: int) -> None:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
         await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
-        async def gone() -> bool:
-            cur = await admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
-            return await cur.fetchone() == (0,)
-
-        while not await gone():
+        deadline = asyncio.get_running_loop().time() + 10
+        listed = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+        while await (await admin.execute(listed, [pid])).fetchone() != (0,):
+            assert asyncio.get_running_loop().time() < deadline, f"backend {pid} still listed after 10 s"
             await asyncio.sleep(0.005)
 
 
