@@ -305,11 +305,7 @@ def test_an_idle_connection_the_driver_drops_on_its_own_is_recorded_as_a_close(a
     assert [(e.in_use, e.idle) for e in events if e.kind in ("checkout", "checkin")][-2:] == [(1, 0), (0, 1)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aiomysql closes a recycled connection before dropping it, so AiomysqlView.gone_reason sees it closed",
-)
 def test_aiomysql_recycled_connection_closes_with_reason_stale(mysql_url: str) -> None:
-    """A connection aiomysql drops for pool_recycle is a close with reason stale (today: broken)."""
+    """A connection aiomysql drops for pool_recycle is a close with reason stale, not broken."""
     db, _counts = drop_idle_connection(mysql_url.replace("+pool://", "+asyncpool://", 1))
     assert [e.reason for e in db.events.snapshot() if e.kind == "close" and e.reason != "all"] == ["stale"]

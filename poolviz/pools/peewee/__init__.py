@@ -4,13 +4,14 @@
 overridden to record), ``operations`` (the public close, resize and leak
 methods around them), ``tracker`` (per-connection state and the one rule for
 a close's reason), ``delivery`` (listeners called only outside the locks),
-``leaks`` (the leak watchdog), ``resize`` (changing a live pool's limit) and
+``poolviz.pools.leaks`` (the leak watchdog, shared with asyncio), ``resize`` (changing a live pool's limit) and
 ``classes`` (the public pools and :func:`instrument`).
 """
 
 from __future__ import annotations
 
 from ...backends import backend_of
+from ..leaks import Leak
 from .classes import (
     InstrumentedPooledMySQLDatabase,
     InstrumentedPooledPostgresqlDatabase,
@@ -19,7 +20,6 @@ from .classes import (
     is_instrumented,
 )
 from .instrumented import Instrumented, instrumented_class
-from .leaks import Leak
 
 __all__ = [
     "Instrumented",

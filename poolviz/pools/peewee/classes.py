@@ -61,7 +61,9 @@ def instrument(
         # peewee's asyncio databases keep their pool in the driver: poolviz.aio instruments those.
         from ..peewee_asyncio import instrument_async
 
-        return instrument_async(db, event_capacity=event_capacity)  # type: ignore[no-any-return]
+        return instrument_async(  # type: ignore[no-any-return]
+            db, event_capacity=event_capacity, leak_threshold=leak_threshold
+        )
     if not isinstance(db, PooledDatabase):
         raise TypeError(
             "instrument() needs a playhouse.pool.PooledDatabase (e.g. PooledSqliteDatabase), "

@@ -40,7 +40,8 @@ from ...events.store import (
     WAITS,
     payload,
 )
-from . import leaks, resize
+from .. import leaks
+from . import resize
 from .delivery import deliver
 from .tracker import CloseContext, Tracked
 
@@ -72,7 +73,7 @@ class PoolHooks:
     _pv_serial: Any
     _pv_waiters: dict[int, float]
     _pv_over_limit: bool
-    _pv_watchdog: leaks.LeakWatchdog | None
+    _pv_watchdog: leaks.ThreadWatchdog | None
     events: EventLog
     leak_threshold: float | None
     _pool_lock: threading.RLock
@@ -249,10 +250,10 @@ class PoolHooks:
         self._pv_event("error", NO_CONN, payload(reason=type(exc).__name__, message=message))
 
     def _pv_watch(self, info: Tracked) -> None:
-        leaks.note_holder(info)
+        leaks.note_holder(info, _current_thread())
         watchdog = self._pv_watchdog
         if watchdog is None:
-            watchdog = self._pv_watchdog = leaks.LeakWatchdog(self)
+            watchdog = self._pv_watchdog = leaks.ThreadWatchdog(self, deliver)
         watchdog.ensure_running()
 
     def _pv_reconcile(self, returned: Any) -> None:
@@ -277,18 +278,18 @@ class PoolHooks:
             self._pv_event("wait", NO_CONN, None, now, WAITS)
 
     def _close(self, conn: Any, close_conn: bool = False) -> None:
-        key = id(conn)
         with self._pool_lock:
-            info = self._pv_conns.get(key)
+            info = self._pv_conns.get(id(conn))
             if close_conn:
                 self._pv_scoped("manual", self._pv_next_close, self, conn, True)
             else:
                 self._pv_next_close(self, conn, False)
-            # Checked out until now, and peewee took it back without closing it
-            # (a close forgets it, see _pv_forget): it went back to the heap.
-            if info is not None and info.checked_out is not None and key not in self._in_use:
+            # Checked out until now, and peewee took it back without closing it (a
+            # close forgets it, see _pv_forget; peewee ignores a connection it has not
+            # handed out, and so does poolviz): it went back to the heap.
+            since = info.checked_out if info is not None else None
+            if info is not None and since is not None:
                 now = perf_counter()
-                since = info.checked_out
                 info.checked_out = None
                 if self._pv_plain:
                     # The checkout's clock reading: duration_s = now - since, worked out when read.
@@ -333,7 +334,12 @@ class PoolHooks:
 
     def _pv_unleak(self, info: Tracked, now: float, since: float) -> None:
         info.leaked = False
-        leaks.record(self, "unleak", info, now, "", since)
+        self._pv_leak_event("unleak", info, now, "", since)
+
+    def _pv_leak_event(self, kind: str, info: Tracked, now: float, reason: str, since: float) -> None:
+        # leak and unleak name the holder, not the thread that noticed. Hold the pool lock.
+        extra = payload(duration_s=now - since, reason=reason, message=info.origin)
+        self._pv_event(kind, info.serial, extra, now, thread=leaks.holder_name(info.holder))
 
     def _is_stale(self, timestamp: float) -> bool:
         stale: bool = self._pv_next_is_stale(self, timestamp)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ... import checks
-from . import leaks, resize
+from .. import leaks
+from . import resize
 from .delivery import deliver
 from .hooks import PoolHooks
 

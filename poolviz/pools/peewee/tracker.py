@@ -20,7 +20,7 @@ class Tracked:
         #: perf_counter() of the checkout, None while idle.
         self.checked_out = checked_out
         # Filled in only when leak detection is on.
-        self.holder: threading.Thread | None = None
+        self.holder: Any = None  # the holding thread
         self.origin = ""
         self.leaked = False
 

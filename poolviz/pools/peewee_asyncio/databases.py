@@ -109,11 +109,12 @@ def _instrumented_class(cls: type) -> type:
     return type(f"Instrumented{cls.__name__}", (*hooks, _AsyncInstrumented, cls), {"__module__": cls.__module__})
 
 
-def instrument_async(db: Any, *, event_capacity: int = DEFAULT_CAPACITY) -> Any:
+def instrument_async(db: Any, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None) -> Any:
     """Instrument an existing peewee asyncio database in place and return it.
 
     Works on any ``playhouse.pwasyncio`` database, your subclasses included;
     connections its pool already holds get serials without events.
+    ``leak_threshold`` turns on the leak watchdog, as for the threaded pools.
     Instrumenting twice is harmless.
     """
     if not isinstance(db, AsyncDatabaseMixin):
@@ -124,9 +125,10 @@ def instrument_async(db: Any, *, event_capacity: int = DEFAULT_CAPACITY) -> Any:
     if isinstance(db, _AsyncInstrumented):
         return db
     checks.count("event_capacity", event_capacity)
+    leak_threshold = checks.leak_threshold(leak_threshold)
     db.__class__ = _instrumented_class(type(db))  # type: ignore[arg-type]
     instrumented: Any = db
-    instrumented._pv_setup(event_capacity)
+    instrumented._pv_setup(event_capacity, leak_threshold)
     instrumented._pv_adopt()
     return db
 

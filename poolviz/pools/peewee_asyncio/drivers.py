@@ -63,6 +63,20 @@ class DriverView:
         """Why an idle connection left the pool without poolviz closing it (a close reason)."""
         return "broken"
 
+    async def resize(self, pool: Any, limit: int, opened: int) -> None:
+        """Make the driver's pool hold at most ``limit`` connections (``opened`` now): room at once when
+        growing, idle connections over it closed when shrinking (those in use go as they come back)."""
+        raise NotImplementedError
+
+    async def retire(self, pool: Any, conn: Any, raw: Any) -> bool:
+        """A connection is about to be released while the pool is over its limit: make sure it is not kept.
+
+        True when the view closed it and the driver's release must be
+        skipped; False when the release must still run (it then drops the
+        closed connection, or keeps it idle for :meth:`resize` to close).
+        """
+        return False
+
 
 class AsyncpgView(DriverView):
     """asyncpg's ``Pool``: a LIFO queue of connection holders, each with at most one connection."""
@@ -97,6 +111,34 @@ class AsyncpgView(DriverView):
 
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.is_closed())
+
+    async def resize(self, pool: Any, limit: int, opened: int) -> None:
+        # asyncpg has one holder per slot, each with at most one connection, in a LIFO queue.
+        from asyncpg.pool import PoolConnectionHolder
+
+        holders, queue = pool._holders, pool._queue
+        pool._maxsize = limit
+        pool._minsize = min(pool._minsize, limit)
+        while len(holders) < limit:
+            holder = PoolConnectionHolder(
+                pool,
+                max_queries=pool._max_queries,
+                max_inactive_time=pool._max_inactive_connection_lifetime,
+                setup=pool._setup,
+            )
+            holders.append(holder)
+            queue._maxsize = max(queue._maxsize, len(holders))
+            queue.put_nowait(holder)  # wakes a task waiting for a holder
+        while len(holders) > limit:
+            # Idle holders leave first, those without a connection before those with one.
+            idle = sorted(queue._queue, key=lambda h: h.is_connected())
+            if not idle:
+                break  # the rest are in use: each goes as it comes back
+            holder = idle[0]
+            queue._queue.remove(holder)
+            holders.remove(holder)
+            await holder.close()
+        queue._maxsize = max(limit, len(holders))
 
     def gone_reason(self, pool: Any, raw: Any, idle_since: float | None) -> str:
         # asyncpg terminates a connection idle for max_inactive_connection_lifetime.
@@ -144,10 +186,30 @@ class AiomysqlView(DriverView):
     def is_closed(self, raw: Any) -> bool:
         return bool(raw.closed)
 
+    async def resize(self, pool: Any, limit: int, opened: int) -> None:
+        # aiomysql's limit is its free deque's maxlen; it opens a connection while size < maxsize.
+        import collections
+
+        pool._minsize = min(pool._minsize, limit)
+        free = pool._free
+        while pool.size > limit and free:
+            free.popleft().close()  # the longest idle first, as peewee's pools close their oldest
+        # Never shorter than what it holds: a full deque would drop a connection without closing it.
+        pool._free = collections.deque(free, maxlen=max(limit, len(free)))
+        async with pool._cond:
+            pool._cond.notify_all()  # waiting tasks look again: there may be room now
+
+    async def retire(self, pool: Any, conn: Any, raw: Any) -> bool:
+        # Closed before the release, aiomysql drops it (from its used set) instead of keeping it free.
+        raw.close()
+        return False
+
     def gone_reason(self, pool: Any, raw: Any, idle_since: float | None) -> str:
-        # aiomysql drops a free connection older than pool_recycle at the next acquire.
+        # aiomysql closes, then drops, a free connection last used longer than pool_recycle
+        # ago (on its loop's clock) at the next acquire; one it finds dead it drops younger.
         recycle = getattr(pool, "_recycle", -1) if pool is not None else -1
-        if recycle > -1 and not raw.closed:
+        last_usage = getattr(raw, "last_usage", None)
+        if recycle > -1 and last_usage is not None and pool._loop.time() - last_usage > recycle:
             return "stale"
         return "broken"
 
@@ -176,6 +238,23 @@ class SqliteView(DriverView):
 
     def is_closed(self, raw: Any) -> bool:
         return not getattr(raw, "_running", True) or getattr(raw, "_connection", True) is None
+
+    async def resize(self, pool: Any, limit: int, opened: int) -> None:
+        # peewee's queue holds every idle connection and refuses (then closes) one more than its maxsize.
+        queue = pool._queue
+        pool._pool_size = limit
+        while opened > limit and not queue.empty():
+            await pool._close_conn(queue.get_nowait())
+            opened -= 1
+        queue._maxsize = limit
+        while opened < limit:
+            queue.put_nowait(await pool._create_connection())  # wakes a task waiting for one
+            opened += 1
+
+    async def retire(self, pool: Any, conn: Any, raw: Any) -> bool:
+        # What peewee's release does with a connection its queue has no room for.
+        await pool._close_conn(conn)
+        return True
 
 
 def _queued(pool: Any) -> Iterable[Any]:

@@ -32,10 +32,14 @@ import threading
 from time import perf_counter
 from typing import Any, ClassVar
 
+from ... import checks
 from ...backends import backend_of
 from ...credentials import mask_text, secrets_of
 from ...events import DEFAULT_CAPACITY, NO_CONN, EventLog
+from ...events.store import REUSED, payload
+from .. import leaks
 from .drivers import DriverView, Known, view_for
+from .operations import AsyncOperations
 
 # The name of the task that asked the pool for a connection. Set around the
 # driver calls, so a connection the driver opens for that task (on 3.11 inside
@@ -44,13 +48,19 @@ _caller: contextvars.ContextVar[_Caller | None] = contextvars.ContextVar("poolvi
 
 
 class _Caller:
-    """The task a driver call works for; ``errored`` once a connect error has been recorded for it."""
+    """The task a driver call works for; ``errored`` once a connect error has been recorded for it.
 
-    __slots__ = ("errored", "name")
+    With leak detection on, also the task itself and where it asked (read in
+    the asking task: the driver may run in a child task of ``wait_for``).
+    """
+
+    __slots__ = ("errored", "name", "origin", "task")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.errored = False
+        self.task: asyncio.Task[Any] | None = None
+        self.origin: str | None = None
 
 
 def task_name() -> str:
@@ -69,7 +79,18 @@ class _AioConn:
     """What poolviz knows of one driver connection."""
 
     # Holding the raw connection keeps its id() from being reused while tracked.
-    __slots__ = ("checked_out", "checkouts", "holder", "idle_since", "opened", "raw", "serial")
+    __slots__ = (
+        "checked_out",
+        "checkouts",
+        "holder",
+        "idle_since",
+        "leaked",
+        "name",
+        "opened",
+        "origin",
+        "raw",
+        "serial",
+    )
 
     def __init__(self, raw: Any, serial: int, opened: float) -> None:
         self.raw = raw
@@ -77,11 +98,16 @@ class _AioConn:
         self.opened = opened
         self.checked_out: float | None = None
         self.idle_since: float | None = opened
-        self.holder = ""
+        #: The holding task's name (what its checkin and close events carry).
+        self.name = ""
         self.checkouts = 0
+        # Filled in only when leak detection is on (see poolviz.pools.leaks).
+        self.holder: Any = None
+        self.origin = ""
+        self.leaked = False
 
 
-class _AsyncInstrumented:
+class _AsyncInstrumented(AsyncOperations):
     """Hook-only mixin recording an event for every transition of a peewee asyncio pool."""
 
     _pv_driver_defaults: ClassVar[dict[str, Any]] = {}
@@ -93,17 +119,25 @@ class _AsyncInstrumented:
     _acquire_timeout: float | None
     connect_params: dict[str, Any]
 
-    def __init__(self, database: Any, *, event_capacity: int = DEFAULT_CAPACITY, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        database: Any,
+        *,
+        event_capacity: int = DEFAULT_CAPACITY,
+        leak_threshold: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         check_async_pool_args(kwargs)
-        from ... import checks
-
         checks.count("event_capacity", event_capacity)
+        leak_threshold = checks.leak_threshold(leak_threshold)
         kwargs = {**self._pv_driver_defaults, **kwargs}
         super().__init__(database, **kwargs)  # type: ignore[call-arg]
-        self._pv_setup(event_capacity)
+        self._pv_setup(event_capacity, leak_threshold)
 
-    def _pv_setup(self, event_capacity: int) -> None:
+    def _pv_setup(self, event_capacity: int, leak_threshold: float | None = None) -> None:
         self.events = EventLog(event_capacity, lock=threading.RLock())
+        self.leak_threshold = leak_threshold
+        self._pv_watchdog: leaks.LoopWatchdog | None = None
         self._pv_view: DriverView = view_for(self)
         self._pv_conns: dict[int, _AioConn] = {}
         self._pv_serial = itertools.count(1)
@@ -112,7 +146,10 @@ class _AsyncInstrumented:
         self._pv_open_times: dict[int, float] = {}
         # Connections inside a release now: the release records what becomes of them.
         self._pv_releasing: set[int] = set()
-        self._pv_closing = False
+        # Set while poolviz closes connections on purpose: "all" (close_pool) or "idle" (resize).
+        self._pv_closing: str | None = None
+        # Releases now closing their connection because a resize left the pool over its limit.
+        self._pv_retiring = 0
         # The driver's pool, from its creation (peewee sets _pool only once creation returns) to its close.
         self._pv_pool: Any = getattr(self, "_pool", None)
         self._pv_describe()
@@ -148,33 +185,27 @@ class _AsyncInstrumented:
             self._pv_sweep(self._pv_pool)
         self.events.flush()
 
-    def _pv_record(
+    def _pv_event(
         self,
         kind: str,
         serial: int = NO_CONN,
-        wait_s: float = 0.0,
-        duration_s: float = 0.0,
-        reused: bool = False,
-        reason: str = "",
-        message: str = "",
+        extra: Any = None,
+        now: float | None = None,
         thread: str | None = None,
     ) -> None:
-        # With the log's lock held; the counts come from the driver.
+        """Record an event stamped ``now`` (default: now), by ``thread`` (default: this task); ``extra`` as
+        :meth:`EventLog.write <poolviz.events.EventLog>` takes it. Hold the log's lock: the counts come from the driver.
+        """
         in_use, idle = self._pv_view.counts(self._pv_pool, len(self._pv_conns))
-        # record_at with the clock read here is what record() does, one call fewer per event.
-        self.events.record_at(
-            perf_counter(),
+        self.events.write(
+            perf_counter() if now is None else now,
             kind,
             serial,
             thread if thread is not None else task_name(),
             in_use,
             idle,
             len(self._pv_waiters),
-            wait_s,
-            duration_s,
-            reused,
-            reason,
-            message,
+            extra,
         )
 
     def _pv_sweep(self, pool: Any, handed: Any = None, known: Known | None = None) -> None:
@@ -200,9 +231,12 @@ class _AsyncInstrumented:
             # peewee's SQLite queue forgets the connections it hands out: only a closed one is gone.
             and (view.tracks_in_use or view.is_closed(info.raw))
         ]
-        for key, info in gone:
-            reason = "all" if self._pv_closing else view.gone_reason(pool, info.raw, info.idle_since)
-            self._pv_forget(key, reason)
+        reasons = [self._pv_closing or view.gone_reason(pool, info.raw, info.idle_since) for _key, info in gone]
+        # Forgotten together, so each close carries the counts of the pool as it now is.
+        for key, _info in gone:
+            del conns[key]
+        for (key, info), reason in zip(gone, reasons, strict=True):
+            self._pv_closed(key, info, reason)
         for key, (raw, _idle) in known.items():
             if key not in conns and raw is not handed:
                 self._pv_track(raw)
@@ -211,14 +245,20 @@ class _AsyncInstrumented:
         info = self._pv_conns[id(raw)] = _AioConn(raw, next(self._pv_serial), perf_counter())
         took = self._pv_open_times.pop(id(raw), 0.0)
         if record:
-            self._pv_record("connect", info.serial, 0.0, took)
+            self._pv_event("connect", info.serial, payload(duration_s=took))
         return info
 
     def _pv_forget(self, key: int, reason: str) -> None:
-        info = self._pv_conns.pop(key)
+        self._pv_closed(key, self._pv_conns.pop(key), reason)
+
+    def _pv_closed(self, key: int, info: _AioConn, reason: str) -> None:
+        # Record the close of a connection no longer tracked.
         self._pv_open_times.pop(key, None)
-        holder = info.holder if info.checked_out is not None else None
-        self._pv_record("close", info.serial, 0.0, perf_counter() - info.opened, False, reason, "", holder)
+        now = perf_counter()
+        holder = info.name if info.checked_out is not None else None
+        if info.leaked and info.checked_out is not None:
+            self._pv_unleak(info, now)
+        self._pv_event("close", info.serial, payload(duration_s=now - info.opened, reason=reason), now, holder)
 
     def _pv_error(self, exc: BaseException) -> None:
         caller = _caller.get()
@@ -228,13 +268,17 @@ class _AsyncInstrumented:
             caller.errored = True
         message = mask_text(str(exc), secrets_of(self.connect_params))
         with self.events.lock:
-            self._pv_record("error", NO_CONN, 0.0, 0.0, False, type(exc).__name__, message)
+            self._pv_event("error", NO_CONN, payload(reason=type(exc).__name__, message=message))
         self.events.flush()
 
     async def _acquire_conn_async(self) -> Any:
         # peewee creates the pool on first use inside asyncio.wait_for (a child
         # task on Python 3.11): name what happens there after the asking task.
-        token = _caller.set(_Caller(task_name()))
+        caller = _Caller(task_name())
+        if self.leak_threshold is not None:
+            caller.task = asyncio.current_task()
+            caller.origin = leaks.origin_summary()
+        token = _caller.set(caller)
         try:
             return await super()._acquire_conn_async()  # type: ignore[misc]
         finally:
@@ -264,11 +308,11 @@ class _AsyncInstrumented:
         # Called by the driver's pool (see DriverView.watch_waits) as a caller
         # is about to block, possibly in a child task of asyncio.wait_for.
         caller = _caller.get()
-        if caller is None or self._pv_closing or id(caller) in self._pv_waiters:
+        if caller is None or self._pv_closing == "all" or id(caller) in self._pv_waiters:
             return
         with self.events.lock:
             self._pv_waiters[id(caller)] = perf_counter()
-            self._pv_record("wait", thread=caller.name)
+            self._pv_event("wait", thread=caller.name)
         self.events.flush()
 
     async def _pool_acquire(self, pool: Any) -> Any:
@@ -287,7 +331,7 @@ class _AsyncInstrumented:
             with self.events.lock:
                 self._pv_waiters.pop(key, None)
                 self._pv_sweep(pool)
-                self._pv_record("timeout", NO_CONN, perf_counter() - started, thread=name)
+                self._pv_event("timeout", NO_CONN, payload(wait_s=perf_counter() - started), thread=name)
             self.events.flush()
             raise
         except BaseException as exc:
@@ -297,7 +341,8 @@ class _AsyncInstrumented:
                 waited_since = self._pv_waiters.pop(key, None)
                 self._pv_sweep(pool)
                 if waited_since is not None and isinstance(exc, asyncio.CancelledError):
-                    self._pv_record("timeout", NO_CONN, perf_counter() - started, reason="cancelled", thread=name)
+                    gave_up = payload(wait_s=perf_counter() - started, reason="cancelled")
+                    self._pv_event("timeout", NO_CONN, gave_up, thread=name)
             self.events.flush()
             if isinstance(exc, Exception):
                 self._pv_error(exc)
@@ -317,9 +362,14 @@ class _AsyncInstrumented:
             info.checkouts += 1
             info.checked_out = now
             info.idle_since = None
-            info.holder = name
-            waited = now - waited_since if waited_since is not None else 0.0
-            self._pv_record("checkout", info.serial, waited, 0.0, reused, thread=name)
+            info.name = name
+            if waited_since is not None:
+                extra: Any = (now - waited_since, 0.0, reused, "", "")
+            else:
+                extra = REUSED if reused else None
+            self._pv_event("checkout", info.serial, extra, now, name)
+            if self.leak_threshold is not None:
+                self._pv_watch(info, caller)
         self.events.flush()
         return conn
 
@@ -331,31 +381,43 @@ class _AsyncInstrumented:
         if info is None:
             await super()._pool_release(conn)  # type: ignore[misc]
             return
-        # Dead before the release (the server killed it): broken; closed by it: the driver refused it.
+        # Dead before the release (the server killed it): broken; closed by it: the driver refused it;
+        # closed because a resize left the pool over its limit: idle.
         reason = "broken" if view.is_closed(raw) else "not_reusable"
+        over = reason != "broken" and self._pv_over_limit()
+        if over:
+            reason = "idle"
+            self._pv_retiring += 1
         self._pv_releasing.add(key)
         try:
-            await super()._pool_release(conn)  # type: ignore[misc]
+            if not (over and await view.retire(self._pool, conn, raw)):
+                await super()._pool_release(conn)  # type: ignore[misc]
         finally:
             self._pv_releasing.discard(key)
+            self._pv_retiring -= over
             pool = self._pool
             with self.events.lock:
                 # Read the driver's connections once for the check and the sweep after it.
                 known = view.known(pool)
                 if self._pv_conns.get(key) is info:
                     if view.is_closed(raw) or (view.tracks_in_use and key not in known):
-                        self._pv_forget(key, "all" if self._pv_closing else reason)
+                        self._pv_forget(key, self._pv_closing or reason)
                     elif info.checked_out is not None:
                         now = perf_counter()
-                        held = now - info.checked_out
+                        since = info.checked_out
+                        if info.leaked:
+                            self._pv_unleak(info, now)
                         info.checked_out = None
                         info.idle_since = now
-                        self._pv_record("checkin", info.serial, 0.0, held, thread=info.holder)
+                        self._pv_event("checkin", info.serial, since, now, info.name)
                 self._pv_sweep(pool, known=known)
             self.events.flush()
+        if over and self._pv_over_limit():
+            await self._pv_fit()  # asyncpg kept it idle: close the idle surplus
 
     async def _pool_close(self) -> None:
-        self._pv_closing = True
+        self._pv_stop_watchdog()
+        self._pv_closing = "all"
         try:
             await super()._pool_close()  # type: ignore[misc]
         finally:
@@ -363,7 +425,7 @@ class _AsyncInstrumented:
                 # The driver's pool is closed: whatever poolviz still tracks went with it.
                 for key in list(self._pv_conns):
                     self._pv_forget(key, "all")
-                self._pv_closing = False
+                self._pv_closing = None
                 self._pv_pool = None
             self.events.flush()
 
@@ -376,7 +438,7 @@ class _AsyncInstrumented:
             if not idle:
                 info.checked_out = info.opened
                 info.checkouts = 1
-                info.holder = "?"
+                info.name = "?"
 
 
 def check_async_pool_args(kwargs: dict[str, Any]) -> None:
