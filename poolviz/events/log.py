@@ -208,10 +208,15 @@ class EventLog:
         reused: bool = False,
         reason: str = "",
         message: str = "",
+        *,
+        now: float | None = None,
     ) -> None:
-        """Append one event stamped now. Call it holding :attr:`lock`."""
+        """Append one event stamped ``now`` (a ``time.perf_counter()`` reading; default: now). Hold :attr:`lock`.
+
+        The readable form of :attr:`write`, one field an argument.
+        """
         self.write(
-            time.perf_counter(),
+            time.perf_counter() if now is None else now,
             kind,
             conn,
             thread,
@@ -219,26 +224,6 @@ class EventLog:
             idle,
             waiting,
             store.payload(wait_s, duration_s, reused, reason, message),
-        )
-
-    def record_at(
-        self,
-        now: float,
-        kind: str,
-        conn: int,
-        thread: str,
-        in_use: int,
-        idle: int,
-        waiting: int,
-        wait_s: float = 0.0,
-        duration_s: float = 0.0,
-        reused: bool = False,
-        reason: str = "",
-        message: str = "",
-    ) -> None:
-        """:meth:`record` with the caller's ``time.perf_counter()`` reading. Hold :attr:`lock`."""
-        self.write(
-            now, kind, conn, thread, in_use, idle, waiting, store.payload(wait_s, duration_s, reused, reason, message)
         )
 
     def _hold(self, record: Record) -> None:

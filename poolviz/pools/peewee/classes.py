@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 from playhouse.pool import PooledDatabase, PooledMySQLDatabase, PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from ... import checks
 from ...events import DEFAULT_CAPACITY
+from ..adoption import Adoptable, instrument_in_place
 from .instrumented import Instrumented, instrumented_class
 
 
@@ -45,6 +45,12 @@ class InstrumentedPooledPostgresqlDatabase(Instrumented, PooledPostgresqlDatabas
     _pv_driver_defaults: ClassVar[dict[str, Any]] = {"connect_timeout": 5}
 
 
+_PEEWEE_POOL = Adoptable(
+    PooledDatabase, "instrument() needs a playhouse.pool.PooledDatabase (e.g. PooledSqliteDatabase)",
+    Instrumented, instrumented_class, locked=True,
+)  # fmt: skip
+
+
 def instrument(
     db: PooledDatabase, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None
 ) -> PooledDatabase:
@@ -64,21 +70,7 @@ def instrument(
         return instrument_async(  # type: ignore[no-any-return]
             db, event_capacity=event_capacity, leak_threshold=leak_threshold
         )
-    if not isinstance(db, PooledDatabase):
-        raise TypeError(
-            "instrument() needs a playhouse.pool.PooledDatabase (e.g. PooledSqliteDatabase), "
-            f"got {type(db).__module__}.{type(db).__qualname__}"
-        )
-    if isinstance(db, Instrumented):
-        return db
-    leak_threshold = checks.leak_threshold(leak_threshold)
-    event_capacity = checks.count("event_capacity", event_capacity)
-    with db._pool_lock:
-        db.__class__ = instrumented_class(type(db))  # type: ignore[arg-type]
-        instrumented: Any = db
-        instrumented._pv_setup(event_capacity, leak_threshold)
-        instrumented._pv_adopt()
-    return db
+    return instrument_in_place(db, _PEEWEE_POOL, event_capacity, leak_threshold)  # type: ignore[no-any-return]
 
 
 def is_instrumented(db: object) -> bool:

@@ -35,12 +35,12 @@ from ...events.store import (
     REUSED,
     REUSED_OUT,
     REUSED_OUT_WAITED,
-    SAME,
     STOPS_WAITING,
     WAITS,
     payload,
 )
 from .. import leaks
+from ..recording import EventRecorder
 from . import resize
 from .delivery import deliver
 from .tracker import CloseContext, Tracked
@@ -54,7 +54,7 @@ class _ThreadName(threading.local):
     name: str | None = None
 
 
-class PoolHooks:
+class PoolHooks(EventRecorder):
     """The overrides of peewee's pool hooks; :class:`~poolviz.pool.instrumented.Instrumented` sets up their state."""
 
     _pv_next_open: Any
@@ -113,30 +113,17 @@ class PoolHooks:
         in_use = sum(info.checked_out is not None for info in self._pv_conns.values())
         return in_use, len(self._pv_conns) - in_use, len(self._pv_waiters)
 
-    def _pv_event(
-        self,
-        kind: str,
-        serial: int = NO_CONN,
-        extra: Any = None,
-        now: float | None = None,
-        change: int = SAME,
-        thread: str | None = None,
-    ) -> None:
-        """Record an event off the hot path, stamped ``now`` (default: now), by ``thread`` (default: this one).
+    def _pv_full_counts(self) -> tuple[int, int, int] | None:
+        # Full counts only after a change no event showed (a waiting caller who
+        # left without a connection, or dispose()); otherwise each event's change.
+        if not self._pv_resync:
+            return None
+        self._pv_resync = False
+        self._pv_replan()
+        return self._pv_counts()
 
-        ``change`` (see :data:`~poolviz.events.store.DELTAS`) is what the event
-        did to the counts; after a change no event showed (a waiting caller who
-        left without a connection, or ``dispose()``), the full counts are
-        recorded instead. Hold the pool lock.
-        """
-        now = perf_counter() if now is None else now
-        name = self._pv_thread_name() if thread is None else thread
-        if self._pv_resync:
-            self._pv_resync = False
-            self._pv_replan()
-            self.events.write(now, kind, serial, name, *self._pv_counts(), extra)
-        else:
-            self.events.write_change(now, kind, serial, name, change, extra)
+    def _pv_caller_name(self) -> str:
+        return self._pv_thread_name()
 
     def connect(self, reuse_if_open: bool = False) -> bool:
         # _connect() records checkouts; this level only sees a waiting caller
@@ -177,7 +164,8 @@ class PoolHooks:
                 self._pv_replan()
                 if timed_out:
                     now = perf_counter()
-                    self._pv_event("timeout", NO_CONN, payload(wait_s=now - started), now, STOPS_WAITING)
+                    extra = payload(wait_s=now - started)
+                    self._pv_event("timeout", NO_CONN, extra, now, change=STOPS_WAITING)
                 else:
                     # It leaves without an event: the next one carries the full counts.
                     self._pv_resync = True
@@ -239,7 +227,7 @@ class PoolHooks:
                 extra = (now - started, 0.0, reused, "", "")
                 change += REUSED_OUT_WAITED - REUSED_OUT
                 self._pv_replan()
-        self._pv_event("checkout", info.serial, extra, now, change)
+        self._pv_event("checkout", info.serial, extra, now, change=change)
         if self.leak_threshold is not None:
             self._pv_watch(info)
 
@@ -275,7 +263,7 @@ class PoolHooks:
         elif get_ident() not in self._pv_waiters:
             self._pv_waiters[get_ident()] = now = perf_counter()
             self._pv_plain = False
-            self._pv_event("wait", NO_CONN, None, now, WAITS)
+            self._pv_event("wait", NO_CONN, None, now, change=WAITS)
 
     def _close(self, conn: Any, close_conn: bool = False) -> None:
         with self._pool_lock:
@@ -300,7 +288,7 @@ class PoolHooks:
                     return
                 if info.leaked:
                     self._pv_unleak(info, now, since)
-                self._pv_event("checkin", info.serial, since, now, BACK)
+                self._pv_event("checkin", info.serial, since, now, change=BACK)
             if self._pv_over_limit:
                 resize.trim(self)
         if self._pv_listening:
@@ -330,7 +318,8 @@ class PoolHooks:
                 self._pv_unleak(info, now, info.checked_out)
             change = CLOSED_IN_USE
             info.checked_out = None  # so a check-in that closed it records no checkin
-        self._pv_event("close", info.serial, payload(duration_s=now - info.opened, reason=reason), now, change)
+        extra = payload(duration_s=now - info.opened, reason=reason)
+        self._pv_event("close", info.serial, extra, now, change=change)
 
     def _pv_unleak(self, info: Tracked, now: float, since: float) -> None:
         info.leaked = False

@@ -13,8 +13,8 @@ from playhouse.pwasyncio import (
     AsyncSqliteDatabase,
 )
 
-from ... import checks
 from ...events import DEFAULT_CAPACITY
+from ..adoption import Adoptable, instrument_in_place
 from .hooks import _AsyncInstrumented
 
 
@@ -109,6 +109,12 @@ def _instrumented_class(cls: type) -> type:
     return type(f"Instrumented{cls.__name__}", (*hooks, _AsyncInstrumented, cls), {"__module__": cls.__module__})
 
 
+_ASYNC_DATABASE = Adoptable(
+    AsyncDatabaseMixin, "instrument_async() needs a playhouse.pwasyncio database (e.g. AsyncPostgresqlDatabase)",
+    _AsyncInstrumented, _instrumented_class, locked=False,
+)  # fmt: skip
+
+
 def instrument_async(db: Any, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None) -> Any:
     """Instrument an existing peewee asyncio database in place and return it.
 
@@ -117,20 +123,7 @@ def instrument_async(db: Any, *, event_capacity: int = DEFAULT_CAPACITY, leak_th
     ``leak_threshold`` turns on the leak watchdog, as for the threaded pools.
     Instrumenting twice is harmless.
     """
-    if not isinstance(db, AsyncDatabaseMixin):
-        raise TypeError(
-            "instrument_async() needs a playhouse.pwasyncio database (e.g. AsyncPostgresqlDatabase), "
-            f"got {type(db).__module__}.{type(db).__qualname__}"
-        )
-    if isinstance(db, _AsyncInstrumented):
-        return db
-    checks.count("event_capacity", event_capacity)
-    leak_threshold = checks.leak_threshold(leak_threshold)
-    db.__class__ = _instrumented_class(type(db))  # type: ignore[arg-type]
-    instrumented: Any = db
-    instrumented._pv_setup(event_capacity, leak_threshold)
-    instrumented._pv_adopt()
-    return db
+    return instrument_in_place(db, _ASYNC_DATABASE, event_capacity, leak_threshold)
 
 
 def is_async_instrumented(db: object) -> bool:

@@ -185,28 +185,13 @@ class _AsyncInstrumented(AsyncOperations):
             self._pv_sweep(self._pv_pool)
         self.events.flush()
 
-    def _pv_event(
-        self,
-        kind: str,
-        serial: int = NO_CONN,
-        extra: Any = None,
-        now: float | None = None,
-        thread: str | None = None,
-    ) -> None:
-        """Record an event stamped ``now`` (default: now), by ``thread`` (default: this task); ``extra`` as
-        :meth:`EventLog.write <poolviz.events.EventLog>` takes it. Hold the log's lock: the counts come from the driver.
-        """
+    def _pv_full_counts(self) -> tuple[int, int, int]:
+        # Every event carries the driver's counts at that moment.
         in_use, idle = self._pv_view.counts(self._pv_pool, len(self._pv_conns))
-        self.events.write(
-            perf_counter() if now is None else now,
-            kind,
-            serial,
-            thread if thread is not None else task_name(),
-            in_use,
-            idle,
-            len(self._pv_waiters),
-            extra,
-        )
+        return in_use, idle, len(self._pv_waiters)
+
+    def _pv_caller_name(self) -> str:
+        return task_name()
 
     def _pv_sweep(self, pool: Any, handed: Any = None, known: Known | None = None) -> None:
         # With the log's lock held: a driver connection not seen before is a

@@ -18,9 +18,10 @@ from ... import checks
 from ...events import EventLog
 from ...events.store import payload
 from .. import leaks
+from ..recording import EventRecorder
 
 
-class AsyncOperations:
+class AsyncOperations(EventRecorder):
     """``resize``, ``leaks`` and the leak watch, for :class:`~poolviz.pools.peewee_asyncio.hooks._AsyncInstrumented`."""
 
     events: EventLog
@@ -92,7 +93,7 @@ class AsyncOperations:
     def _pv_leak_event(self, kind: str, info: Any, now: float, reason: str, since: float) -> None:
         # leak and unleak name the holder. Hold the log's lock.
         extra = payload(duration_s=now - since, reason=reason, message=info.origin)
-        self._pv_event(kind, info.serial, extra, now, info.name)  # type: ignore[attr-defined]
+        self._pv_event(kind, info.serial, extra, now, info.name)
 
     def _pv_stop_watchdog(self) -> None:
         if self._pv_watchdog is not None:
