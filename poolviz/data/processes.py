@@ -3,9 +3,9 @@
 A merged trace (:meth:`poolviz.merge.MergedEventLog.to_frame`, or a saved one
 that kept its ``process`` column) has one row per event of every process; its
 ``conn`` numbers are unique across processes. :func:`by_process` splits it by
-``process`` and summarises each pool the way :func:`poolviz.analysis.summarize`
+``process`` and summarises each pool the way :func:`poolviz.data.analysis.summarize`
 summarises one. :func:`server_frame` reads the server's own counts
-(:class:`poolviz.server_view.ServerSampler` samples, or the ``server.csv`` it
+(:class:`poolviz.servers.view.ServerSampler` samples, or the ``server.csv`` it
 saves) into a frame on the same clock as the events.
 """
 
@@ -74,7 +74,7 @@ def by_process(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def server_frame(source: Any) -> pd.DataFrame:
-    """The server's samples as a frame with the columns of :data:`poolviz.server_view.SAMPLE_COLUMNS`.
+    """The server's samples as a frame with the columns of :data:`poolviz.servers.view.SAMPLE_COLUMNS`.
 
     ``source`` is a ``ServerSampler``, its list of sample dicts, or the path of
     the ``server.csv`` it saved. Counts are numbers; a count the server did not

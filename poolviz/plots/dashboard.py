@@ -52,7 +52,7 @@ def plot_dashboard(
     """Timeline, occupancy, waits and key numbers of a trace on one 2x2 figure.
 
     ``threads`` names the workers the numbers' per-worker line counts (see
-    :func:`poolviz.analysis.fairness`; default: every thread that asked).
+    :func:`poolviz.data.analysis.fairness`; default: every thread that asked).
 
     Pass the same ``fig`` again to redraw it in place (it is cleared first), as
     a live view does on each tick; ``window`` applies to the timeline and the

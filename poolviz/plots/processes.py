@@ -85,7 +85,7 @@ def plot_server_vs_pools(
     """The pools' open connections (in use + idle, summed over processes) as a step line, the server's count as dots.
 
     ``server`` is a ``ServerSampler``, its samples or its ``server.csv``
-    (see :func:`poolviz.process_frames.server_frame`); ``column`` the count
+    (see :func:`poolviz.data.processes.server_frame`); ``column`` the count
     drawn (``pgbouncer`` for the server connections pgbouncer holds).
     ``limit`` draws a dashed line (a role's or server's connection limit).
     """

@@ -19,7 +19,7 @@ def plot_waits(frame: pd.DataFrame, ax: Axes | None = None, now: float | None = 
     Finished requests (checkouts and timeouts) count with their wait, callers
     still waiting at ``now`` (default: the last event) with the age their wait
     has reached, so starving workers are in the curve and the percentiles
-    (:func:`poolviz.analysis.wait_stats`), not only in the prose. Requests that
+    (:func:`poolviz.data.analysis.wait_stats`), not only in the prose. Requests that
     did not wait sit at 0: the curve's height there is the share served at once.
     """
     ax = new_axes(ax)
@@ -56,7 +56,7 @@ def plot_waits(frame: pd.DataFrame, ax: Axes | None = None, now: float | None = 
 def plot_fairness(frame: pd.DataFrame, ax: Axes | None = None, threads: Any = None, now: float | None = None) -> Axes:
     """Checkouts per worker, busiest first, with each worker's longest wait on a twin axis.
 
-    ``threads`` names the workers to show (see :func:`poolviz.analysis.fairness`):
+    ``threads`` names the workers to show (see :func:`poolviz.data.analysis.fairness`):
     a worker that never got a connection shows as an empty bar. An even pool
     gives bars of one height; a pool that lets a releasing thread barge gives a
     few tall bars and long waits everywhere else. The title carries Jain's index

@@ -4,7 +4,9 @@
 (the server's own connection counts, sampled), ``pgbouncer`` (the server-side
 pooler), ``roles`` (dedicated roles and connection limits), ``faults``
 (connections killed on purpose) and ``forking`` (a pool inherited across
-``fork()``). The names of ``reachability`` are re-exported here, so
+``fork()``). The SQL each server speaks for these is in
+:mod:`poolviz.backends`, with the one way of telling which backend a
+database or URL is. The names of ``reachability`` are re-exported here, so
 ``from poolviz import servers; servers.choose("postgres")`` reads naturally.
 """
 

@@ -19,7 +19,7 @@ from ..credentials import mask_url
 
 DEFAULT_MYSQL_URL = "mysql+pool://root@127.0.0.1:3306/test"
 DEFAULT_PG_URL = "postgresql+pool://postgres@127.0.0.1:5432/test"
-#: pgbouncer (servers/pgbouncer/start.sh) in front of the local PostgreSQL: see poolviz.pgbouncer.
+#: pgbouncer (servers/pgbouncer/start.sh) in front of the local PostgreSQL: see poolviz.servers.pgbouncer.
 DEFAULT_PGBOUNCER_URL = "postgresql+pool://postgres@127.0.0.1:6432/test"
 
 
