@@ -7,7 +7,7 @@ pooler), ``roles`` (dedicated roles and connection limits), ``faults``
 ``fork()``). The SQL each server speaks for these is in
 :mod:`poolviz.backends`, with the one way of telling which backend a
 database or URL is. The names of ``reachability`` are re-exported here, so
-``from poolviz import servers; servers.choose("postgres")`` reads naturally.
+``from poolviz import servers; servers.choose("postgresql")`` reads naturally.
 """
 
 from __future__ import annotations
