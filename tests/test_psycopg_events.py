@@ -204,7 +204,7 @@ def test_bad_input_is_refused_clearly(dsn: str) -> None:
     with pytest.raises(ValueError, match="closed"):
         instrument_psycopg(pool)
     with pytest.raises(ValueError, match="leak_threshold"):
-        instrument_psycopg(ConnectionPool(dsn, open=False), leak_threshold=1.0)
+        instrument_psycopg(ConnectionPool(dsn, open=False), leak_threshold=-1)
 
 
 def test_a_refusal_and_a_timeout_leave_timeout_events(dsn: str, pools: list[Any]) -> None:

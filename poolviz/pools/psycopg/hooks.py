@@ -138,6 +138,8 @@ class Hooks(Recorder):
 
     def close(self, timeout: float = 5.0) -> None:
         self._pv_scoped(Scope("all"), self._pv_next_close, self, timeout)
+        if self._pv_watchdog is not None:
+            self._pv_watchdog.stop()
 
     def check(self) -> None:
         with self._lock:

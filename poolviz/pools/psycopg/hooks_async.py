@@ -29,6 +29,9 @@ class AsyncHooks(Recorder):
             task = None
         return task.get_name() if task is not None else thread_name()
 
+    def _pv_holder(self) -> Any:
+        return current_task()
+
     def _pv_key(self) -> int:
         try:
             return id(current_task())
@@ -141,6 +144,8 @@ class AsyncHooks(Recorder):
 
     async def close(self, timeout: float = 5.0) -> None:
         await self._pv_scoped(Scope("all"), self._pv_next_close, self, timeout)
+        if self._pv_watchdog is not None:
+            self._pv_watchdog.stop()
 
     async def check(self) -> None:
         lock = self._poolviz_events.lock

@@ -14,6 +14,7 @@ from ...credentials import mask_text, secrets_of
 from ...events import DEFAULT_CAPACITY, EventLog
 from .hooks import Hooks, NullHooks
 from .hooks_async import AsyncHooks, AsyncNullHooks
+from .leaks import watchdog_for
 from .recorder import HOOKED
 
 P = TypeVar("P")
@@ -72,18 +73,15 @@ def instrument_psycopg(pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_
     Takes the pool as built and possibly open: the connections it holds idle
     get serials without events, and one checked out now is tracked once it is
     returned. Instrumenting twice is harmless. The pool behaves as before
-    (see :mod:`poolviz.pools.psycopg`).
+    (see :mod:`poolviz.pools.psycopg`). With ``leak_threshold`` (seconds), a
+    connection held longer is reported by a ``leak`` event while still held
+    (the watchdog of :mod:`poolviz.pools.leaks`), and ``unleak`` when it comes back.
     """
     if not is_psycopg_pool(pool):
         raise TypeError(f"instrument_psycopg() needs {ACCEPTED}, got {type(pool).__module__}.{type(pool).__qualname__}")
     if is_instrumented(pool):
         return pool
-    checks.leak_threshold(leak_threshold)
-    if leak_threshold is not None:
-        raise ValueError(
-            f"leak_threshold={leak_threshold!r}: the leak watchdog is not available for psycopg_pool's pools yet; "
-            "pass leak_threshold=None"
-        )
+    leak_threshold = checks.leak_threshold(leak_threshold)
     event_capacity = checks.count("event_capacity", event_capacity)
     target: Any = pool
     if target._opened and target._closed:
@@ -106,7 +104,10 @@ def instrument_psycopg(pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_
         target._poolviz_events = log
         log.on_listening = target._pv_on_listening
         target._pv_adopt()
-        log.meta.update(describe(target))
+        target._pv_leak_threshold = leak_threshold
+        if leak_threshold is not None:
+            target._pv_watchdog = watchdog_for(target, asyncio_pool)
+        log.meta.update(describe(target), leak_threshold=leak_threshold)
     return pool
 
 

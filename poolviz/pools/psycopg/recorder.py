@@ -31,6 +31,8 @@ from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
 from ...credentials import mask_text
 from ...events import NO_CONN, EventLog
+from ..leaks import holder_name, note_holder
+from .leaks import origin as leak_origin
 
 UNKNOWN = TransactionStatus.UNKNOWN
 
@@ -49,10 +51,13 @@ class Tracked:
         "checked_out",
         "checkouts",
         "conn",
+        "held_by",
         "holder",
+        "leaked",
         "open_s",
         "opened",
         "opener",
+        "origin",
         "returned",
         "serial",
         "state",
@@ -69,8 +74,13 @@ class Tracked:
         self.checked_out: float | None = None
         #: perf_counter() of the putconn() that returns it.
         self.returned: float | None = None
-        self.holder = ""
+        #: The name of the thread or task that checked it out.
+        self.held_by = ""
         self.checkouts = 0
+        # With leak_threshold only (see poolviz.pools.leaks): the holding thread or task, where it asked.
+        self.holder: Any = None
+        self.origin = ""
+        self.leaked = False
 
 
 class Scope:
@@ -136,6 +146,9 @@ class Recorder:
     _pv_waiters: dict[int, float]
     # Whether the log has listeners (told by the log itself): delivery is skipped without.
     _pv_listening: bool = False
+    # leak_threshold, and the watchdog that looks for leaks while it is set (see .leaks).
+    _pv_leak_threshold: float | None = None
+    _pv_watchdog: Any = None
     # The pool class's own implementations of HOOKED (see instrumented_class).
     _pv_next_getconn: Any
     _pv_next_putconn: Any
@@ -193,6 +206,24 @@ class Recorder:
             message,
         )
 
+    def _pv_holder(self) -> Any:
+        """The thread (or, in the asyncio hooks, the task) checking a connection out."""
+        return threading.current_thread()
+
+    def _pv_watch(self, info: Tracked) -> None:
+        note_holder(info, self._pv_holder(), leak_origin())
+        self._pv_watchdog.ensure_running()
+
+    def _pv_unleak(self, info: Tracked) -> None:
+        info.leaked = False
+        self._pv_leak_event("unleak", info, perf_counter(), "", info.checked_out or 0.0)
+
+    def _pv_leak_event(self, kind: str, info: Tracked, now: float, reason: str, since: float) -> None:
+        """``leak`` or ``unleak`` of ``info``, named after its holder (what poolviz.pools.leaks calls)."""
+        self._pv_event(
+            kind, info.serial, holder_name(info.holder), 0.0, now - since, reason=reason, message=info.origin
+        )
+
     def _pv_on_listening(self, listening: bool) -> None:
         self._pv_listening = listening
 
@@ -243,6 +274,8 @@ class Recorder:
         state = IDLE if pool and pool[-1] is conn else HANDED
         checked_out = info.checked_out
         if checked_out is not None:
+            if info.leaked:
+                self._pv_unleak(info)
             info.checked_out = None
             info.state = state
             idle = len(pool)
@@ -250,7 +283,7 @@ class Recorder:
             self._pv_record(
                 "checkin",
                 info.serial,
-                info.holder,
+                info.held_by,
                 self._nconns - idle,
                 idle,
                 len(self._waiting),
@@ -290,7 +323,7 @@ class Recorder:
         info.state = OUT
         info.checked_out = now
         info.returned = None
-        info.holder = name
+        info.held_by = name
         checkouts = info.checkouts = info.checkouts + 1
         idle = len(self._pool)
         # The hot path: _pv_event inlined.
@@ -307,6 +340,8 @@ class Recorder:
             "",
             "",
         )
+        if self._pv_leak_threshold is not None:
+            self._pv_watch(info)
 
     def _pv_left(self, started: float, exc: BaseException) -> None:
         """``getconn()`` raised ``exc``: a timeout, a refusal, or a waiting caller leaving for another reason."""
@@ -383,7 +418,9 @@ class Recorder:
             if self._closed:
                 return  # opened as the pool closed, never in it: nothing a caller could see
             self._pv_announce(info)
-        thread = info.holder if info.checked_out is not None else self._pv_name()
+        if info.leaked:
+            self._pv_unleak(info)
+        thread = info.held_by if info.checked_out is not None else self._pv_name()
         self._pv_event("close", info.serial, thread, 0.0, perf_counter() - info.opened, reason=reason)
 
     def _pv_flush_scope(self, scope: Scope) -> None:

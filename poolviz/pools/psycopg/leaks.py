@@ -1,0 +1,81 @@
+"""``leak_threshold`` for psycopg_pool's pools: the watchdog of :mod:`poolviz.pools.leaks`, pointed at them.
+
+The watchdog's policy (how often to look, what a look records, when to stop)
+is the one peewee's pools use. It asks a pool for ``leak_threshold``,
+``_pv_conns``, ``_pv_leak_event`` and a lock (``_pool_lock`` on a thread, the
+log's lock and ``flush`` on the event loop); :class:`LeakView` answers for a
+psycopg_pool pool, so nothing is added to the pool's public face, and holds it
+weakly, so a pool dropped without ``close()`` does not live on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import threading
+import weakref
+from typing import Any
+
+import psycopg_pool
+
+from .. import leaks
+
+_SKIPPED_DIRS = (
+    os.path.dirname(os.path.abspath(str(psycopg_pool.__file__))) + os.sep,
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # poolviz/pools/
+    os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep,
+)
+_SKIPPED_FILES = {os.path.abspath(threading.__file__), os.path.abspath(contextlib.__file__)}
+
+
+def origin(limit: int = 3) -> str:
+    """Where the caller asked for the connection: the innermost ``limit`` frames outside psycopg_pool and poolviz."""
+    frame = sys._getframe(1)
+    parts: list[str] = []
+    while frame is not None and len(parts) < limit:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if filename not in _SKIPPED_FILES and not filename.startswith(_SKIPPED_DIRS):
+            parts.append(f"{os.path.basename(filename)}:{frame.f_lineno} in {frame.f_code.co_name}")
+        frame = frame.f_back  # type: ignore[assignment]
+    return " < ".join(parts)
+
+
+class LeakView:
+    """What the leak watchdog reads of one instrumented psycopg_pool pool."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = weakref.ref(pool)
+        self.events = pool._poolviz_events
+        # ThreadWatchdog looks holding this: the threaded pool's lock, which is also the log's.
+        self._pool_lock = self.events.lock
+
+    def _target(self) -> Any:
+        pool = self._pool()
+        if pool is None:
+            raise ReferenceError("the pool is gone")
+        return pool
+
+    @property
+    def leak_threshold(self) -> float | None:
+        pool = self._pool()
+        return None if pool is None else pool._pv_leak_threshold  # type: ignore[no-any-return]
+
+    @property
+    def _pv_conns(self) -> dict[int, Any]:
+        return self._target()._pv_conns  # type: ignore[no-any-return]
+
+    def _pv_leak_event(self, kind: str, info: Any, now: float, reason: str, since: float) -> None:
+        self._target()._pv_leak_event(kind, info, now, reason, since)
+
+
+def deliver(view: LeakView) -> None:
+    """After a look on the watchdog's thread (which holds no pool lock then): deliver what it recorded."""
+    view.events.flush()
+
+
+def watchdog_for(pool: Any, asyncio_pool: bool) -> leaks.Watchdog:
+    """The watchdog for ``pool``, run on a thread or on the event loop like the pool itself."""
+    view = pool._pv_leak_view = LeakView(pool)
+    return leaks.LoopWatchdog(view) if asyncio_pool else leaks.ThreadWatchdog(view, deliver)
