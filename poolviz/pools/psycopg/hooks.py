@@ -20,7 +20,7 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
-from .recorder import OUT, UNKNOWN, Recorder, Scope, current_scope, in_check
+from .recorder import OUT, Recorder, Scope, current_scope, in_check
 
 
 class Hooks(Recorder):
@@ -52,12 +52,7 @@ class Hooks(Recorder):
         return conn
 
     def putconn(self, conn: Any) -> None:
-        info = self._pv_conns.get(id(conn))
-        if info is not None and info.state == OUT and conn.pgconn.transaction_status != UNKNOWN:
-            # The usual return; only the holder touches its connection's record while it is out.
-            info.returned = perf_counter()
-        else:
-            self._pv_returning(conn)
+        self._pv_returning(conn)
         try:
             self._pv_next_putconn(self, conn)
         finally:

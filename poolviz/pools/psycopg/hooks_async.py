@@ -16,7 +16,7 @@ from asyncio import current_task
 from time import perf_counter
 from typing import Any
 
-from .recorder import OUT, UNKNOWN, Recorder, Scope, current_scope, in_check, thread_name
+from .recorder import OUT, Recorder, Scope, current_scope, in_check, thread_name
 
 
 class AsyncHooks(Recorder):
@@ -59,12 +59,7 @@ class AsyncHooks(Recorder):
         return conn
 
     async def putconn(self, conn: Any) -> None:
-        info = self._pv_conns.get(id(conn))
-        if info is not None and info.state == OUT and conn.pgconn.transaction_status != UNKNOWN:
-            # The usual return; only the holder touches its connection's record while it is out.
-            info.returned = perf_counter()
-        else:
-            self._pv_returning(conn)
+        self._pv_returning(conn)
         try:
             await self._pv_next_putconn(self, conn)
         finally:

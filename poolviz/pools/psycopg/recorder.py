@@ -360,10 +360,7 @@ class Recorder:
         self._pv_event("timeout", NO_CONN, self._pv_name(), perf_counter() - since, reason=reason)
 
     def _pv_returning(self, conn: Any) -> None:
-        """``putconn(conn)`` of a connection not plainly checked out and alive (the hooks handle that case inline).
-
-        Call it without the lock: it takes it when it records.
-        """
+        """``putconn(conn)``: note when the holder let go. Call it without the lock: it takes it when it records."""
         info = self._pv_conns.get(id(conn))
         if info is not None and info.state == OUT:
             # Only the holder touches its connection's record while it is out.
