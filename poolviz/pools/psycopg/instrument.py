@@ -1,4 +1,4 @@
-"""Instrumenting a psycopg_pool pool in place: its class swapped for a cached subclass with the hooks first."""
+"""Instrumenting a psycopg_pool pool in place: its class swapped for a cached subclass carrying the hooks."""
 
 from __future__ import annotations
 
@@ -49,9 +49,10 @@ def instrumented_class(cls: type, checks_connections: bool = True) -> type:
     It keeps the class's name, qualified name and module, so ``repr(pool)`` and
     psycopg_pool's own messages read as before. Its only base is ``cls``: the
     hooks' methods are copied in, not inherited, because CPython lets an object
-    change class only to one of the same layout, and a mixin base changes it
-    whenever ``cls`` starts from ``Generic`` (``ConnectionPool`` does, the null
-    pools do not). So the hooks call psycopg_pool's methods as ``_pv_next_<name>``.
+    change class only to one of the same layout, and no one mixin base keeps
+    it for every pool (a plain one breaks it for ``ConnectionPool``, whose first
+    base is ``Generic``; a ``Generic`` one for the null pools). So the hooks
+    call psycopg_pool's methods as ``_pv_next_<name>``.
     ``checks_connections=False`` (a pool without a ``check`` callback) leaves
     ``_check_connection`` alone: it does nothing then, and getconn() skips one call.
     """
