@@ -109,26 +109,34 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def closing_factory(build: Callable[..., Any], close: Callable[[Any], Any]) -> Iterator[Callable[..., Any]]:
+    """Yield a factory that calls ``build``; everything it made is closed with ``close`` afterwards."""
+    made: list[Any] = []
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        thing = build(*args, **kwargs)
+        made.append(thing)
+        return thing
+
+    yield make
+    for thing in made:
+        close(thing)
+
+
 @pytest.fixture
 def make_pool(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable[..., Any]]:
     """A factory for instrumented pools on the current backend; every pool is closed afterwards."""
-    pools: list[Any] = []
 
-    def make(**kwargs: Any) -> Any:
+    def build(**kwargs: Any) -> Any:
         if backend == "sqlite":
-            db = poolviz.connect(f"sqlite+pool:///{tmp_path / 'pool.db'}", **kwargs)
-        elif backend == "mysql":
-            db = poolviz.connect(request.getfixturevalue("mysql_url"), **kwargs)
-        elif backend == "psycopg3":
-            db = poolviz.connect(request.getfixturevalue("pg_url"), prefer_psycopg3=True, **kwargs)
-        else:
-            db = poolviz.connect(request.getfixturevalue("pg_url"), **kwargs)
-        pools.append(db)
-        return db
+            return poolviz.connect(f"sqlite+pool:///{tmp_path / 'pool.db'}", **kwargs)
+        if backend == "mysql":
+            return poolviz.connect(request.getfixturevalue("mysql_url"), **kwargs)
+        if backend == "psycopg3":
+            return poolviz.connect(request.getfixturevalue("pg_url"), prefer_psycopg3=True, **kwargs)
+        return poolviz.connect(request.getfixturevalue("pg_url"), **kwargs)
 
-    yield make
-    for db in pools:
-        db.close_all()
+    yield from closing_factory(build, lambda db: db.close_all())
 
 
 @pytest.fixture
@@ -149,17 +157,11 @@ def make_dashboard() -> Iterator[Callable[..., Any]]:
     pytest.importorskip("ipywidgets")
     from poolviz.widgets import PoolDashboard
 
-    made: list[Any] = []
-
-    def make(*args: Any, **kwargs: Any) -> Any:
+    def build(*args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("check_servers", False)
-        dash = PoolDashboard(*args, **kwargs)
-        made.append(dash)
-        return dash
+        return PoolDashboard(*args, **kwargs)
 
-    yield make
-    for dash in made:
-        dash.close()
+    yield from closing_factory(build, lambda dash: dash.close())
 
 
 @pytest.fixture
