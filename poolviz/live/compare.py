@@ -1,4 +1,9 @@
-"""The same workload under two or more pool configurations, each drawn live in its own view, on one time axis."""
+"""The same workload under two or more pool configurations, each drawn live in its own view, on one time axis.
+
+The configurations may be of different pool libraries (peewee, SQLAlchemy,
+psycopg_pool): :mod:`.compare_configs` checks them, places them on a database
+and builds their pools.
+"""
 
 from __future__ import annotations
 
@@ -16,32 +21,45 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from .. import checks
-from ..urls import connect
-from ..workload import WORKLOAD_FIELDS, WorkloadResult, WorkloadSpec
-from .shared import JOIN_TIMEOUT_S, classed, closed_loop_workers, frame_stats, message_html, stats_html, url_problem
+from ..workload import WorkloadResult, WorkloadSpec
+from .compare_configs import (
+    LIBRARY_TITLES,
+    POOL_DEFAULTS,
+    POOL_KEYS,
+    build_pool,
+    check_compare,
+    close_pool,
+    describe,
+    events_of,
+    place,
+)
+from .shared import JOIN_TIMEOUT_S, classed, closed_loop_workers, frame_stats, message_html, stats_html
 from .view import LiveView, Shipper
 
 logger = logging.getLogger("poolviz.live")
 
-POOL_KEYS = ("max_connections", "timeout", "stale_timeout")
-POOL_DEFAULTS: dict[str, Any] = {"max_connections": 4, "timeout": 10.0, "stale_timeout": None}
+__all__ = ["POOL_DEFAULTS", "POOL_KEYS", "Compare", "check_compare"]
 
 
 class Compare:
     """The same workload run under two or more pool configurations at the same time, shown side by side.
 
-    ``configs`` are pool settings (``max_connections``, ``timeout``,
-    ``stale_timeout``, and an optional ``label``). The workload is a
-    :class:`~poolviz.workload.WorkloadSpec`: pass one as ``workload`` or its
-    fields as keywords (``workers``, ``requests``, ``hold_ms``…), beside
-    pool settings shared by every config. Each config gets a fresh pool on
-    ``url`` (default: a SQLite file of its own in a temp dir) and its own live
-    view, drawn in the browser while it runs. The configs run concurrently,
-    each in its own thread, so they are watched side by side on one clock
-    (on a server they share it, as the processes of one application would);
-    once all have run, every view shows the same time axis. :attr:`table`
-    holds one row per config.
+    ``configs`` are dicts of pool settings, each for one pool library:
+    ``{"max_connections": 4}`` (peewee, the default),
+    ``{"library": "sqlalchemy", "pool_size": 4, "max_overflow": 0}`` or
+    ``{"library": "psycopg", "max_size": 4}``, with that library's settings
+    (:mod:`.compare_configs`) and an optional ``label``; all are checked before
+    anything connects. The workload is a :class:`~poolviz.workload.WorkloadSpec`:
+    pass one as ``workload`` or its fields as keywords (``workers``,
+    ``requests``, ``hold_ms``…), beside pool settings shared by every config
+    whose library takes them. Each config gets a fresh pool on ``url``
+    (default: a SQLite file of its own in a temp dir; SQLite too when the
+    server does not answer, and psycopg_pool, PostgreSQL only, is then skipped
+    with a note) and its own live view, titled with its library and settings.
+    The configs run concurrently, each in its own thread, so they are watched
+    side by side on one clock (on a server they share it, as the processes of
+    one application would); once all have run, every view shows the same time
+    axis. :attr:`table` holds one row per config.
     """
 
     def __init__(
@@ -55,7 +73,6 @@ class Compare:
         **settings: Any,
     ) -> None:
         self._lock = threading.Lock()
-        self._url = url
         self._tempdir: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -68,14 +85,17 @@ class Compare:
         )
         self.table_html = classed(widgets.HTML(), "poolviz-compare-table")
         self.problem = ""
+        #: Where the configs run (None: a SQLite file each), why any is skipped, and a note saying so.
+        self.url: str | None = None
+        self.skipped: list[str] = []
+        self.note = ""
         try:
             self.configs, self.workload = check_compare(url, configs, workload, settings)
+            self.url, self.skipped, self.note = place(url, self.configs)
         except (ValueError, TypeError) as exc:
             self.problem = str(exc)
             self.configs, self.workload = [], WorkloadSpec()
-        self.titles = [
-            classed(widgets.HTML(f"<b>{html.escape(c['label'])}</b>"), "poolviz-compare-title") for c in self.configs
-        ]
+        self.titles = [classed(widgets.HTML(_title_html(c)), "poolviz-compare-title") for c in self.configs]
         total = self.workload.workers * (self.workload.requests or 0)
         self.progress = [
             classed(widgets.IntProgress(value=0, min=0, max=max(1, total)), "poolviz-compare-progress")
@@ -86,7 +106,7 @@ class Compare:
                 LiveView(
                     max_fps=max_fps,
                     window_s=window_s,
-                    max_connections=c["max_connections"],
+                    max_connections=c["limit"],
                     height=420,
                     workers=closed_loop_workers(self.workload.workers),
                 ),
@@ -98,33 +118,38 @@ class Compare:
         for i, view in enumerate(self.views):
             view.on_hello = self._resender(i)
         self.stats = [classed(widgets.HTML(), "poolviz-stats") for _ in self.configs]
-        width = f"{100 / max(1, len(self.configs)):.0f}%"
-        columns = [
-            widgets.VBox(list(parts), layout=widgets.Layout(width=width))
-            for parts in zip(self.titles, self.progress, self.views, self.stats, strict=True)
-        ]
-        w = self.workload
-        about = widgets.HTML(
-            f"Same workload for each: {w.workers} workers × {w.requests} requests, "
-            f"hold {w.hold_ms:g} ms, think {w.think_ms:g} ms ({html.escape(w.distribution)})."
-        )
-        self.widget = classed(
-            widgets.VBox(
-                [
-                    about,
-                    widgets.HBox([self.run_button, self.stop_button]),
-                    self.message,
-                    widgets.HBox(columns),
-                    self.table_html,
-                ]
-            ),
-            "poolviz-compare",
-        )
+        self.widget = classed(widgets.VBox(self._layout()), "poolviz-compare")
         self.run_button.on_click(lambda _b: self._guarded(self.run))
         self.stop_button.on_click(lambda _b: self._guarded(self.stop))
         if self.problem:
             self.run_button.disabled = True
             self._say(self.problem, "error")
+        elif self.note:
+            self._say(self.note)
+
+    def _layout(self) -> list[Any]:
+        """The widget's rows: what runs, the buttons, the message, a column per config, the table."""
+        width = f"{100 / max(1, len(self.configs)):.0f}%"
+        columns = []
+        for i in range(len(self.configs)):
+            if self.skipped[i]:
+                # A skipped config keeps its column, with the reason where its view would be.
+                parts = [self.titles[i], widgets.HTML(message_html(self.skipped[i], "info"))]
+            else:
+                parts = [self.titles[i], self.progress[i], self.views[i], self.stats[i]]
+            columns.append(widgets.VBox(parts, layout=widgets.Layout(width=width)))
+        w = self.workload
+        about = widgets.HTML(
+            f"Same workload for each: {w.workers} workers × {w.requests} requests, "
+            f"hold {w.hold_ms:g} ms, think {w.think_ms:g} ms ({html.escape(w.distribution)})."
+        )
+        return [
+            about,
+            widgets.HBox([self.run_button, self.stop_button]),
+            self.message,
+            widgets.HBox(columns),
+            self.table_html,
+        ]
 
     def _guarded(self, fn: Callable[[], Any]) -> None:
         try:
@@ -141,7 +166,7 @@ class Compare:
             log = self._logs[i]
             if log is not None and self.results and self.results[i] is not None:
                 view = self.views[i]
-                view.reset(self.configs[i]["max_connections"])
+                view.reset(self.configs[i]["limit"])
                 view.send_events(log.since(0))
                 view.end(log.last.t if log.last is not None else 0.0)
 
@@ -186,27 +211,22 @@ class Compare:
         try:
             for view in self.views:
                 view.span = []
-            # Every pool is made before any runs, so their clocks start together and the
-            # views' times line up; each config then runs in its own thread, side by side.
-            pools = []
-            for i, config in enumerate(self.configs):
-                settings = {key: config[key] for key in POOL_KEYS}
-                pools.append((connect(self._url or self._sqlite_url(i), **settings), settings))
-            self._say(f"Running {len(self.configs)} configurations side by side…")
+            pools = self._build_pools()
+            if pools is None:
+                return
+            runs = len(pools)
+            self._say(f"Running {runs} configurations side by side…")
             threads = [
                 threading.Thread(
-                    target=self._run_one,
-                    args=(i, db, settings, ends, failures),
-                    name=f"poolviz-compare-{i}",
-                    daemon=True,
+                    target=self._run_one, args=(i, pool, ends, failures), name=f"poolviz-compare-{i}", daemon=True
                 )
-                for i, (db, settings) in enumerate(pools)
+                for i, pool in pools.items()
             ]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
-            rows = [self._row(i, result) for i, result in enumerate(self.results) if result is not None]
+            rows = [self._row(i) for i in range(len(self.configs)) if self.results[i] is not None or self.skipped[i]]
             if rows:
                 self.table = pd.DataFrame(rows).set_index("config")
                 self.table_html.value = self.table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="–")
@@ -214,13 +234,7 @@ class Compare:
             axis = [0.0, max(ends, default=0.0) or 1.0]
             for view in self.views:
                 view.span = axis
-            failed = [(self.configs[i]["label"], exc) for i, exc in enumerate(failures) if exc is not None]
-            if failed:
-                label, exc = failed[0]
-                self._say(f"The comparison failed for {label}: {type(exc).__name__}: {exc}", "error")
-            else:
-                done = "Stopped" if self._stop.is_set() else "Done"
-                self._say(f"{done}: {len(rows)} of {len(self.configs)} configurations ran side by side.", "ok")
+            self._report(runs, failures)
         except Exception as exc:
             logger.exception("poolviz compare failed")
             self._say(f"The comparison failed: {type(exc).__name__}: {exc}", "error")
@@ -228,49 +242,93 @@ class Compare:
             self.run_button.disabled = False
             self.stop_button.disabled = True
 
-    def _run_one(
-        self,
-        i: int,
-        db: Any,
-        settings: dict[str, Any],
-        ends: list[float],
-        failures: list[BaseException | None],
-    ) -> None:
+    def _build_pools(self) -> dict[int, Any] | None:
+        """A fresh pool per config that runs, or None (with the reason shown) when one cannot be built.
+
+        Every pool is made before any runs, so their clocks start together and
+        the views' times line up; each config then runs in its own thread.
+        """
+        pools: dict[int, Any] = {}
+        for i, config in enumerate(self.configs):
+            if self.skipped[i]:
+                continue
+            try:
+                pools[i] = build_pool(config, self.url or self._sqlite_url(i))
+            except Exception as exc:
+                logger.exception("poolviz compare: building %s failed", config["label"])
+                for pool in pools.values():
+                    close_pool(pool)
+                self._say(f"Could not build the pool for {config['label']}: {type(exc).__name__}: {exc}", "error")
+                return None
+        return pools
+
+    def _report(self, runs: int, failures: Sequence[BaseException | None]) -> None:
+        failed = [(self.configs[i]["label"], exc) for i, exc in enumerate(failures) if exc is not None]
+        if failed:
+            label, exc = failed[0]
+            self._say(f"The comparison failed for {label}: {type(exc).__name__}: {exc}", "error")
+            return
+        done = "Stopped" if self._stop.is_set() else "Done"
+        ran = sum(result is not None for result in self.results)
+        text = f"{done}: {ran} of {len(self.configs)} configurations ran side by side."
+        skipped = [c["label"] for c, why in zip(self.configs, self.skipped, strict=True) if why]
+        if skipped:
+            text += f" Skipped: {', '.join(skipped)} ({self.note})"
+        self._say(text, "ok")
+
+    def _run_one(self, i: int, pool: Any, ends: list[float], failures: list[BaseException | None]) -> None:
         """One config's run, in its own thread: ship its events to its view, then fill in its numbers."""
         view = self.views[i]
-        view.reset(settings["max_connections"])
-        self._logs[i] = db.events
-        shipper = Shipper(db.events, view.send_batch).start()
+        view.reset(self.configs[i]["limit"])
+        log = self._logs[i] = events_of(pool)
+        shipper = Shipper(log, view.send_batch).start()
         try:
-            result = self.workload.run(db, stop=self._stop, progress=self._progress(self.progress[i]))
+            result = self.workload.run(pool, stop=self._stop, progress=self._progress(self.progress[i]))
         except Exception as exc:
             logger.exception("poolviz compare: %s failed", self.configs[i]["label"])
             failures[i] = exc
             return
         finally:
             shipper.stop()
-            db.close_all()
-        last = db.events.last
+            close_pool(pool)
+        last = log.last
         ends[i] = last.t if last is not None else 0.0
         view.end(ends[i])
         self.results[i] = result
-        self.stats[i].value = stats_html(frame_stats(result.events))
+        self.stats[i].value = stats_html(frame_stats(result.events, workers=self._workers()))
         self.progress[i].value = result.requests
 
-    def _row(self, i: int, result: WorkloadResult) -> dict[str, Any]:
+    def _workers(self) -> list[str]:
+        return closed_loop_workers(self.workload.workers)
+
+    def _row(self, i: int) -> dict[str, Any]:
         config = self.configs[i]
-        stats = frame_stats(result.events)
-        return {
+        row: dict[str, Any] = {
             "config": config["label"],
-            **{key: config[key] for key in POOL_KEYS},
+            "library": config["library"],
+            "max_connections": config["limit"],
+            "settings": describe(config),
+        }
+        result = self.results[i]
+        if result is None:
+            return {**row, "note": self.skipped[i]}
+        stats = frame_stats(result.events, workers=self._workers())
+        return {
+            **row,
             "requests": result.requests,
             "failed": result.requests_failed,
             "elapsed_s": result.elapsed_s,
             "throughput_rps": result.throughput_rps,
             "wait_p50_s": stats["wait_p50_s"],
             "wait_p95_s": stats["wait_p95_s"],
+            "wait_max_s": stats["wait_max_s"],
             "timeouts": stats["timeouts"],
             "connections_opened": stats["connections_opened"],
+            "checkouts_min": stats["checkouts_min"],
+            "checkouts_max": stats["checkouts_max"],
+            "starved": stats["starved"],
+            "longest_wait_s": stats["longest_wait_s"],
+            "note": "",
         }
 
     def _progress(self, bar: Any) -> Callable[[int, int | None], None]:
@@ -311,42 +369,7 @@ class Compare:
         display(self.widget)
 
 
-def check_compare(
-    url: str | None, configs: Any, workload: WorkloadSpec | None, settings: Mapping[str, Any]
-) -> tuple[list[dict[str, Any]], WorkloadSpec]:
-    """Compare's arguments checked: the configs with their pool settings filled in, and the workload."""
-    if url is not None:
-        problem = url_problem(url)
-        if problem:
-            raise ValueError(f"url: {problem}")
-    known = {*WORKLOAD_FIELDS, *POOL_KEYS}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
-    fields = {k: v for k, v in settings.items() if k in WORKLOAD_FIELDS}
-    if workload is not None and not isinstance(workload, WorkloadSpec):
-        raise TypeError(f"workload must be a WorkloadSpec, got {workload!r}")
-    spec = (workload or WorkloadSpec()).replace(**fields)
-    shared = {**POOL_DEFAULTS, **{k: v for k, v in settings.items() if k in POOL_KEYS}}
-    if isinstance(configs, (str, Mapping)) or not isinstance(configs, Sequence) or len(configs) < 1:
-        raise ValueError(f"configs must be a list of dicts of pool settings, got {configs!r}")
-    checked = []
-    for i, config in enumerate(configs):
-        if not isinstance(config, Mapping):
-            raise ValueError(f"configs[{i}] must be a dict like {{'max_connections': 4}}, got {config!r}")
-        extra = sorted(set(config) - {*POOL_KEYS, "label"})
-        if extra:
-            raise ValueError(f"configs[{i}] has unknown key(s) {', '.join(extra)}; use {', '.join(POOL_KEYS)}, label")
-        merged = {key: config.get(key, shared[key]) for key in POOL_KEYS}
-        try:
-            # Each view draws its pool's limit, so "no limit" (None) is not offered here.
-            limit = checks.count("max_connections", merged["max_connections"])
-            _limit, stale, timeout = checks.pool_args(limit, merged["stale_timeout"], merged["timeout"])
-            merged = {"max_connections": limit, "timeout": timeout, "stale_timeout": stale}
-        except ValueError as exc:
-            raise ValueError(f"configs[{i}]: {exc}") from None
-        label = (
-            config.get("label") or ", ".join(f"{k}={config[k]}" for k in POOL_KEYS if k in config) or f"config {i + 1}"
-        )
-        checked.append({**merged, "label": str(label)})
-    return checked, spec
+def _title_html(config: Mapping[str, Any]) -> str:
+    """A view's title: the config's label, then its library's pool and the settings it chose."""
+    about = f"{LIBRARY_TITLES[config['library']]} · {describe(config)}"
+    return f'<b>{html.escape(config["label"])}</b><br><span style="font-size:12px">{html.escape(about)}</span>'
