@@ -439,3 +439,14 @@ def test_a_failed_check_callback_drops_a_dead_connection_as_broken(dsn: str, poo
         ("checkin", ""),
     ]
     assert sequence_problems(rows) == []
+
+
+def test_poolviz_instrument_and_events_of_take_psycopg_pools(dsn: str, pools: list[Any]) -> None:
+    """poolviz.instrument() hands a psycopg_pool pool to instrument_psycopg; events_of() finds its log."""
+    import poolviz
+
+    pool = ConnectionPool(dsn, min_size=1, open=False)
+    pools.append(pool)
+    assert poolviz.instrument(pool, leak_threshold=30) is pool
+    assert poolviz.events_of(pool) is pool._poolviz_events
+    assert pool._poolviz_events.meta["leak_threshold"] == 30
