@@ -450,3 +450,18 @@ def test_poolviz_instrument_and_events_of_take_psycopg_pools(dsn: str, pools: li
     assert poolviz.instrument(pool, leak_threshold=30) is pool
     assert poolviz.events_of(pool) is pool._poolviz_events
     assert pool._poolviz_events.meta["leak_threshold"] == 30
+
+
+def test_a_background_connect_failure_is_an_error_on_the_worker(pools: list[Any]) -> None:
+    """The min_size fill failing: an error event on the worker's thread, password masked; no connect."""
+    port = free_port()
+    pool = ConnectionPool(
+        f"host=127.0.0.1 port={port} user=postgres password=s3cr3t-pw", min_size=1, open=False, name="bad"
+    )
+    pools.append(pool)
+    instrument_psycopg(pool)
+    pool.open()
+    error = wait_until(lambda: [e for e in events(pool) if e.kind == "error"], what="the error event")[0]
+    assert error.thread.startswith("bad-worker-") and error.reason == "OperationalError"
+    assert str(port) in error.message and "s3cr3t-pw" not in error.message
+    assert "connect" not in [e.kind for e in events(pool)]
