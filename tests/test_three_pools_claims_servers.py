@@ -1,0 +1,291 @@
+"""What notebook 13 ("three pools, one workload") says about each pool library, pinned on PostgreSQL.
+
+peewee's pool and SQLAlchemy's ``QueuePool`` let a returning thread barge
+ahead of the threads already waiting; psycopg_pool's ``ConnectionPool`` keeps
+its waiters in a first-come-first-served queue. SQLAlchemy hands out idle
+connections FIFO (rotating) or, with ``pool_use_lifo``, LIFO (the most
+recently returned), and closes an overflow connection on its return.
+psycopg_pool opens ``min_size`` connections in the background on its worker
+threads, gives each connection a lifetime a little under ``max_lifetime``
+(jitter), and ``check()`` replaces what is expired or broken, in the
+background again. The races end after a number of requests (counted by the
+workload's progress callback), never after a sleep, with wide margins.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from time import monotonic
+from typing import Any
+
+import pytest
+
+import poolviz
+from poolviz.data import analysis
+from poolviz.pools import factory
+from poolviz.testing import wait_until
+from poolviz.workload import run_closed_loop
+
+WORKERS = 6
+POOL = 2
+REQUESTS = 300  # each race stops once this many requests are done
+NAMES = [f"worker-{i}" for i in range(WORKERS)]
+FAIR_SHARE = REQUESTS / WORKERS
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def race(library: str, url: str, think: Any = 0.0, **settings: Any) -> Any:
+    """WORKERS threads on a pool of POOL, 5 ms holds, stopped after REQUESTS requests; the run's events."""
+    pool = factory.build(library, url, **settings)
+    stop = threading.Event()
+
+    def progress(done: int, _total: int | None) -> None:
+        if done >= REQUESTS:
+            stop.set()
+
+    try:
+        result = run_closed_loop(
+            pool, WORKERS, 100_000, hold="fixed:0.005", think=think, seed=3, stop=stop, progress=progress
+        )
+    finally:
+        close(pool)
+    assert not result.requests_failed, result.summary()["errors"]
+    return result.events
+
+
+def close(pool: Any) -> None:
+    if hasattr(pool, "close_all"):
+        pool.close_all()
+    elif hasattr(pool, "dispose"):
+        pool.dispose()
+    else:
+        pool.close()
+
+
+@pytest.fixture
+def engine_of(pg_url: str) -> Iterator[Any]:
+    """Builds instrumented SQLAlchemy engines on PostgreSQL; disposes of them afterwards."""
+    built: list[Any] = []
+
+    def make(**settings: Any) -> Any:
+        built.append(factory.build("sqlalchemy", pg_url, **settings))
+        return built[-1]
+
+    yield make
+    for engine in built:
+        engine.dispose()
+
+
+@pytest.fixture
+def psycopg_pool_of(pg_url: str) -> Iterator[Any]:
+    """Builds instrumented psycopg_pool ConnectionPools on PostgreSQL; closes them afterwards."""
+    built: list[Any] = []
+
+    def make(**settings: Any) -> Any:
+        built.append(factory.build("psycopg", pg_url, **settings))
+        return built[-1]
+
+    yield make
+    for pool in built:
+        pool.close()
+
+
+def checkouts(log: Any, since: int = 0) -> list[Any]:
+    return [e for e in log.since(since) if e.kind == "checkout"]
+
+
+# -- fairness: who gets a connection when six workers want two ---------------------------------
+
+
+def test_psycopg_pool_serves_every_worker_in_turn_with_no_think_time(pg_url: str, no_new_threads: None) -> None:
+    """Think 0: psycopg_pool's queue gives each of six workers its sixth of the checkouts, give or take a few."""
+    frame = race("psycopg", pg_url, max_size=POOL)
+    stats = analysis.fairness_stats(frame, threads=NAMES)
+    assert stats["starved"] == 0
+    assert stats["checkouts_max"] - stats["checkouts_min"] <= 0.1 * FAIR_SHARE
+    assert stats["jain_index"] > 0.99
+
+
+def test_sqlalchemy_queuepool_lets_two_workers_take_nearly_everything_with_no_think_time(
+    pg_url: str, no_new_threads: None
+) -> None:
+    """Think 0: the two busiest of six workers make at least 80% of QueuePool's checkouts (a fair pool: 33%)."""
+    frame = race("sqlalchemy", pg_url, pool_size=POOL, max_overflow=0)
+    table = analysis.fairness(frame, threads=NAMES)
+    total = table["checkouts"].sum()
+    assert table["checkouts"].nlargest(POOL).sum() >= 0.8 * total
+    assert analysis.fairness_stats(frame, threads=NAMES)["checkouts_min"] <= 0.1 * FAIR_SHARE
+
+
+def test_peewee_serves_workers_far_less_evenly_than_psycopg_pool_with_no_think_time(
+    pg_url: str, no_new_threads: None
+) -> None:
+    """Think 0 on PostgreSQL: peewee's busiest worker gets at least 30% of a fair share more than its least served."""
+    frame = race("peewee", pg_url, max_connections=POOL)
+    stats = analysis.fairness_stats(frame, threads=NAMES)
+    assert stats["checkouts_max"] - stats["checkouts_min"] >= 0.3 * FAIR_SHARE
+
+
+def test_with_a_little_think_time_sqlalchemy_serves_every_worker(pg_url: str, no_new_threads: None) -> None:
+    """Think 2 ms: the returning thread is asleep when the woken waiter takes the connection: all are served."""
+    frame = race("sqlalchemy", pg_url, think="fixed:0.002", pool_size=POOL, max_overflow=0)
+    stats = analysis.fairness_stats(frame, threads=NAMES)
+    assert stats["starved"] == 0 and stats["checkouts_min"] >= 0.5 * FAIR_SHARE
+
+
+def test_psycopg_pool_queues_a_returning_caller_behind_the_waiters(psycopg_pool_of: Any) -> None:
+    """Pool of 1, three callers queued in turn: the holder returns and asks again at once, and is served last."""
+    pool = psycopg_pool_of(max_size=1)
+    log = poolviz.events_of(pool)
+    conn = pool.getconn()
+    start = log.last.seq + 1
+    waiters = []
+    for name in ("first", "second", "third"):
+        thread = threading.Thread(target=_take_and_return, args=(pool,), name=name)
+        thread.start()
+        wait_until(
+            lambda name=name: any(e.kind == "wait" and e.thread == name for e in log.since(start)),
+            what=f"{name} waiting",
+        )
+        waiters.append(thread)
+    pool.putconn(conn)
+    again = pool.getconn()  # asks at once, after the three
+    pool.putconn(again)
+    for thread in waiters:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert [e.thread for e in checkouts(log, start)] == ["first", "second", "third", "MainThread"]
+
+
+def _take_and_return(pool: Any) -> None:
+    with pool.connection():
+        pass
+
+
+def test_sqlalchemy_queuepool_lets_a_returning_caller_barge_ahead_of_a_waiter(engine_of: Any) -> None:
+    """Pool of 1, a caller waiting: the holder's return wakes it, yet the holder's next checkout usually wins."""
+    engine = engine_of(pool_size=1, max_overflow=0)
+    log = poolviz.events_of(engine)
+    rounds, retaken = 10, 0
+    conn = engine.raw_connection()
+    try:
+        for _ in range(rounds):
+            got = threading.Event()
+
+            def waiter(got: threading.Event = got) -> None:
+                engine.raw_connection().close()
+                got.set()
+
+            start = log.last.seq + 1
+            thread = threading.Thread(target=waiter, name="waiter")
+            thread.start()
+            wait_until(
+                lambda start=start: any(e.kind == "wait" and e.thread == "waiter" for e in log.since(start)),
+                every=0.001,
+                what="the waiter waiting",
+            )
+            conn.close()  # back to the pool: QueuePool notifies the waiting thread ...
+            conn = engine.raw_connection()  # ... and this thread asks again straight away
+            retaken += not got.is_set()
+            conn.close()  # let the waiter have it this time
+            thread.join(10)
+            assert got.is_set() and not thread.is_alive()
+            conn = engine.raw_connection()
+    finally:
+        conn.close()
+    assert retaken >= rounds - 2
+
+
+# -- SQLAlchemy: FIFO or LIFO, and overflow --------------------------------------------------------
+
+
+@pytest.mark.parametrize(("use_lifo", "expected"), [(False, [1, 2, 3, 1, 2, 3]), (True, [3, 3, 3, 3, 3, 3])])
+def test_sqlalchemy_fifo_rotates_idle_connections_and_lifo_reuses_the_last_returned(
+    engine_of: Any, use_lifo: bool, expected: list[int]
+) -> None:
+    """Three idle connections returned 1, 2, 3; one caller at a time: FIFO hands out 1, 2, 3, 1...; LIFO 3, 3, 3..."""
+    engine = engine_of(pool_size=3, max_overflow=0, use_lifo=use_lifo)
+    log = poolviz.events_of(engine)
+    held = [engine.raw_connection() for _ in range(3)]
+    for conn in held:
+        conn.close()
+    start = log.last.seq + 1
+    for _ in range(6):
+        engine.raw_connection().close()
+    assert [e.conn for e in checkouts(log, start)] == expected
+    assert sum(e.kind == "connect" for e in log.since(0)) == 3
+
+
+def test_sqlalchemy_overflow_connections_close_on_return(engine_of: Any) -> None:
+    """pool_size 2, max_overflow 2: four held at once open four; returned, the two beyond pool_size close (overflow)."""
+    engine = engine_of(pool_size=2, max_overflow=2)
+    log = poolviz.events_of(engine)
+    held = [engine.raw_connection() for _ in range(4)]
+    assert engine.pool.overflow() == 2
+    assert sum(e.kind == "connect" for e in log.since(0)) == 4
+    for conn in held:
+        conn.close()
+    closes = [e for e in log.since(0) if e.kind == "close"]
+    assert [e.reason for e in closes] == ["overflow", "overflow"]
+    assert (log.last.in_use, log.last.idle) == (0, 2) == (engine.pool.checkedout(), engine.pool.checkedin())
+
+
+# -- psycopg_pool: background fill, max_lifetime jitter, check() --------------------------------
+
+
+def test_psycopg_pool_opens_min_size_in_the_background_on_its_worker_threads(psycopg_pool_of: Any) -> None:
+    """min_size 2: both connections are opened by the pool's worker threads, before anyone asks for one."""
+    pool = psycopg_pool_of(min_size=2, max_size=4)
+    pool.wait(10)
+    connects = [e for e in poolviz.events_of(pool).since(0) if e.kind == "connect"]
+    assert len(connects) == 2
+    assert all(e.thread.startswith(f"{pool.name}-worker-") for e in connects), [e.thread for e in connects]
+    assert not any(e.kind == "checkout" for e in poolviz.events_of(pool).since(0))
+    assert pool.get_stats()["pool_available"] == 2
+
+
+def test_psycopg_pool_gives_each_connection_a_lifetime_a_little_under_max_lifetime(psycopg_pool_of: Any) -> None:
+    """max_lifetime 100 s: each connection expires between 95 and 100 s after it opened, not all at once."""
+    pool = psycopg_pool_of(min_size=6, max_size=6, max_lifetime=100.0)
+    pool.wait(10)
+    lifetimes = [conn._expire_at - conn._created_at for conn in list(pool._pool)]
+    assert len(lifetimes) == 6
+    assert all(95.0 <= life <= 100.0 for life in lifetimes), lifetimes
+    assert len(set(lifetimes)) > 1
+
+
+def test_psycopg_pool_check_replaces_expired_connections_in_the_background(psycopg_pool_of: Any) -> None:
+    """Past max_lifetime, check() closes each idle connection as stale and the workers open new ones."""
+    pool = psycopg_pool_of(min_size=2, max_size=2, max_lifetime=0.2)
+    pool.wait(10)
+    log = poolviz.events_of(pool)
+    idle = list(pool._pool)
+    wait_until(lambda: all(conn._expire_at <= monotonic() for conn in idle), what="both connections expired")
+    start = log.last.seq + 1
+    pool.check()
+    wait_until(lambda: sum(e.kind == "connect" for e in log.since(start)) == 2, what="two replacements")
+    events = log.since(start)
+    assert [e.reason for e in events if e.kind == "close"] == ["stale", "stale"]
+    assert all(e.thread.startswith(f"{pool.name}-worker-") for e in events if e.kind == "connect")
+
+
+def test_psycopg_pool_check_drops_a_connection_whose_server_session_died(psycopg_pool_of: Any, pg_url: str) -> None:
+    """A backend killed on the server: check() closes that connection as broken and a worker opens another."""
+    pool = psycopg_pool_of(min_size=2, max_size=2)
+    pool.wait(10)
+    log = poolviz.events_of(pool)
+    with pool.connection() as admin:  # one connection kills the other, idle one's session
+        (victim,) = list(pool._pool)
+        pid = victim.info.backend_pid
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        wait_until(
+            lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchall(),
+            what="the killed backend gone",
+        )
+    start = log.last.seq + 1
+    pool.check()
+    wait_until(lambda: any(e.kind == "connect" for e in log.since(start)), what="a replacement")
+    assert [e.reason for e in log.since(start) if e.kind == "close"] == ["broken"]
+    assert pool.get_stats()["pool_size"] == 2
