@@ -70,7 +70,7 @@ def report(name: str, plain: list[float], ours: list[float], count: int, target:
     verdict = "ok" if ratio <= target else f"above the {target:.2f}x target"
     print(
         f"{name:<42} plain {p * 1e6:7.1f} µs  poolviz {o * 1e6:7.1f} µs  "
-        f"+{added * 1e6:4.1f} µs  ratio {ratio:5.3f}x  ({verdict})"
+        f"{added * 1e6:+5.1f} µs  ratio {ratio:5.3f}x  ({verdict})"
     )
     return ratio
 
