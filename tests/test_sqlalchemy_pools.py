@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import AssertionPool, NullPool, QueuePool, SingletonThreadPool, StaticPool
 
 import poolviz
-from poolviz.testing import kinds, wait_until
+from poolviz.testing import kinds, wait_until, wait_until_async
 from poolviz.urls import sqlalchemy_url
 
 
@@ -112,7 +112,6 @@ def test_recycle_detach_and_dispose_each_say_why(sqlite_file: str) -> None:
     log = poolviz.events_of(engine)
     engine.connect().close()
     engine.pool._recycle = 0  # type: ignore[attr-defined]  # every connection is now past its age
-    wait_until(lambda: True, timeout=0.01, what="time to move")  # time.time() must advance past starttime
     engine.connect().close()
     assert [e.reason for e in log if e.kind == "close"] == ["stale"]
     engine.pool._recycle = -1  # type: ignore[attr-defined]
@@ -279,14 +278,6 @@ def test_asyncio_tasks_wait_under_their_task_names(pg_url: str) -> None:
     assert sorted(e.thread for e in events if e.kind == "wait") == ["asker-0", "asker-1", "asker-2"]
     last_checkin = [e for e in events if e.kind == "checkin"][-1]
     assert (last_checkin.in_use, last_checkin.idle) == (out, idle) == (0, 2)
-
-
-async def wait_until_async(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 def parity_script(engine: Engine) -> list[Any]:
