@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from poolviz.testing import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -57,13 +58,6 @@ def skip_or_fail(reason: str) -> None:
     if browser_required():
         pytest.fail(f"{reason} (CI or POOLVIZ_REQUIRE_BROWSER=1 is set)")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def jupyter_dirs(base: Path, theme: str | None = None) -> dict[str, Path]:

@@ -84,23 +84,6 @@ def test_dashboard_numbers_show_the_oldest_wait_while_workers_starve(make_dashbo
     assert dash.stop()
 
 
-@pytest.fixture
-def make_dashboard() -> Iterator[Callable[..., Any]]:
-    """Dashboards with server checks off, closed afterwards."""
-    from poolviz.widgets import PoolDashboard
-
-    made: list[Any] = []
-
-    def make(**kwargs: Any) -> Any:
-        dash = PoolDashboard(check_servers=False, **kwargs)
-        made.append(dash)
-        return dash
-
-    yield make
-    for dash in made:
-        dash.close()
-
-
 def test_frame_stats_count_a_wait_still_going_and_a_worker_never_served() -> None:
     """A trace where w-2 has waited 3 s and w-3 never asked: the numbers say so, not 0 ms."""
 
