@@ -23,8 +23,8 @@ from .peewee import is_instrumented
 
 ACCEPTED = (
     "a peewee pool (playhouse.pool.PooledDatabase) or asyncio database (playhouse.pwasyncio), "
-    "a SQLAlchemy Engine, AsyncEngine or Pool, or a psycopg_pool ConnectionPool, AsyncConnectionPool "
-    "or NullConnectionPool"
+    "a SQLAlchemy Engine, AsyncEngine or Pool, or a psycopg_pool ConnectionPool, AsyncConnectionPool, "
+    "NullConnectionPool or AsyncNullConnectionPool"
 )
 
 
