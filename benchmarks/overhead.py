@@ -18,7 +18,7 @@ with 8 threads, and on the servers (where the application waits for the
 round trip too), wall time.
 
     .venv/bin/python benchmarks/overhead.py [--cycles 20000] [--rounds 7] [--server-cycles 2000]
-        [--contention-rounds 8] [--contention-seconds 2] [--only single|contention|all]
+        [--contention-rounds 12] [--contention-seconds 1.5] [--only single|contention|all]
 """
 
 from __future__ import annotations
@@ -193,7 +193,8 @@ def contention(path: str, rounds: int, seconds: float) -> None:
     for name, values in counts.items():
         print(f"  {name:38s} median {statistics.median(values):8.0f}  rounds {values}")
     print(f"  poolviz / peewee per round: {' '.join(f'{r:.3f}' for r in ratios)}")
-    print(f"  median ratio {statistics.median(ratios):.3f}")
+    low, _mid, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    print(f"  median ratio {statistics.median(ratios):.3f} (quartiles {low:.3f} - {high:.3f})")
     plain.close_all()
     instrumented.close_all()
 
@@ -226,8 +227,8 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=20000, help="acquire+release cycles per round")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; the median is reported")
     parser.add_argument("--server-cycles", type=int, default=2000, help="query cycles per round on each server")
-    parser.add_argument("--contention-rounds", type=int, default=8, help="interleaved rounds of the contention case")
-    parser.add_argument("--contention-seconds", type=float, default=2.0, help="length of one contention round")
+    parser.add_argument("--contention-rounds", type=int, default=12, help="interleaved rounds of the contention case")
+    parser.add_argument("--contention-seconds", type=float, default=1.5, help="length of one contention round")
     parser.add_argument(
         "--only", choices=("single", "contention", "all"), default="all", help="run one part (default: all)"
     )

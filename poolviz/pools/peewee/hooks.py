@@ -96,16 +96,14 @@ class PoolHooks(EventRecorder):
     def _pv_replan(self) -> None:
         """Decide whether checkouts and check-ins may take the plain path. Hold the pool lock.
 
-        Plain means nobody listens, no leak watch, nobody waiting, no resize
-        in progress and the counts need no resync: then an event is appended
-        to the log with the change it makes to the counts, nothing else.
+        Plain means nobody listens, no leak watch, no resize in progress and
+        the counts need no resync: then an event is appended to the log with
+        the change it makes to the counts, nothing else. (Callers waiting do
+        not count: only their own checkout differs, and it checks for itself,
+        so a busy pool's other checkouts and check-ins stay plain.)
         """
         self._pv_plain = not (
-            self._pv_listening
-            or self.leak_threshold is not None
-            or self._pv_waiters
-            or self._pv_over_limit
-            or self._pv_resync
+            self._pv_listening or self.leak_threshold is not None or self._pv_over_limit or self._pv_resync
         )
 
     def _pv_counts(self) -> tuple[int, int, int]:
@@ -161,7 +159,6 @@ class PoolHooks(EventRecorder):
         with self._pool_lock:
             started = self._pv_waiters.pop(get_ident(), None)
             if started is not None:
-                self._pv_replan()
                 if timed_out:
                     now = perf_counter()
                     extra = payload(wait_s=now - started)
@@ -191,7 +188,12 @@ class PoolHooks(EventRecorder):
                     self._pv_failed(exc)
                     raise
                 info = self._pv_conns.get(id(conn))
-                if info is not None and self._pv_plain and len(connections) == idle - 1:
+                if (
+                    info is not None
+                    and self._pv_plain
+                    and len(connections) == idle - 1
+                    and not (self._pv_waiters and get_ident() in self._pv_waiters)
+                ):
                     # The usual checkout: an idle connection handed out at once, nothing to watch.
                     info.checked_out = start
                     name = self._pv_name.name or self._pv_thread_name()
@@ -226,7 +228,6 @@ class PoolHooks(EventRecorder):
             if started is not None:
                 extra = (now - started, 0.0, reused, "", "")
                 change += REUSED_OUT_WAITED - REUSED_OUT
-                self._pv_replan()
         self._pv_event("checkout", info.serial, extra, now, change=change)
         if self.leak_threshold is not None:
             self._pv_watch(info)
@@ -262,7 +263,6 @@ class PoolHooks(EventRecorder):
             self._pv_event("timeout")
         elif get_ident() not in self._pv_waiters:
             self._pv_waiters[get_ident()] = now = perf_counter()
-            self._pv_plain = False
             self._pv_event("wait", NO_CONN, None, now, change=WAITS)
 
     def _close(self, conn: Any, close_conn: bool = False) -> None:
