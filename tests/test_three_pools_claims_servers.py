@@ -289,3 +289,119 @@ def test_psycopg_pool_check_drops_a_connection_whose_server_session_died(psycopg
     wait_until(lambda: any(e.kind == "connect" for e in log.since(start)), what="a replacement")
     assert [e.reason for e in log.since(start) if e.kind == "close"] == ["broken"]
     assert pool.get_stats()["pool_size"] == 2
+
+
+def test_peewee_hands_out_its_oldest_idle_connection(pg_url: str) -> None:
+    """Three idle connections: one caller at a time always gets the first one opened (peewee's heap is by age)."""
+    db = factory.build("peewee", pg_url, max_connections=3)
+    all_in = threading.Barrier(3, timeout=10)
+
+    def hold() -> None:
+        with db.connection_context():
+            all_in.wait()
+
+    try:
+        threads = [threading.Thread(target=hold, name=f"warm-{i}") for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+            assert not thread.is_alive()
+        first = next(e.conn for e in db.events.since(0) if e.kind == "connect")
+        start = db.events.last.seq + 1
+        for _ in range(6):
+            with db.connection_context():
+                pass
+        assert [e.conn for e in checkouts(db.events, start)] == [first] * 6
+    finally:
+        db.close_all()
+
+
+@pytest.mark.parametrize(("use_lifo", "used"), [(False, 4), (True, 2)])
+def test_under_a_light_load_lifo_leaves_idle_connections_untouched_and_fifo_uses_them_all(
+    engine_of: Any, use_lifo: bool, used: int
+) -> None:
+    """Two workers on four warm connections: FIFO checks out all four, LIFO only the two in use at once."""
+    engine = engine_of(pool_size=4, max_overflow=0, use_lifo=use_lifo)
+    warm = [engine.raw_connection() for _ in range(4)]
+    for conn in warm:
+        conn.close()
+    result = run_closed_loop(engine, workers=2, requests=20, hold="fixed:0.002", think="fixed:0.004", seed=1)
+    assert not result.requests_failed
+    assert result.events.query("kind == 'checkout'")["conn"].nunique() == used
+
+
+def test_psycopg_pool_hands_out_idle_connections_first_in_first_out(psycopg_pool_of: Any) -> None:
+    """Three idle connections returned 1, 2, 3; one caller at a time gets 1, 2, 3, 1, 2, 3."""
+    pool = psycopg_pool_of(max_size=3)
+    log = poolviz.events_of(pool)
+    held = [pool.getconn() for _ in range(3)]
+    for conn in held:
+        pool.putconn(conn)
+    start = log.last.seq + 1
+    for _ in range(6):
+        _take_and_return(pool)
+    assert [e.conn for e in checkouts(log, start)] == [1, 2, 3, 1, 2, 3]
+
+
+def _killed_pool(pg_url: str, size: int, check: bool) -> Any:
+    """An instrumented ConnectionPool of ``size`` idle connections whose server sessions were all terminated."""
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    conninfo = "postgresql" + pg_url[pg_url.index("://") :]
+    pool = ConnectionPool(
+        conninfo,
+        min_size=size,
+        max_size=size,
+        check=ConnectionPool.check_connection if check else None,
+        open=False,
+        name="killed",
+    )
+    poolviz.instrument(pool)
+    pool.open()
+    pool.wait(10)
+    pids = [conn.info.backend_pid for conn in list(pool._pool)]
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        wait_until(
+            lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchall(),
+            what="the sessions gone",
+        )
+    return pool
+
+
+def test_a_health_checked_psycopg_pool_replaces_dead_connections_at_checkout_backing_off(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check=check_connection (Django's CONN_HEALTH_CHECKS): three dead met in turn, sleeps 0, ~1 s, ~2 s, no error."""
+    import psycopg_pool.pool as pool_module
+
+    pool = _killed_pool(pg_url, 3, check=True)
+    delays: list[float] = []
+    monkeypatch.setattr(pool_module, "sleep", delays.append)  # what the caller would sleep, without sleeping
+    try:
+        log = poolviz.events_of(pool)
+        start = log.last.seq + 1
+        with pool.connection() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert [e.reason for e in log.since(start) if e.kind == "close"] == ["broken"] * 3
+        assert len(delays) == 3 and delays[0] == 0.0
+        assert 0.9 <= delays[1] <= 1.1 and delays[2] == pytest.approx(2 * delays[1])
+    finally:
+        pool.close()
+
+
+def test_without_a_check_psycopg_pool_hands_out_a_dead_connection(pg_url: str) -> None:
+    """No check callback: the caller gets the dead connection and its query fails; the next caller gets a new one."""
+    import psycopg
+
+    pool = _killed_pool(pg_url, 1, check=False)
+    try:
+        with pytest.raises(psycopg.OperationalError), pool.connection() as conn:
+            conn.execute("SELECT 1")
+        with pool.connection(timeout=10) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pool.close()
