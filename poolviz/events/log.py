@@ -161,7 +161,7 @@ class EventLog:
             if len(tail) >= CHUNK:
                 roll()
             if log._listeners:
-                log._hold(record)
+                log.hold(record)
 
         def write_change(now: float, kind: str, conn: int, thread: str, change: int, extra: Any = None) -> None:
             record = (now, kind, conn, thread, change, extra)
@@ -169,7 +169,7 @@ class EventLog:
             if len(tail) >= CHUNK:
                 roll()
             if log._listeners:
-                log._hold(record)
+                log.hold(record)
 
         #: ``write_change(now, kind, conn, thread, change, extra=None)``: :attr:`write` for a
         #: pool that keeps no counts: ``change`` is what the event did to them, an index into
@@ -226,8 +226,11 @@ class EventLog:
             store.payload(wait_s, duration_s, reused, reason, message),
         )
 
-    def _hold(self, record: Record) -> None:
-        # Called by write() while anyone listens: keep the event for this thread's flush().
+    def hold(self, record: Record) -> None:
+        """Keep the record just appended for this thread's :meth:`flush` (write() does it while anyone listens).
+
+        A pool that appends to :attr:`tail` itself calls it while anyone listens. Hold :attr:`lock`.
+        """
         held = self._store
         live = self._live
         if live is None or len(record) != store.SHORT:
@@ -300,8 +303,7 @@ class EventLog:
         listeners = self._listeners
         t0 = self._t0
         for seq, record, counts in pending:
-            # The record's counts are those after it: replay it from them, with no change.
-            (event,) = store.events(seq, [(*record[:4], *counts, record[-1])], counts, t0)
+            event = store.event(seq, record, counts, t0)
             for listener in listeners:
                 try:
                     listener(event)

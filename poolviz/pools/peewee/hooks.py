@@ -96,15 +96,13 @@ class PoolHooks(EventRecorder):
     def _pv_replan(self) -> None:
         """Decide whether checkouts and check-ins may take the plain path. Hold the pool lock.
 
-        Plain means nobody listens, no leak watch, no resize in progress and
-        the counts need no resync: then an event is appended to the log with
-        the change it makes to the counts, nothing else. (Callers waiting do
+        Plain means no leak watch, no resize in progress and the counts need
+        no resync: then an event is appended to the log with the change it
+        makes to the counts (and held for the listeners, if any). (Callers waiting do
         not count: only their own checkout differs, and it checks for itself,
         so a busy pool's other checkouts and check-ins stay plain.)
         """
-        self._pv_plain = not (
-            self._pv_listening or self.leak_threshold is not None or self._pv_over_limit or self._pv_resync
-        )
+        self._pv_plain = not (self.leak_threshold is not None or self._pv_over_limit or self._pv_resync)
 
     def _pv_counts(self) -> tuple[int, int, int]:
         """``(in_use, idle, waiting)`` by poolviz's tracking. Hold the pool lock; off the hot path only."""
@@ -197,7 +195,10 @@ class PoolHooks(EventRecorder):
                     # The usual checkout: an idle connection handed out at once, nothing to watch.
                     info.checked_out = start
                     name = self._pv_name.name or self._pv_thread_name()
-                    self._pv_append((start, "checkout", info.serial, name, REUSED_OUT, REUSED))
+                    record = (start, "checkout", info.serial, name, REUSED_OUT, REUSED)
+                    self._pv_append(record)
+                    if self._pv_listening:
+                        self.events.hold(record)
                 else:
                     self._pv_checkout(conn, info, start, idle - (info is not None) != len(connections))
                 return conn
@@ -282,13 +283,17 @@ class PoolHooks(EventRecorder):
                 if self._pv_plain:
                     # The checkout's clock reading: duration_s = now - since, worked out when read.
                     name = self._pv_name.name or self._pv_thread_name()
-                    self._pv_append((now, "checkin", info.serial, name, BACK, since))
+                    record = (now, "checkin", info.serial, name, BACK, since)
+                    self._pv_append(record)
                     if len(self._pv_tail) >= CHUNK:
                         self.events.roll()
-                    return
-                if info.leaked:
-                    self._pv_unleak(info, now, since)
-                self._pv_event("checkin", info.serial, since, now, change=BACK)
+                    if not self._pv_listening:
+                        return  # plain: no resize to finish, nobody to tell
+                    self.events.hold(record)
+                else:
+                    if info.leaked:
+                        self._pv_unleak(info, now, since)
+                    self._pv_event("checkin", info.serial, since, now, change=BACK)
             if self._pv_over_limit:
                 resize.trim(self)
         if self._pv_listening:
