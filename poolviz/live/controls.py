@@ -15,7 +15,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..workload import DISTRIBUTIONS
-from .settings import HELP, DashboardSettings
+from .settings import HELP, LIBRARY_LABELS, LIBRARY_SETTINGS, DashboardSettings
 from .shared import classed
 
 #: A backend's entry: (label, URL, why it is unavailable or None).
@@ -41,6 +41,44 @@ def _dropdown(name: str, options: Any, value: Any) -> Any:
         widgets.Dropdown(options=options, value=value, description=name, style=_WIDE, layout=_row()),
         f"poolviz-{name}",
     )
+
+
+def _checkbox(name: str, description: str, value: bool) -> Any:
+    return classed(
+        widgets.Checkbox(
+            value=value, description=description, indent=False, layout=widgets.Layout(margin="2px 0 2px 40px")
+        ),
+        f"poolviz-{name.replace('_', '-')}",
+    )
+
+
+def library_controls(d: DashboardSettings) -> dict[str, Any]:
+    """The pool-library choice and the settings of SQLAlchemy's and psycopg_pool's pools."""
+    library = classed(
+        widgets.Dropdown(
+            options=[(label, key) for key, label in LIBRARY_LABELS.items()],
+            value=d.library,
+            description="pool library",
+            style=_WIDE,
+            layout=_row(),
+        ),
+        "poolviz-library",
+    )
+    recycle = 0.0 if d.recycle is None else d.recycle
+    return {
+        "library": library,
+        "pool_size": _slider(widgets.IntSlider, "pool_size", "pool_size", value=d.pool_size, min=1, max=32),
+        "max_overflow": _slider(widgets.IntSlider, "max_overflow", "max_overflow", value=d.max_overflow, min=0, max=32),
+        "use_lifo": _checkbox("use_lifo", "use_lifo (hand out the last returned)", d.use_lifo),
+        "pre_ping": _checkbox("pre_ping", "pre_ping (test at checkout)", d.pre_ping),
+        "recycle": _slider(widgets.FloatSlider, "recycle", "recycle (s)", value=recycle, min=0.0, max=120.0, step=0.5),
+        "min_size": _slider(widgets.IntSlider, "min_size", "min_size", value=d.min_size, min=0, max=32),
+        "max_size": _slider(widgets.IntSlider, "max_size", "max_size", value=d.max_size, min=1, max=32),
+        "max_waiting": _slider(widgets.IntSlider, "max_waiting", "max_waiting", value=d.max_waiting, min=0, max=64),
+        "max_lifetime": _slider(
+            widgets.FloatSlider, "max_lifetime", "max_lifetime (s)", value=d.max_lifetime, min=1.0, max=3600.0, step=1.0
+        ),
+    }
 
 
 def build_controls(backends: Backends) -> dict[str, Any]:
@@ -77,6 +115,7 @@ def build_controls(backends: Backends) -> dict[str, Any]:
         "duration": _slider(
             widgets.FloatSlider, "duration", "run length (s)", value=d.duration, min=0.5, max=120.0, step=0.5
         ),
+        **library_controls(d),
     }
 
 
@@ -93,6 +132,8 @@ class Panel:
     message: Any
     stats: Any
     widget: Any = None
+    #: One box per pool library holding its own settings; only the chosen library's is shown.
+    library_boxes: dict[str, Any] = field(default_factory=dict)
     #: Every widget made, to close them all at the end.
     all_widgets: list[Any] = field(default_factory=list)
 
@@ -113,11 +154,18 @@ def build_panel(controls: dict[str, Any], view: Any, backends: Backends) -> Pane
     )
     c = controls
     column = widgets.Layout(width="315px")
+    panel.library_boxes = {
+        name: classed(widgets.VBox([c[key] for key in keys]), f"poolviz-library-{name}")
+        for name, keys in LIBRARY_SETTINGS.items()
+    }
+    show_library(panel, c["library"].value)
     settings_box = widgets.HBox(
         [
-            widgets.VBox([c["backend"], c["max_connections"], c["workers"], c["duration"]], layout=column),
-            widgets.VBox([c["hold_ms"], c["think_ms"], c["distribution"]], layout=column),
-            widgets.VBox([c["timeout"], c["fail_at_once"], c["stale_timeout"]], layout=column),
+            widgets.VBox([c["library"], c["backend"], c["workers"], c["duration"]], layout=column),
+            widgets.VBox(
+                [c["hold_ms"], c["think_ms"], c["distribution"], c["timeout"], c["fail_at_once"]], layout=column
+            ),
+            widgets.VBox(list(panel.library_boxes.values()), layout=column),
         ],
         layout=widgets.Layout(flex_flow="row wrap"),
     )
@@ -137,10 +185,17 @@ def build_panel(controls: dict[str, Any], view: Any, backends: Backends) -> Pane
         panel.stats,
         settings_box,
         *settings_box.children,
+        *panel.library_boxes.values(),
         buttons,
         panel.widget,
     ]
     return panel
+
+
+def show_library(panel: Panel, name: str) -> None:
+    """Show the settings of pool library ``name`` and hide the other libraries'."""
+    for key, box in panel.library_boxes.items():
+        box.layout.display = None if key == name else "none"
 
 
 def unavailable_note(backends: Backends) -> str:

@@ -25,11 +25,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import checks
-from ..urls import connect
 from ..workload import WorkloadResult
-from .controls import build_controls, build_panel
+from .controls import build_controls, build_panel, show_library
 from .runs import LiveRun, Resources, shutdown
-from .settings import DashboardSettings, check_setting, resize_pool
+from .settings import (
+    LIBRARY_LABELS,
+    LIBRARY_SETTINGS,
+    DashboardSettings,
+    build_pool,
+    check_setting,
+    close_pool,
+    pool_limit,
+    resize_pool,
+)
 from .shared import (
     JOIN_TIMEOUT_S,
     classed,
@@ -101,7 +109,7 @@ class PoolDashboard:
         self.view = classed(LiveView(max_fps=max_fps, window_s=self._window_s), "poolviz-view")
         self._build_widgets()
         self._apply_defaults(defaults, problems)
-        self.view.max_connections = self.controls["max_connections"].value or None
+        self.view.max_connections = self._limit_from_controls()
         self._wire()
         self.view.on_hello = self._guard(self._resend)
         self._backend_changed(self.controls["backend"].value, quiet=True)
@@ -123,6 +131,7 @@ class PoolDashboard:
         self.stats = panel.stats
         self.widget = panel.widget
         self._all_widgets = panel.all_widgets
+        self._panel = panel
 
     def _apply_defaults(self, defaults: Mapping[str, Any], problems: list[str]) -> None:
         c = self.controls
@@ -140,9 +149,9 @@ class PoolDashboard:
                 c["fail_at_once"].value = checked is None
                 if checked is not None:
                     set_within(c["timeout"], checked)
-            elif name == "stale_timeout":
-                set_within(c["stale_timeout"], 0.0 if checked is None else checked)
-            elif name in ("backend", "distribution"):
+            elif name in ("stale_timeout", "recycle"):
+                set_within(c[name], 0.0 if checked is None else checked)
+            elif name in ("backend", "distribution", "library", "use_lifo", "pre_ping"):
                 c[name].value = checked
             else:
                 set_within(c[name], checked)
@@ -185,10 +194,16 @@ class PoolDashboard:
         if name == "backend":
             self._backend_changed(new)
             return
-        if name == "max_connections":
+        if name == "library":
+            self._library_changed(new)
+            return
+        run = self._active_run()
+        if name == "max_connections" and (run is None or run.settings.library == "peewee"):
             self._max_connections_changed(new)
             return
-        if self._active_run() is not None:
+        if run is None and any(name in names for names in LIBRARY_SETTINGS.values()):
+            self.view.max_connections = self._limit_from_controls()
+        if run is not None:
             label = "timeout" if name == "fail_at_once" else name
             self._say(f"{label} applies from the next run; the running one keeps its settings.")
 
@@ -200,6 +215,24 @@ class PoolDashboard:
         elif not quiet:
             self._say(f"Next run uses {label}.")
 
+    def _library_changed(self, name: str) -> None:
+        show_library(self._panel, name)
+        if self._active_run() is None:
+            self.view.max_connections = self._limit_from_controls()
+            self._say(f"Next run uses {LIBRARY_LABELS[name]}, with its own settings.")
+        else:
+            self._say("The pool library applies from the next run; the running one keeps its pool.")
+
+    def _limit_from_controls(self) -> int | None:
+        # The limit the controls describe now (None while a value is not allowed, e.g. max_connections 0).
+        c = self.controls
+        name = c["library"].value
+        try:
+            values = {key: check_setting(key, c[key].value) for key in LIBRARY_SETTINGS[name]}
+        except ValueError:
+            return None
+        return pool_limit(name, DashboardSettings(**values))
+
     def _max_connections_changed(self, new: Any) -> None:
         try:
             limit = check_setting("max_connections", new)
@@ -208,13 +241,14 @@ class PoolDashboard:
             return
         run = self._active_run()
         if run is None:
-            self.view.max_connections = limit
+            if self.controls["library"].value == "peewee":
+                self.view.max_connections = limit
             return
         old = run.db.max_connections
         if old == limit:
             return
         over = resize_pool(run.db, limit)
-        t = run.db.events.now()
+        t = run.log.now()
         with self._lock:
             run.resizes.append((t, old, limit))
         self.view.mark_resize(t, old, limit)
@@ -236,13 +270,13 @@ class PoolDashboard:
         c = self.controls
         values = {
             "backend": c["backend"].value,
-            "max_connections": c["max_connections"].value,
+            **{name: c[name].value for names in LIBRARY_SETTINGS.values() for name in names},
+            "library": c["library"].value,
             "workers": c["workers"].value,
             "hold_ms": c["hold_ms"].value,
             "think_ms": c["think_ms"].value,
             "distribution": c["distribution"].value,
             "timeout": None if c["fail_at_once"].value else c["timeout"].value,
-            "stale_timeout": c["stale_timeout"].value,
             "duration": c["duration"].value,
             "seed": self._seed,
         }
@@ -295,31 +329,26 @@ class PoolDashboard:
             if previous is not None:
                 previous.join(JOIN_TIMEOUT_S)
             try:
-                db = connect(
-                    url or self._sqlite_url(),
-                    max_connections=settings.max_connections,
-                    timeout=settings.timeout,
-                    stale_timeout=settings.stale_timeout,
-                )
+                db = build_pool(settings, url or self._sqlite_url())
             except Exception as exc:
                 self._say(f"Not started: {type(exc).__name__}: {exc}", "error")
                 return False
-            self.view.reset(settings.max_connections)
+            run = LiveRun(db=db, settings=settings, shipper=None)
+            self.view.reset(settings.limit())
             self.view.workers = closed_loop_workers(settings.workers)
-            shipper = Shipper(db.events, self.view.send_batch) if self._live else None
-            run = LiveRun(db=db, settings=settings, shipper=shipper)
+            shipper = run.shipper = Shipper(run.log, self.view.send_batch) if self._live else None
             run.threads.append(threading.Thread(target=self._work, args=(run,), name="poolviz-runner", daemon=True))
             with self._lock:
                 self._run = run
                 self._resources.runs[:] = [run]
             if previous is not None:
-                previous.db.close_all()
+                close_pool(previous.db)
             self.run_button.disabled = True
             self.stop_button.disabled = False
             self.status.value = "<code>running</code>"
             self._say(
-                f"Running on {label}: {settings.workers} workers, max_connections {settings.max_connections}, "
-                f"for {settings.duration:g} s."
+                f"Running {LIBRARY_LABELS[settings.library]} on {label}: {settings.workers} workers, "
+                f"at most {settings.limit()} connections, for {settings.duration:g} s."
             )
             if shipper is not None:
                 shipper.start()
@@ -354,7 +383,7 @@ class PoolDashboard:
                 self._finish(run)
 
     def _wrap_up(self, run: LiveRun) -> None:
-        log = run.db.events
+        log = run.log
         if run.shipper is not None:
             run.shipper.stop()
         else:
@@ -363,7 +392,7 @@ class PoolDashboard:
         self.view.end(last.t if last is not None else 0.0)
         frame = log.to_frame()
         stats = frame_stats(frame, workers=closed_loop_workers(run.settings.workers))
-        stats["max_connections"] = run.db.max_connections
+        stats["max_connections"] = run.limit()
         stats["running"] = False
         stats["elapsed_s"] = run.result.elapsed_s if run.result else time.perf_counter() - run.began
         with self._lock:
@@ -386,7 +415,7 @@ class PoolDashboard:
             return
 
         def before() -> None:
-            self.view.reset(run.settings.max_connections)
+            self.view.reset(run.settings.limit())
             for t, old, new in resizes:
                 self.view.mark_resize(t, old, new)
 
@@ -394,7 +423,7 @@ class PoolDashboard:
             run.shipper.resend(before)
         elif run.finished.is_set():
             before()
-            log = run.db.events
+            log = run.log
             self.view.send_batch(log.since(0), now=log.now(), dropped=log.dropped)
             last = log.last
             self.view.end(last.t if last is not None else 0.0)
@@ -424,10 +453,10 @@ class PoolDashboard:
             run = self._run
         if run is None:
             return {}
-        frame = run.db.events.to_frame()
-        now = run.db.events.now() if not run.finished.is_set() else None
+        frame = run.log.to_frame()
+        now = run.log.now() if not run.finished.is_set() else None
         stats = frame_stats(frame, now=now, workers=closed_loop_workers(run.settings.workers))
-        stats["max_connections"] = run.db.max_connections
+        stats["max_connections"] = run.limit()
         stats["running"] = not run.finished.is_set()
         return stats
 
@@ -439,10 +468,10 @@ class PoolDashboard:
             resizes = list(run.resizes) if run is not None else []
         if run is None:
             return None
-        frame = run.db.events.to_frame()
-        end = run.db.events.now() if not run.finished.is_set() else float(frame["t"].max() if len(frame) else 0.0)
+        frame = run.log.to_frame()
+        end = run.log.now() if not run.finished.is_set() else float(frame["t"].max() if len(frame) else 0.0)
         window = (max(0.0, end - self._window_s), max(end, self._window_s))
-        return frame, run.db.max_connections, window, resizes, closed_loop_workers(run.settings.workers)
+        return frame, run.limit(), window, resizes, closed_loop_workers(run.settings.workers)
 
     def snapshot(self) -> Figure | None:
         """The window on screen drawn by matplotlib (what Save PNG writes), as a Figure; None before the first run.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..workload import WorkloadResult
-from .settings import DashboardSettings
+from .settings import DashboardSettings, close_pool
 from .view import Shipper
 
 logger = logging.getLogger("poolviz.live")
@@ -31,6 +31,19 @@ class LiveRun:
     error: str = ""
     stopped_by_user: bool = False
     began: float = 0.0
+
+    @property
+    def log(self) -> Any:
+        """The run's :class:`~poolviz.events.EventLog`, whatever the pool's library."""
+        from ..pools import events_of
+
+        return events_of(self.db)
+
+    def limit(self) -> int:
+        """The most connections the run's pool may hold now (a peewee pool may have been resized)."""
+        if self.settings.library == "peewee":
+            return int(self.db.max_connections)
+        return self.settings.limit()
 
     def join(self, timeout: float) -> bool:
         """Wait for this run's threads; True when they have all ended."""
@@ -56,7 +69,7 @@ def shutdown(resources: Resources) -> None:
     for run in resources.runs:
         run.join(5.0)
         try:
-            run.db.close_all()
+            close_pool(run.db)
         except Exception:
             logger.debug("poolviz dashboard: closing a pool failed", exc_info=True)
     resources.runs.clear()
