@@ -23,7 +23,7 @@ import pytest
 import poolviz
 from poolviz.events import Event
 from poolviz.pools.peewee_asyncio import InstrumentedAsyncSqliteDatabase
-from poolviz.workload import RECORD_FIELDS, RequestRecord, WorkloadResult, asyncio_loops, loops
+from poolviz.workload import RECORD_FIELDS, RequestRecord, WorkloadResult, asyncio_loops, clients, loops
 from poolviz.workload.asyncio_loops import run_async_closed_loop, run_async_open_loop
 from poolviz.workload.run import request_record
 
@@ -50,7 +50,7 @@ def _asyncio_pool(folder: Path, size: int) -> Any:
 
 
 TWINS = [
-    Twin("threads", _threaded_pool, loops.run_closed_loop, loops.run_open_loop, loops, "worker-"),
+    Twin("threads", _threaded_pool, loops.run_closed_loop, loops.run_open_loop, clients, "worker-"),
     Twin("asyncio", _asyncio_pool, run_async_closed_loop, run_async_open_loop, asyncio_loops, "task-"),
 ]
 

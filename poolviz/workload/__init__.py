@@ -12,10 +12,11 @@ knows the command line: :mod:`poolviz.cli` turns its options into these calls.
 
 from __future__ import annotations
 
+from .clients import ensure_schema
 from .distributions import DISTRIBUTIONS, Distribution
 from .loops import run_closed_loop, run_open_loop
 from .results import CLIENT_SLEEP, RECORD_FIELDS, RequestRecord, WorkloadResult
-from .run import HOLD_SQL, Progress, ensure_schema
+from .run import HOLD_SQL, Progress
 from .spec import WORKLOAD_FIELDS, WorkloadSpec
 from .sweep import PoolFactory, sweep
 

@@ -26,10 +26,12 @@ from collections.abc import Awaitable, Callable
 from inspect import Signature
 from typing import Any
 
+from ..models import user_model
 from .args import closed_loop_args, open_loop_args
+from .clients import delete_rows, ensure_schema, user_work
 from .loops import run_closed_loop, run_open_loop
 from .results import RequestRecord, WorkloadResult
-from .run import Frame, Run, check_pool, cleanup_failed, delete_rows, ensure_schema, user_work
+from .run import Frame, Run, check_pool, cleanup_failed
 
 ASYNC_CLIENT_SLEEP = "asyncio.sleep"
 
@@ -43,6 +45,11 @@ class AsyncRun(Run):
     """A run whose requests are made by asyncio tasks (records, progress and errors as in :class:`Run`)."""
 
     client_sleep = ASYNC_CLIENT_SLEEP
+
+    def __init__(self, db: Any, progress: Any, total: int | None) -> None:
+        super().__init__(db, progress, total)
+        # The tutorial's User, bound to this run's database only (see poolviz.models.user_model).
+        self.model = user_model(db)
 
     async def request(self, worker: int, index: int, hold_s: float, arrived: float | None = None) -> RequestRecord:
         """Run one request in the current task and return its record; errors are recorded, never raised."""

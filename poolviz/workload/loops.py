@@ -2,76 +2,58 @@
 
 What a request records, how progress and errors are handled and what the
 result holds are decided once in :mod:`.run` (shared with the asyncio loops);
-the draws come from :mod:`.args`. Here: threads, a queue, and how a thread
-connects (``with db.connection_context():``) and holds (``SELECT SLEEP``,
-``pg_sleep``, or ``time.sleep`` with the connection checked out on SQLite).
+the draws come from :mod:`.args`; how a request checks a connection out,
+does its work and holds it, per pool library, from :mod:`.clients`. Here:
+threads, a queue, and the frame around them.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from .. import checks
-from ..models import user_model
 from .args import Arrival, closed_loop_args, open_loop_args
+from .clients import client_for
 from .distributions import Distribution
 from .results import RequestRecord, WorkloadResult
-from .run import (
-    Frame,
-    Progress,
-    Run,
-    check_pool,
-    cleanup_failed,
-    connection,
-    delete_rows,
-    ensure_schema,
-    user_work,
-)
+from .run import Frame, Progress, Run, check_pool, cleanup_failed
 
 
 class ThreadRun(Run):
-    """A run whose requests are made by threads."""
+    """A run whose requests are made by threads, on any library's pool through its :class:`~.clients.Client`."""
+
+    def __init__(self, db: Any, progress: Progress | None, total: int | None) -> None:
+        super().__init__(db, progress, total)
+        self.client = client_for(db)
 
     def request(self, worker: int, index: int, hold_s: float, arrived: float | None = None) -> RequestRecord:
         """Run one request and return its record; errors are recorded, never raised."""
-        with self.track(worker, index, hold_s, arrived) as request, self.db.connection_context():
-            user_work(self.model, self.row_name(worker, index))
-            self.hold(hold_s)
+        client = self.client
+        with self.track(worker, index, hold_s, arrived) as request, client.connection() as handle:
+            client.work(handle, self.row_name(worker, index))
+            client.hold(handle, hold_s)
         return request.record
 
-    def hold(self, seconds: float) -> None:
-        """Hold the checked-out connection for ``seconds``, sleeping on the server where possible."""
-        if seconds <= 0:
-            return
-        if self.hold_sql is not None:
-            self.db.execute_sql(self.hold_sql, (seconds,))
-        else:
-            time.sleep(seconds)
-
     def setup(self) -> None:
-        """Create the User table if missing; close the connection that took, if it was a new one."""
-        cursor = self.log.cursor()
-        ensure_schema(self.db)
-        events, _lost = cursor.read()
-        if any(e.kind == "connect" for e in events):
-            # A fresh pool: leave it empty again so the trace shows it growing.
-            self.db.close_idle()
+        """Create the User table if missing (a fresh peewee pool is left empty again)."""
+        self.client.setup()
 
     def cleanup(self) -> None:
         """Delete the rows this run created (see :func:`.run.cleanup_failed` for a failure)."""
-        cleanup(self.db, self.prefix)
+        try:
+            self.client.cleanup(self.prefix)
+        except Exception as exc:  # a server at its connection limit refuses the tidy-up too: say so in one line
+            cleanup_failed(self.prefix, exc)
 
 
 def cleanup(db: Any, prefix: str) -> None:
-    """Delete the ``User`` rows named with ``prefix`` through ``db`` in this thread; a failure is logged."""
+    """Delete the ``User`` rows named ``prefix``... through ``db`` (any library) in this thread; a failure is logged."""
     try:
-        with connection(db):
-            delete_rows(user_model(db), prefix)
-    except Exception as exc:  # a server at its connection limit refuses the tidy-up too: say so in one line
+        client_for(db).cleanup(prefix)
+    except Exception as exc:
         cleanup_failed(prefix, exc)
 
 

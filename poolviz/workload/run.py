@@ -15,9 +15,11 @@ clean-up is reported (logged, not raised), and the :class:`WorkloadResult`
 (with ``row_prefix``). The threaded loops (:mod:`.loops`) and the asyncio ones
 (:mod:`.asyncio_loops`) add only how to connect, hold and sleep.
 
-Each run queries through its own ``User`` subclass bound to its pool
-(:func:`poolviz.models.user_model`), so the module-level ``User`` is never
-bound and two runs in one process, on two pools, proceed at the same time.
+Each run on a peewee pool queries through its own ``User`` subclass bound to
+its pool (:func:`poolviz.models.user_model`), so the module-level ``User`` is
+never bound and two runs in one process, on two pools, proceed at the same
+time. SQLAlchemy engines and psycopg_pool pools run the same statements on a
+DBAPI cursor (:mod:`.clients`).
 """
 
 from __future__ import annotations
@@ -35,12 +37,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple
 
-from peewee import DatabaseError
-
-from ..backends import HOLD_SQL, backend_of
+from ..backends import HOLD_SQL
 from ..credentials import mask_text
 from ..events import Event
-from ..models import User, user_model
+from .clients import THREAD_TARGETS, is_threaded_target, library_of
 from .results import CLIENT_SLEEP, RequestRecord, WorkloadResult
 
 logger = logging.getLogger("poolviz.workload")
@@ -99,19 +99,27 @@ def caller_name() -> str:
 
 
 def check_pool(db: Any, tasks: bool = False) -> None:
-    """A workload runs on an instrumented pool only: a threaded one, or (``tasks``) an asyncio database."""
+    """A workload runs on an instrumented pool only: a threaded one of any library, or (``tasks``) an asyncio one."""
     from ..pools.peewee import is_instrumented
     from ..pools.peewee_asyncio import is_async_instrumented
 
-    if tasks and not is_async_instrumented(db):
+    if tasks:
+        if is_async_instrumented(db):
+            return
         wanted = (
             "an asyncio workload needs an instrumented asyncio database "
-            "(poolviz.connect('postgresql+asyncpool://...') or poolviz.aio.instrument_async(db))"
+            "(poolviz.connect('postgresql+asyncpool://...') or poolviz.aio.instrument_async(db)); "
+            "SQLAlchemy's AsyncEngine and psycopg_pool's AsyncConnectionPool are not supported by the asyncio "
+            "workloads yet: run their threaded twins (Engine, ConnectionPool) with run_closed_loop/run_open_loop"
         )
-    elif not tasks and not is_instrumented(db):
+    elif library_of(db) == "peewee":
+        if is_instrumented(db):
+            return
         wanted = "a workload needs an instrumented pool (poolviz.connect(url) or poolviz.instrument(pool))"
-    else:
+    elif is_threaded_target(db):
         return
+    else:
+        wanted = f"a workload needs {THREAD_TARGETS}"
     raise TypeError(f"{wanted}, got {type(db).__module__}.{type(db).__qualname__}")
 
 
@@ -138,19 +146,22 @@ class Window:
 class Run:
     """The shared state of one run: the pool, the listener that links requests to events, the records.
 
-    Subclasses say how a request connects and holds (threads or asyncio);
-    everything else is decided here once.
+    Subclasses say how a request connects and holds (threads, through the
+    library's :class:`~.clients.Client`, or asyncio); everything else is
+    decided here once. ``db`` is any instrumented target: the log is
+    ``poolviz.events_of(db)`` and the backend its ``meta["backend"]``.
     """
 
     client_sleep = CLIENT_SLEEP
 
     def __init__(self, db: Any, progress: Progress | None, total: int | None) -> None:
+        from ..pools import events_of
+
         self.db = db
-        self.log = db.events
-        self.hold_sql = HOLD_SQL.get(backend_of(db))
+        # Any library's log; its meta names the backend the pool talks to.
+        self.log = events_of(db)
+        self.hold_sql = HOLD_SQL.get(str(self.log.meta.get("backend", "other")))
         self.prefix = f"pv-{uuid.uuid4().hex[:12]}-"
-        # The tutorial's User, bound to this run's pool only (see user_model).
-        self.model = user_model(db)
         self.progress = progress
         self.total = total
         self.records: list[RequestRecord] = []
@@ -199,9 +210,12 @@ class Run:
 
     def result(self, frame: Frame, window: Window, abandoned: int) -> WorkloadResult:
         """The run's result: its records by start time and the events of ``window``."""
-        log = self.log.to_frame()
-        events = log[(log["seq"] >= window.first_seq) & (log["seq"] <= window.last_seq)].reset_index(drop=True)
-        events.attrs = dict(log.attrs)
+        from ..data.frames import events_to_frame
+
+        log = self.log
+        # Only the window's events are copied (the log may hold many runs); attrs as to_frame() gives them.
+        held = [e for e in log.since(window.first_seq) if e.seq <= window.last_seq]
+        events = events_to_frame(held, {"dropped": log.dropped, "capacity": log.capacity, **log.meta})
         return WorkloadResult(
             mode=frame.mode,
             records=sorted(self.records, key=lambda r: (r.start, r.worker, r.index)),
@@ -257,39 +271,6 @@ def cleanup_failed(prefix: str, exc: BaseException) -> None:
         prefix,
         mask_text(" ".join(str(exc).split())),
     )
-
-
-def user_work(model: Any, name: str) -> None:
-    """A request's work with the tutorial's ``User``: insert one row named ``name`` and read it back."""
-    model.insert(username=name).execute()
-    list(model.select().where(model.username == name))
-
-
-def delete_rows(model: Any, prefix: str) -> None:
-    """Delete the ``User`` rows whose name starts with ``prefix`` (a run's rows); needs a connection."""
-    model.delete().where(model.username.startswith(prefix)).execute()
-
-
-def ensure_schema(db: Any) -> None:
-    """Create the tutorial's ``User`` table through ``db`` if it does not exist yet."""
-    try:
-        with connection(db):
-            user_model(db).create_table(safe=True)
-    except DatabaseError:
-        # Another process created it at the same moment: fine if it is there now.
-        with connection(db):
-            if not db.table_exists(User._meta.table_name):
-                raise
-
-
-@contextmanager
-def connection(db: Any) -> Iterator[None]:
-    """A connection for this thread: its open one if it has one (left open), else one from the pool."""
-    if not db.is_closed():
-        yield
-        return
-    with db.connection_context():
-        yield
 
 
 def next_seq(log: Any) -> int:
