@@ -207,12 +207,9 @@ def events_of(pool: Any) -> Any:
 
 def close_pool(pool: Any) -> None:
     """Close ``pool`` and its connections, whatever its library; a failure is logged, not raised."""
+    from .settings import close_pool as close
+
     try:
-        if hasattr(pool, "close_all"):  # peewee
-            pool.close_all()
-        elif hasattr(pool, "dispose"):  # a SQLAlchemy Engine
-            pool.dispose()
-        else:  # psycopg_pool
-            pool.close()
+        close(pool)
     except Exception:
         logger.warning("poolviz compare: closing a pool failed", exc_info=True)
