@@ -168,6 +168,8 @@ class PoolHooks(EventRecorder):
         deliver(self)
 
     def _connect(self) -> Any:
+        # Whatever can be done before taking the pool lock is: every other caller waits while it is held.
+        name = self._pv_name.name or self._pv_thread_name()
         try:
             with self._pool_lock:
                 # One clock reading serves the usual checkout: taken holding the
@@ -194,7 +196,6 @@ class PoolHooks(EventRecorder):
                 ):
                     # The usual checkout: an idle connection handed out at once, nothing to watch.
                     info.checked_out = start
-                    name = self._pv_name.name or self._pv_thread_name()
                     record = (start, "checkout", info.serial, name, REUSED_OUT, REUSED)
                     self._pv_append(record)
                     if self._pv_listening:
@@ -267,6 +268,7 @@ class PoolHooks(EventRecorder):
             self._pv_event("wait", NO_CONN, None, now, change=WAITS)
 
     def _close(self, conn: Any, close_conn: bool = False) -> None:
+        name = self._pv_name.name or self._pv_thread_name()  # before the lock, as in _connect
         with self._pool_lock:
             info = self._pv_conns.get(id(conn))
             if close_conn:
@@ -282,7 +284,6 @@ class PoolHooks(EventRecorder):
                 info.checked_out = None
                 if self._pv_plain:
                     # The checkout's clock reading: duration_s = now - since, worked out when read.
-                    name = self._pv_name.name or self._pv_thread_name()
                     record = (now, "checkin", info.serial, name, BACK, since)
                     self._pv_append(record)
                     if len(self._pv_tail) >= CHUNK:
