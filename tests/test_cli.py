@@ -288,7 +288,8 @@ def test_workloads_know_nothing_of_the_command_line() -> None:
         imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not {"argparse", "cli", "poolviz.cli"} & imported, path.name
         names = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        assert not {name for name in names if "cli" in name}, path.name
+        # "cli" as a word of the name (run_cli, cli_args), not inside one (client_for).
+        assert not {name for name in names if "cli" in name.split("_")}, path.name
 
 
 def test_run_prints_the_longest_wait_and_the_service_per_worker(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .commands import main
 from .output import progress_bar
-from .parser import EXIT_USAGE, UsageError, build_parser
+from .parser import EXIT_USAGE, build_parser
+from .values import UsageError
 
 __all__ = ["EXIT_USAGE", "UsageError", "build_parser", "main", "progress_bar"]

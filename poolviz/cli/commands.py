@@ -11,8 +11,10 @@ from typing import Any
 
 from ..credentials import mask_url
 from .output import figure, progress_bar, waits_line, write_json, write_plots
-from .parser import EXIT_USAGE, UsageError, build_parser
+from .parser import EXIT_USAGE, build_parser
+from .pools import check_library_url, limit_of, pool_settings, pool_url
 from .runs import check_url, prepare_schema, run_workload, stop_on_interrupt
+from .values import UsageError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,10 +23,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command: Callable[[argparse.Namespace], int] = {"run": _run, "sweep": _sweep, "report": _report}[args.command]
     try:
+        if args.command != "report":
+            resolve_pool(args)
         return command(args)
     except UsageError as exc:
         print(f"poolviz {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def resolve_pool(args: argparse.Namespace) -> None:
+    """Check ``--pool`` and its options (``args.pool_settings``); peewee's keep their old attributes."""
+    args.pool_settings = pool_settings(args)
+    if args.pool == "peewee":
+        args.max_connections = args.pool_settings.get("max_connections", 4)
+        args.stale_timeout = args.pool_settings.get("stale_timeout")
+    # The URL the run will use, checked against the library before anything connects or is written.
+    check_library_url(args, args.url if args.url is not None else "sqlite+pool:///poolviz.db")
 
 
 def _prepare_out(out: Path) -> Path:
@@ -80,14 +94,17 @@ def _run(args: argparse.Namespace) -> int:
     frame = result.events
     trace = save_events(frame, out / "events.csv")
     result.requests_frame().to_csv(out / "requests.csv", index=False)
-    summary = analysis.summarize(frame, args.max_connections)
+    limit = args.max_connections if args.pool == "peewee" else limit_of(frame, None)
+    summary = analysis.summarize(frame, limit)
     summary["url"] = mask_url(url)
+    summary["library"] = args.pool
     summary["workload"] = result.summary()
     write_json(out / "summary.json", summary)
-    write_plots(frame, out, args.max_connections)
+    write_plots(frame, out, limit)
     if not args.quiet:
+        library = "" if args.pool == "peewee" else f" (--pool {args.pool})"
         print(
-            f"{mask_url(url)}: {result.requests} requests ({result.requests_ok} ok, {result.requests_failed} "
+            f"{mask_url(url)}{library}: {result.requests} requests ({result.requests_ok} ok, {result.requests_failed} "
             f"failed) in {result.elapsed_s:.2f} s, {result.throughput_rps:.1f} req/s"
             f"{' (stopped early)' if result.stopped else ''}; {waits_line(summary)}; "
             f"wrote {trace} and more in {out}"
@@ -104,17 +121,25 @@ def _sweep(args: argparse.Namespace) -> int:
     out = _prepare_out(args.out)
     url = _url(args, out)
     hold, think = spec.hold(), spec.think()
-    prepare_schema(url)
-
-    def factory(size: int) -> Any:
-        from ..urls import connect
-
-        return connect(url, max_connections=size, timeout=args.timeout, stale_timeout=args.stale_timeout)
-
+    prepare_schema(pool_url(url))
+    settings = {k: v for k, v in args.pool_settings.items() if k != "timeout"}
     stop = threading.Event()
     progress = None if args.quiet else progress_bar(sys.stderr)
     with stop_on_interrupt(stop):
-        table = sweep(factory, args.sizes, args.workers, args.requests, hold, think, args.seed, progress, stop=stop)
+        table = sweep(
+            url,
+            args.sizes,
+            args.workers,
+            args.requests,
+            hold,
+            think,
+            args.seed,
+            progress,
+            args.timeout,
+            stop=stop,
+            library=args.pool,
+            pool_settings=settings,
+        )
     table.to_csv(out / "sweep.csv", index=False)
     fig = figure(8, 4.5)
     plots.plot_sweep(table, fig.add_subplot())
@@ -133,15 +158,19 @@ def _report(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     out = _prepare_out(args.out if args.out is not None else args.trace.parent / "report")
-    limit = args.max_connections or frame.attrs.get("max_connections") or None
+    limit = limit_of(frame, args.max_connections)
     summary = analysis.summarize(frame, limit)
     if "url" in frame.attrs:
         summary["url"] = mask_url(str(frame.attrs["url"]))
+    # Traces from before other libraries were instrumented are peewee's.
+    library = str(frame.attrs.get("library", "peewee"))
+    summary["library"] = library
     write_json(out / "summary.json", summary)
     write_plots(frame, out, limit)
     if not args.quiet:
         print(
-            f"{args.trace}: {summary['requests']} requests, {summary['events']} events; {waits_line(summary)}; "
+            f"{args.trace}: {library} pool, {summary['requests']} requests, {summary['events']} events; "
+            f"{waits_line(summary)}; "
             f"wrote plots to {out}"
         )
     return 0

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import NoReturn
 
+from .pools import add_pool_options
+from .values import integer, non_negative, positive, positive_int, seconds_or_none, sizes
+
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad input from the command line: reported as one line on stderr, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,62 +19,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1 or str(value) != text.strip().lstrip("+"):
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-
-
-def _number(text: str, *, positive: bool = False) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        wanted = "a number > 0" if positive else "a number >= 0"
-        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    return _number(text)
-
-
-def _positive(text: str) -> float:
-    return _number(text, positive=True)
-
-
-def _seconds_or_none(text: str) -> float | None:
-    if text.strip().lower() == "none":
-        return None
-    try:
-        return _number(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0 or 'none', got {text!r}") from None
-
-
-def _sizes(text: str) -> list[int]:
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        sizes = [_positive_int(p) for p in parts]
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"must be a comma-separated list of positive integers like 1,2,4,8, got {text!r}"
-        ) from None
-    return sizes
-
-
 def _add_workload_options(parser: argparse.ArgumentParser) -> None:
     from ..workload import DISTRIBUTIONS, WorkloadSpec
 
@@ -84,30 +26,31 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
         help="database URL with a +pool scheme, e.g. mysql+pool://root@127.0.0.1:3306/test or "
-        "postgresql+pool://postgres@127.0.0.1:5432/test (default: sqlite+pool:///OUT/poolviz.db)",
+        "postgresql+pool://postgres@127.0.0.1:5432/test (default: sqlite+pool:///OUT/poolviz.db); "
+        "with --pool sqlalchemy or psycopg the +pool is optional (postgresql://...)",
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=spec.workers,
         help=f"worker threads making requests (default: {spec.workers})",
     )
     parser.add_argument(
         "--requests",
-        type=_positive_int,
+        type=positive_int,
         default=spec.requests,
         help=f"requests per worker; with --open-loop, the total number of arrivals (default: {spec.requests})",
     )
     parser.add_argument(
         "--hold-ms",
-        type=_non_negative,
+        type=non_negative,
         default=spec.hold_ms,
         help="mean time each request holds its connection, in milliseconds: SELECT SLEEP on MariaDB/MySQL, "
         f"pg_sleep on PostgreSQL, a client-side sleep on SQLite (default: {spec.hold_ms:g})",
     )
     parser.add_argument(
         "--think-ms",
-        type=_non_negative,
+        type=non_negative,
         default=spec.think_ms,
         help=f"mean pause between a worker's requests, in milliseconds (closed loop only; default: {spec.think_ms:g})",
     )
@@ -120,20 +63,15 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_seconds_or_none,
+        type=seconds_or_none,
         default=10.0,
-        help="seconds a request waits for a free connection before MaxConnectionsExceeded; 'none' fails "
+        help="seconds a request waits for a free connection before the pool gives up (peewee's "
+        "MaxConnectionsExceeded, SQLAlchemy's TimeoutError, psycopg_pool's PoolTimeout); 'none' fails "
         "at once when the pool is full, 0 waits forever as peewee reads it (default: 10)",
     )
     parser.add_argument(
-        "--stale-timeout",
-        type=_seconds_or_none,
-        default=None,
-        help="seconds after which the pool closes a connection instead of reusing it (default: none)",
-    )
-    parser.add_argument(
         "--seed",
-        type=_int,
+        type=integer,
         default=spec.seed,
         help=f"seed for the random hold, think and arrival times (default: {spec.seed})",
     )
@@ -147,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``poolviz`` argument parser with its ``run``, ``sweep`` and ``report`` commands."""
     parser = _Parser(
         prog="poolviz",
-        description="Drive traffic through an instrumented peewee connection pool and draw what it did.",
+        description="Drive traffic through an instrumented connection pool (peewee, SQLAlchemy or psycopg_pool) "
+        "and draw what it did.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
@@ -159,22 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
         "server.csv, the server's own count of the run's sessions, sampled 5 times a second.",
     )
     _add_workload_options(run)
-    run.add_argument(
-        "--max-connections",
-        type=_positive_int,
-        default=4,
-        help="the pool's limit on open connections (default: 4)",
-    )
+    add_pool_options(run)
     run.add_argument(
         "--open-loop",
         action="store_true",
         help="send Poisson arrivals at --rate to --workers threads (like a web server) instead of "
         "workers that each send their next request when the last one is done",
     )
-    run.add_argument("--rate", type=_positive, help="arrivals per second for --open-loop")
+    run.add_argument("--rate", type=positive, help="arrivals per second for --open-loop")
     run.add_argument(
         "--processes",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="run the workload in this many worker processes, each with its own pool of --max-connections "
         "(like gunicorn workers); their events are merged into one trace with a process column, and on "
@@ -182,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--duration",
-        type=_positive,
+        type=positive,
         help="with --open-loop, stop arriving after this many seconds (or after --requests arrivals)",
     )
 
@@ -195,10 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workload_options(sweep)
     sweep.add_argument(
         "--sizes",
-        type=_sizes,
+        type=sizes,
         default=[1, 2, 4, 8],
-        help="comma-separated pool sizes (max_connections) to try (default: 1,2,4,8)",
+        help="comma-separated pool sizes to try: peewee's max_connections, SQLAlchemy's pool_size, "
+        "psycopg_pool's max_size (default: 1,2,4,8)",
     )
+    add_pool_options(sweep, sized=False)
 
     report = commands.add_parser(
         "report",
@@ -215,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--max-connections",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="the pool's limit, for utilisation (default: the one recorded in the trace)",
     )

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..credentials import mask_url
-from .parser import UsageError
+from .pools import pool_url
+from .values import UsageError
 
 
 def check_url(args: argparse.Namespace) -> None:
@@ -41,7 +42,8 @@ def check_url(args: argparse.Namespace) -> None:
         if reason is not None:
             raise UsageError(f"--url {mask_url(args.url)!r} is not usable: {reason}")
         return
-    open_pool(args.url, max_connections=1).close_all()
+    # Other libraries are checked through peewee's pool on the same server (their pools open on use).
+    open_pool(args.url if args.pool == "peewee" else pool_url(args.url), max_connections=1).close_all()
 
 
 def open_pool(url: str, **kwargs: Any) -> Any:
@@ -128,13 +130,15 @@ def server_view(url: str, out: Path, clock: Any = None) -> Iterator[Any]:
 def run_threads(
     args: argparse.Namespace, url: str, hold: Any, think: Any, stop: threading.Event, progress: Any, out: Path
 ) -> Any:
-    """``--workers`` threads on one pool of ``--max-connections``."""
+    """``--workers`` threads on one pool of ``--pool``'s library (peewee: ``--max-connections``)."""
+    from ..pools import events_of
     from ..workload import run_closed_loop, run_open_loop
+    from ..workload.clients import client_for
 
-    prepare_schema(url)
-    db = open_pool(url, max_connections=args.max_connections, timeout=args.timeout, stale_timeout=args.stale_timeout)
+    prepare_schema(pool_url(url))
+    db = open_library_pool(args, url)
     try:
-        with server_view(url, out, clock=db.events):
+        with server_view(pool_url(url), out, clock=events_of(db)):
             if args.open_loop:
                 planned = None if args.duration is not None else args.requests
                 return run_open_loop(
@@ -142,7 +146,21 @@ def run_threads(
                 )
             return run_closed_loop(db, args.workers, args.requests, hold, think, args.seed, stop, progress, setup=False)
     finally:
-        db.close_all()
+        client_for(db).close()
+
+
+def open_library_pool(args: argparse.Namespace, url: str) -> Any:
+    """The run's instrumented pool: peewee's from ``--max-connections`` and co., else ``factory.build``."""
+    from ..pools.factory import build
+
+    if args.pool == "peewee":
+        return open_pool(
+            url, max_connections=args.max_connections, timeout=args.timeout, stale_timeout=args.stale_timeout
+        )
+    try:
+        return build(args.pool, url, **args.pool_settings)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--pool {args.pool} on {mask_url(url)!r}: {exc}") from None
 
 
 def run_tasks(

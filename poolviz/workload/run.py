@@ -213,9 +213,11 @@ class Run:
         from ..data.frames import events_to_frame
 
         log = self.log
-        # Only the window's events are copied (the log may hold many runs); attrs as to_frame() gives them.
+        # Only the window's events are copied (the log may hold many runs); attrs as to_frame() gives them,
+        # and the library (peewee's logs do not name theirs).
         held = [e for e in log.since(window.first_seq) if e.seq <= window.last_seq]
-        events = events_to_frame(held, {"dropped": log.dropped, "capacity": log.capacity, **log.meta})
+        attrs = {"library": "peewee", "dropped": log.dropped, "capacity": log.capacity, **log.meta}
+        events = events_to_frame(held, attrs)
         return WorkloadResult(
             mode=frame.mode,
             records=sorted(self.records, key=lambda r: (r.start, r.worker, r.index)),

@@ -1,8 +1,10 @@
 """One closed-loop workload, checked once: what the command line, the dashboard and Compare all run.
 
 A :class:`WorkloadSpec` holds the traffic (workers, requests per worker or a
-run length, mean hold and think times and their distribution, seed), never the
-pool's settings. Its defaults are the one set of defaults poolviz uses.
+run length, mean hold and think times and their distribution, seed) and which
+pool library runs it, with that library's settings
+(:data:`poolviz.pools.factory.SETTINGS`; only those given, the rest are the
+library's defaults). Its defaults are the one set of defaults poolviz uses.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import checks
@@ -36,6 +39,14 @@ def _check(name: str, value: Any) -> Any:
         return checks.integer(name, value)
     if name == "duration":
         return checks.seconds(name, value, positive=True, none_allowed=True)
+    if name == "library":
+        from ..pools.factory import library
+
+        return library(value)
+    if name == "pool_settings":
+        if not isinstance(value, Mapping):
+            raise ValueError(f"pool_settings must be a dict of the pool library's settings, got {value!r}")
+        return dict(value)
     raise ValueError(f"unknown workload setting {name!r}; use {', '.join(WORKLOAD_FIELDS)}")
 
 
@@ -47,7 +58,10 @@ class WorkloadSpec:
     (``fixed``, ``exp`` or ``uniform``). Every field is checked with
     :mod:`poolviz.checks` when the spec is made; a bad one raises a
     ``ValueError`` naming it. With both ``requests`` and ``duration``, the
-    first reached ends the run.
+    first reached ends the run. ``library`` (``peewee``, ``sqlalchemy`` or
+    ``psycopg``) and ``pool_settings`` (that library's settings, checked by
+    :func:`poolviz.pools.factory.settings_for`) say which pool :meth:`build`
+    makes; :meth:`run` runs on any instrumented pool it is given.
     """
 
     workers: int = 8
@@ -57,12 +71,30 @@ class WorkloadSpec:
     distribution: str = "exp"
     seed: int = 0
     duration: float | None = None
+    library: str = "peewee"
+    pool_settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
+        from ..pools.factory import settings_for
+
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, _check(f.name, getattr(self, f.name)))
         if self.requests is None and self.duration is None:
             raise ValueError("a workload needs requests or a duration, got neither")
+        checked = settings_for(self.library, **self.pool_settings)
+        object.__setattr__(self, "pool_settings", {k: checked[k] for k in self.pool_settings})
+
+    def settings(self) -> dict[str, Any]:
+        """The pool library's settings in full: its defaults with :attr:`pool_settings` over them."""
+        from ..pools.factory import settings_for
+
+        return settings_for(self.library, **self.pool_settings)
+
+    def build(self, url: str) -> Any:
+        """An instrumented pool of :attr:`library` on ``url`` with :attr:`pool_settings` (``factory.build``)."""
+        from ..pools.factory import build
+
+        return build(self.library, url, **self.pool_settings)
 
     @staticmethod
     def check(name: str, value: Any) -> Any:

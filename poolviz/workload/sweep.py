@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import checks
+from .clients import client_for
 from .distributions import Distribution
 from .loops import run_closed_loop, run_open_loop
 from .results import WorkloadResult
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PoolFactory = Callable[[int], Any]
+
+#: The setting each pool library's size is: what a sweep varies.
+SIZE_SETTINGS = {"peewee": "max_connections", "sqlalchemy": "pool_size", "psycopg": "max_size"}
 
 # A closed loop run for ``duration`` seconds makes as many requests as it can: this caps them.
 _UNLIMITED_REQUESTS = 10**9
@@ -36,13 +40,17 @@ def sweep(
     stop: threading.Event | None = None,
     duration: float | None = None,
     rate: float | None = None,
+    library: str = "peewee",
+    pool_settings: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Run the same workload once per pool size and tabulate what each size achieved.
 
-    ``url_or_factory`` is a ``+pool`` URL (each size gets a fresh pool with
-    ``max_connections=size`` and ``timeout``) or a callable ``factory(size)``
-    returning an instrumented pool. One row per size, columns
-    :data:`SWEEP_COLUMNS`.
+    ``url_or_factory`` is a database URL (each size gets a fresh instrumented
+    pool of ``library`` with ``pool_settings``, ``timeout`` and its size
+    setting (:data:`SIZE_SETTINGS`: peewee's ``max_connections``, SQLAlchemy's
+    ``pool_size``, psycopg_pool's ``max_size``) set to the size) or a callable
+    ``factory(size)`` returning an instrumented pool of any library. One row
+    per size, columns :data:`SWEEP_COLUMNS`.
 
     By default each size runs a closed loop: ``workers`` threads each making
     ``requests`` requests, pausing ``think`` between them. With ``duration``
@@ -65,7 +73,6 @@ def sweep(
     import pandas as pd
 
     from ..data.analysis import SWEEP_COLUMNS
-    from ..urls import connect
 
     if not isinstance(sizes, Sequence) or isinstance(sizes, str) or not sizes:
         raise ValueError(f"sizes must be a non-empty list of positive integers, got {sizes!r}")
@@ -84,11 +91,7 @@ def sweep(
     if callable(url_or_factory):
         factory: PoolFactory = url_or_factory
     elif isinstance(url_or_factory, str):
-        url = url_or_factory
-
-        def factory(size: int) -> Any:
-            return connect(url, max_connections=size, timeout=timeout)
-
+        factory = url_factory(url_or_factory, library, pool_settings or {}, timeout)
     else:
         raise TypeError(f"url_or_factory must be a URL string or a callable, got {url_or_factory!r}")
 
@@ -117,10 +120,38 @@ def sweep(
                 # requests is set here: without duration it was required above.
                 result = run_closed_loop(db, workers, requests or 0, hold, think, seed, stop, per_size)
         finally:
-            db.close_all()
+            client_for(db).close()
         finished += result.requests
         rows.append(_sweep_row(size, workers, result))
     return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
+
+
+def url_factory(url: str, library: str, settings: Mapping[str, Any], timeout: float | None) -> PoolFactory:
+    """A ``factory(size)`` building ``library``'s instrumented pool on ``url``; the settings are checked now."""
+    from ..pools.factory import build, settings_for
+    from ..pools.factory import library as checked_library
+
+    library = checked_library(library)
+    given = dict(settings)
+    if timeout is not None or library == "peewee":
+        given.setdefault("timeout", timeout)
+    size_key = SIZE_SETTINGS[library]
+    if size_key in given:
+        raise ValueError(f"pool_settings must not set {size_key}: the sweep sets it to each size")
+    if library == "peewee":
+        from ..urls import connect
+
+        # peewee reads timeout=None as "fail at once", which factory.build does not take: connect() does.
+        return lambda size: connect(url, **given, max_connections=size)
+    settings_for(library, **given)
+
+    def factory(size: int) -> Any:
+        sized = {**given, size_key: size}
+        if library == "psycopg":
+            sized["min_size"] = min(int(given.get("min_size", 0)), size)
+        return build(library, url, **sized)
+
+    return factory
 
 
 def _timed_closed_loop(
