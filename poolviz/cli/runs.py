@@ -198,11 +198,17 @@ def run_processes(
     """``--processes`` worker processes, each with ``--workers`` threads and its own pool (no progress bar)."""
     from ..workload.processes import start_open_processes, start_processes
 
-    prepare_schema(url)
-    common = {"max_connections": args.max_connections, "timeout": args.timeout, "stale_timeout": args.stale_timeout}
+    prepare_schema(pool_url(url))
+    if args.pool == "peewee":
+        common = {"max_connections": args.max_connections, "timeout": args.timeout, "stale_timeout": args.stale_timeout}
+    else:
+        # Each worker builds its pool with factory.build(--pool, url, **settings) in its own process.
+        size = {"sqlalchemy": "pool_size", "psycopg": "max_size"}[args.pool]
+        settings = dict(args.pool_settings)
+        common = {"library": args.pool, "max_connections": settings.pop(size, 4), **settings}
     # The sampler starts before the workers, which connect as soon as they start, so its readings cover the
     # whole run; align() puts them on the run's clock (those taken before the run's t=0 are negative).
-    with server_view(url, out) as sampler:
+    with server_view(pool_url(url), out) as sampler:
         if args.open_loop:
             requests = None if args.duration is not None else args.requests
             run = start_open_processes(

@@ -51,7 +51,7 @@ JOIN_TIMEOUT_S = 30.0
 
 @dataclass
 class WorkerPlan:
-    """What one worker process does: the pool it opens and the loop it runs (picklable)."""
+    """What one worker process does: the pool it opens (``library``, ``pool``) and the loop it runs (picklable)."""
 
     url: str
     pool: dict[str, Any]
@@ -59,6 +59,18 @@ class WorkerPlan:
     loop: dict[str, Any]
     ship: bool = True
     ship_period_s: float = SHIP_PERIOD_S
+    library: str = "peewee"
+
+
+def open_worker_pool(plan: WorkerPlan) -> Any:
+    """The worker's own instrumented pool, built in the child: peewee's ``connect``, else ``factory.build``."""
+    if plan.library == "peewee":
+        from ..urls import connect
+
+        return connect(plan.url, **plan.pool)
+    from ..pools.factory import build
+
+    return build(plan.library, plan.url, **plan.pool)
 
 
 @dataclass
@@ -103,11 +115,12 @@ def _status(exitcode: int | None) -> str:
 
 def _worker_main(process: int, plan: WorkerPlan, events_out: Connection, control_in: Connection) -> None:
     """The body of one worker process: open a pool, run the loop, ship events, report, wait to close."""
-    from ..urls import connect
+    from ..pools import events_of
+    from .clients import client_for
     from .loops import cleanup, run_closed_loop, run_open_loop
 
-    db = connect(plan.url, **plan.pool)
-    log = db.events
+    db = open_worker_pool(plan)
+    log = events_of(db)
     stop = threading.Event()
     close = threading.Event()
     finished = threading.Event()
@@ -152,7 +165,7 @@ def _worker_main(process: int, plan: WorkerPlan, events_out: Connection, control
     except Exception as exc:
         finished.set()
         events_out.send(("failed", process, f"{type(exc).__name__}: {exc}"))
-        db.close_all()
+        client_for(db).close()
         raise
     finished.set()
     if plan.ship:
@@ -173,7 +186,7 @@ def _worker_main(process: int, plan: WorkerPlan, events_out: Connection, control
     try:
         cleanup(db, result.row_prefix)
     finally:
-        db.close_all()
+        client_for(db).close()
 
 
 class ProcessRun:
@@ -190,14 +203,18 @@ class ProcessRun:
         self.mode = mode
         self.settings = settings
         self.log = MergedEventLog(range(len(plans)))
+        per_process = _limit(plans[0].library, plans[0].pool)
         self.log.meta.update(
             pool=f"{len(plans)} processes",
+            library=plans[0].library,
             url=mask_url(plans[0].url),
-            max_connections=(plans[0].pool.get("max_connections") or 0) * len(plans) or None,
-            max_connections_per_process=plans[0].pool.get("max_connections"),
+            max_connections=(per_process or 0) * len(plans) or None,
+            max_connections_per_process=per_process,
             processes=len(plans),
             start_method=start_method,
         )
+        if plans[0].library != "peewee":
+            self.log.meta["pool_settings"] = dict(plans[0].pool)
         self._procs: list[Any] = []
         self._readers: dict[Connection, int] = {}
         self._controls: list[Connection] = []
@@ -392,13 +409,33 @@ class ProcessRun:
         )
 
 
-def _check_common(url: Any, processes: Any, start_method: str) -> tuple[str, int, str]:
-    if not isinstance(url, str) or "+pool://" not in url:
+def _limit(library: str, pool: dict[str, Any]) -> int | None:
+    """One process's pool limit: peewee's max_connections, SQLAlchemy's pool_size + max_overflow, psycopg's max_size."""
+    if library == "sqlalchemy":
+        return int(pool["pool_size"]) + int(pool.get("max_overflow", 0))
+    if library == "psycopg":
+        return int(pool["max_size"])
+    limit = pool.get("max_connections")
+    return int(limit) if limit else None
+
+
+def _check_common(url: Any, processes: Any, start_method: str, library: str = "peewee") -> tuple[str, int, str]:
+    from ..backends import backend_of_url
+
+    if library != "peewee":
+        if not isinstance(url, str) or backend_of_url(url) == "other":
+            raise ValueError(
+                f"url must be a postgresql://, mysql:// or sqlite:/// URL each worker process can open, "
+                f"got {mask_url(str(url))!r}"
+            )
+        if library == "psycopg" and backend_of_url(url) != "postgresql":
+            raise ValueError(f"psycopg_pool pools connect to PostgreSQL only, not {mask_url(url)!r}")
+    elif not isinstance(url, str) or "+pool://" not in url:
         raise ValueError(
             "url must be a +pool URL each worker process can open (e.g. postgresql+pool://user@host/db), "
             f"got {mask_url(str(url))!r}"
         )
-    if url.startswith("sqlite+pool://") and url.rstrip("/").endswith(":memory:"):
+    if backend_of_url(url) == "sqlite" and url.rstrip("/").endswith(":memory:"):
         raise ValueError(f"url {url!r} is an in-memory database: each worker process would get its own")
     processes = checks.count("processes", processes)
     start_method = checks.choice("start_method", start_method, START_METHODS)
@@ -407,9 +444,23 @@ def _check_common(url: Any, processes: Any, start_method: str) -> tuple[str, int
     return url, processes, start_method
 
 
-def _pool_args(max_connections: Any, timeout: Any, stale_timeout: Any, extra: dict[str, Any]) -> dict[str, Any]:
-    max_connections, stale_timeout, timeout = checks.pool_args(max_connections, stale_timeout, timeout)
-    return {"max_connections": max_connections, "timeout": timeout, "stale_timeout": stale_timeout, **extra}
+def _pool_args(
+    library: str, max_connections: Any, timeout: Any, stale_timeout: Any, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """Each worker's pool settings: peewee's as before; another library's checked by ``factory.settings_for``."""
+    if library == "peewee":
+        max_connections, stale_timeout, timeout = checks.pool_args(max_connections, stale_timeout, timeout)
+        return {"max_connections": max_connections, "timeout": timeout, "stale_timeout": stale_timeout, **extra}
+    from ..pools.factory import library as checked_library
+    from ..pools.factory import settings_for
+
+    library = checked_library(library)
+    if stale_timeout is not None:
+        raise ValueError(f"stale_timeout is peewee's; {library} pools take {', '.join(settings_for(library))}")
+    size = {"sqlalchemy": "pool_size", "psycopg": "max_size"}[library]
+    given = {size: max_connections, "timeout": timeout, **extra}
+    checked = settings_for(library, **given)
+    return {key: checked[key] for key in given}
 
 
 def start_processes(
@@ -425,6 +476,7 @@ def start_processes(
     seed: int = 0,
     start_method: str = DEFAULT_START_METHOD,
     ship: bool = True,
+    library: str = "peewee",
     **pool_kwargs: Any,
 ) -> ProcessRun:
     """Start ``processes`` worker processes, each running a closed loop of ``workers`` threads on its own pool.
@@ -435,11 +487,15 @@ def start_processes(
     ``hold`` and ``think``; process ``p`` draws with seed ``seed * 1000 + p``.
     The ``User`` table must exist (:func:`~poolviz.workload.ensure_schema`).
     ``ship=False`` keeps events in the workers (for measuring what shipping costs).
+    ``library`` (``peewee``, ``sqlalchemy`` or ``psycopg``) picks the pool
+    each worker builds (``factory.build`` in the child): for the other two,
+    ``max_connections`` is the size (``pool_size``, ``max_size``) unless
+    ``pool_kwargs`` sets it, and ``pool_kwargs`` are that library's settings.
     """
-    url, processes, start_method = _check_common(url, processes, start_method)
+    url, processes, start_method = _check_common(url, processes, start_method, library)
     args = closed_loop_args(workers, requests, hold, think, seed)
     workers, requests, hold_d, think_d, seed = args
-    pool = _pool_args(max_connections, timeout, stale_timeout, pool_kwargs)
+    pool = _pool_args(library, max_connections, timeout, stale_timeout, pool_kwargs)
     plans = [
         WorkerPlan(
             url,
@@ -447,6 +503,7 @@ def start_processes(
             "closed",
             {"workers": workers, "requests": requests, "hold": hold_d, "think": think_d, "seed": seed * 1000 + p},
             ship,
+            library=library,
         )
         for p in range(processes)
     ]
@@ -468,6 +525,7 @@ def start_open_processes(
     seed: int = 0,
     start_method: str = DEFAULT_START_METHOD,
     ship: bool = True,
+    library: str = "peewee",
     **pool_kwargs: Any,
 ) -> ProcessRun:
     """Start ``processes`` workers that share Poisson traffic of ``rate`` per second, like a prefork web server.
@@ -476,11 +534,11 @@ def start_open_processes(
     ``rate / processes`` arrivals per second on ``threads`` threads (and
     ``requests / processes`` arrivals, rounded up, when ``requests`` is given).
     """
-    url, processes, start_method = _check_common(url, processes, start_method)
+    url, processes, start_method = _check_common(url, processes, start_method, library)
     args = open_loop_args(rate, duration, requests, hold, seed)
     rate, duration, requests, hold_d, seed = args
     threads = checks.count("threads", threads)
-    pool = _pool_args(max_connections, timeout, stale_timeout, pool_kwargs)
+    pool = _pool_args(library, max_connections, timeout, stale_timeout, pool_kwargs)
     share = None if requests is None else -(-requests // processes)
     plans = [
         WorkerPlan(
@@ -496,6 +554,7 @@ def start_open_processes(
                 "seed": seed * 1000 + p,
             },
             ship,
+            library=library,
         )
         for p in range(processes)
     ]
