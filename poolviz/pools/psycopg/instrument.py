@@ -102,6 +102,7 @@ def instrument_psycopg(pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_
         target._pv_serial = itertools.count(1)
         target._pv_secrets = _secrets(target)
         target._pv_record = log.record
+        target._pv_write = log.write
         target._poolviz_events = log
         log.on_listening = target._pv_on_listening
         target._pv_adopt()

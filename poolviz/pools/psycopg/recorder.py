@@ -31,6 +31,7 @@ from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
 from ...credentials import mask_text
 from ...events import NO_CONN, EventLog
+from ...events.store import REUSED
 from ..leaks import holder_name, note_holder
 from .leaks import origin as leak_origin
 
@@ -142,6 +143,7 @@ class Recorder:
     _pv_serial: Any
     _pv_secrets: tuple[str, ...]
     _pv_record: Any
+    _pv_write: Any
     # Callers now queued: their key (see _pv_key) -> when they joined the queue.
     _pv_waiters: dict[int, float]
     # Whether the log has listeners (told by the log itself): delivery is skipped without.
@@ -279,19 +281,11 @@ class Recorder:
             info.checked_out = None
             info.state = state
             idle = len(pool)
-            # The hot path: _pv_event inlined.
-            self._pv_record(
-                "checkin",
-                info.serial,
-                info.held_by,
-                self._nconns - idle,
-                idle,
-                len(self._waiting),
-                0.0,
-                (info.returned or perf_counter()) - checked_out,
-                False,
-                "",
-                "",
+            # The hot path: the log's raw write; held until putconn() was called.
+            now = perf_counter()
+            held = (0.0, (info.returned or now) - checked_out, False, "", "")
+            self._pv_write(
+                now, "checkin", info.serial, info.held_by, self._nconns - idle, idle, len(self._waiting), held
             )
             return
         if info.state == NEW:
@@ -326,20 +320,12 @@ class Recorder:
         info.held_by = name
         checkouts = info.checkouts = info.checkouts + 1
         idle = len(self._pool)
-        # The hot path: _pv_event inlined.
-        self._pv_record(
-            "checkout",
-            info.serial,
-            name,
-            self._nconns - idle,
-            idle,
-            len(self._waiting),
-            waited,
-            0.0,
-            checkouts > 1,
-            "",
-            "",
-        )
+        # The hot path: the log's raw write, with the payload in its compact form.
+        if waited:
+            extra: Any = (waited, 0.0, checkouts > 1, "", "")
+        else:
+            extra = REUSED if checkouts > 1 else None
+        self._pv_write(now, "checkout", info.serial, name, self._nconns - idle, idle, len(self._waiting), extra)
         if self._pv_leak_threshold is not None:
             self._pv_watch(info)
 

@@ -36,17 +36,24 @@ def stats_at_each_event(pool: Any) -> list[tuple[int, int, int]]:
     Compare the list with ``(e.in_use, e.idle, e.waiting)`` of the events.
     """
     seen: list[tuple[int, int, int]] = []
-    record = pool._pv_record
+    record, write = pool._pv_record, pool._pv_write
     lock = getattr(pool, "_lock", None)
 
-    def checked(*args: Any) -> None:
+    def note(kind: str) -> None:
         if isinstance(lock, _RLOCK):
-            assert lock._is_owned(), f"{args[0]} recorded without the pool lock"  # type: ignore[attr-defined]
+            assert lock._is_owned(), f"{kind} recorded without the pool lock"  # type: ignore[attr-defined]
         stats = pool.get_stats()
         seen.append((stats["pool_size"] - stats["pool_available"], stats["pool_available"], stats["requests_waiting"]))
-        record(*args)
 
-    pool._pv_record = checked
+    def checked_record(*args: Any, **kwargs: Any) -> None:
+        note(args[0])
+        record(*args, **kwargs)
+
+    def checked_write(*args: Any) -> None:  # the hot path: (now, kind, ...)
+        note(args[1])
+        write(*args)
+
+    pool._pv_record, pool._pv_write = checked_record, checked_write
     return seen
 
 
