@@ -42,8 +42,14 @@ def check_url(args: argparse.Namespace) -> None:
         if reason is not None:
             raise UsageError(f"--url {mask_url(args.url)!r} is not usable: {reason}")
         return
-    # Other libraries are checked through peewee's pool on the same server (their pools open on use).
-    open_pool(args.url if args.pool == "peewee" else pool_url(args.url), max_connections=1).close_all()
+    if args.pool == "peewee":
+        open_pool(args.url, max_connections=1).close_all()
+        return
+    # Other libraries are checked through peewee's pool on the same server; the message shows the URL as given.
+    try:
+        open_pool(pool_url(args.url), max_connections=1).close_all()
+    except UsageError as exc:
+        raise UsageError(str(exc).replace(mask_url(pool_url(args.url)), mask_url(args.url))) from None
 
 
 def open_pool(url: str, **kwargs: Any) -> Any:
