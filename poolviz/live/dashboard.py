@@ -390,7 +390,7 @@ class PoolDashboard:
             self.view.send_batch(log.since(0), now=log.now(), dropped=log.dropped)
         last = log.last
         self.view.end(last.t if last is not None else 0.0)
-        frame = log.to_frame()
+        frame = run.frame()
         stats = frame_stats(frame, workers=closed_loop_workers(run.settings.workers))
         stats["max_connections"] = run.limit()
         stats["running"] = False
@@ -453,7 +453,7 @@ class PoolDashboard:
             run = self._run
         if run is None:
             return {}
-        frame = run.log.to_frame()
+        frame = run.frame()
         now = run.log.now() if not run.finished.is_set() else None
         stats = frame_stats(frame, now=now, workers=closed_loop_workers(run.settings.workers))
         stats["max_connections"] = run.limit()
@@ -468,7 +468,7 @@ class PoolDashboard:
             resizes = list(run.resizes) if run is not None else []
         if run is None:
             return None
-        frame = run.log.to_frame()
+        frame = run.frame()
         end = run.log.now() if not run.finished.is_set() else float(frame["t"].max() if len(frame) else 0.0)
         window = (max(0.0, end - self._window_s), max(end, self._window_s))
         return frame, run.limit(), window, resizes, closed_loop_workers(run.settings.workers)
