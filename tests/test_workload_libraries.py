@@ -190,12 +190,28 @@ def test_a_bare_sqlalchemy_pool_is_refused_naming_what_is_accepted() -> None:
 
 
 def test_asyncio_workloads_name_what_they_support(pg_url: str) -> None:
-    """SQLAlchemy's and psycopg_pool's asyncio pools are refused by the asyncio loops with what to run instead."""
+    """SQLAlchemy's AsyncEngine is refused by the asyncio loops, naming what they take and what to run instead."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from poolviz.urls import sqlalchemy_url
+
+    engine = poolviz.instrument(create_async_engine(sqlalchemy_url(pg_url, asyncio=True)))
+    with pytest.raises(TypeError, match="psycopg_pool AsyncConnectionPool.*AsyncEngine is not supported.*an Engine"):
+        run_async_closed_loop(engine, tasks=1, requests=1, hold=0)
+
+
+def test_asyncio_tasks_run_on_a_psycopg_async_pool(pg_url: str) -> None:
+    """Tasks on an AsyncConnectionPool of two: each record is linked to its own events; the pool opens and closes."""
     from psycopg_pool import AsyncConnectionPool
 
-    pool = poolviz.instrument(AsyncConnectionPool("postgresql://127.0.0.1:1/x", open=False))
-    with pytest.raises(TypeError, match="AsyncConnectionPool are not supported by the asyncio workloads yet"):
-        run_async_closed_loop(pool, tasks=1, requests=1, hold=0)
+    conninfo = pg_url.replace("+pool", "")
+    pool = poolviz.instrument(AsyncConnectionPool(conninfo, min_size=0, max_size=2, open=False))
+    result = run_async_closed_loop(pool, tasks=4, requests=3, hold="fixed:0.003")
+    assert (result.requests, result.requests_ok) == (12, 12), [r.error_message for r in result.records]
+    assert result.hold_method == "SELECT pg_sleep(%s)" and result.settings["concurrency"] == "asyncio"
+    assert_linked(result, 2)
+    assert {r.thread for r in result.records} == {f"task-{i}" for i in range(4)}
+    assert pool.closed
 
 
 def test_worker_processes_refuse_psycopg_off_postgresql(mysql_url: str) -> None:

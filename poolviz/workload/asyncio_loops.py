@@ -1,13 +1,18 @@
-"""The two workloads with asyncio tasks instead of threads, on poolviz's asyncio databases.
+"""The two workloads with asyncio tasks instead of threads: peewee's asyncio databases, psycopg_pool's async pool.
 
 The closed loop runs ``tasks`` tasks that each make requests back to back;
 the open loop starts one task per arrival, as an ASGI server does per request.
-A request is the threaded loops' request in async form: ``await
-db.aconnect()``, the tutorial's ``User`` insert and select (run through
-``db.run``, peewee's greenlet bridge), a hold (``SELECT SLEEP``/``pg_sleep``
-on a server, ``asyncio.sleep`` on SQLite), then ``await db.aclose()``. Both
-return the same :class:`~poolviz.workload.results.WorkloadResult` as the
-threaded loops, with each task's name where a thread's name would be.
+A request is the threaded loops' request in async form. On a peewee asyncio
+database: ``await db.aconnect()``, the tutorial's ``User`` insert and select
+(run through ``db.run``, peewee's greenlet bridge), a hold (``SELECT
+SLEEP``/``pg_sleep`` on a server, ``asyncio.sleep`` on SQLite), then ``await
+db.aclose()``. On a psycopg_pool ``AsyncConnectionPool``: ``async with
+pool.connection()`` and the same statements on its cursor
+(:class:`~.clients.Statements`); a pool made with ``open=False`` is opened in
+the run's loop. SQLAlchemy's ``AsyncEngine`` is refused with a ``TypeError``
+(run an ``Engine`` with the threaded loops). Both return the same
+:class:`~poolviz.workload.results.WorkloadResult` as the threaded loops, with
+each task's name where a thread's name would be.
 
 ``arun_*`` are coroutines for code that already runs an event loop (a
 notebook cell can ``await`` them); ``run_async_*`` run one on an event loop of
@@ -22,13 +27,14 @@ import asyncio
 import inspect
 import threading
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from inspect import Signature
 from typing import Any
 
 from ..models import user_model
 from .args import closed_loop_args, open_loop_args
-from .clients import delete_rows, ensure_schema, user_work
+from .clients import Statements, delete_rows, ensure_schema, library_of, user_work
 from .loops import run_closed_loop, run_open_loop
 from .results import RequestRecord, WorkloadResult
 from .run import Frame, Run, check_pool, cleanup_failed
@@ -41,40 +47,34 @@ def check_async_pool(db: Any) -> None:
     check_pool(db, tasks=True)
 
 
-class AsyncRun(Run):
-    """A run whose requests are made by asyncio tasks (records, progress and errors as in :class:`Run`)."""
+class PeeweeTasks:
+    """peewee's asyncio databases: ``aconnect``/``aclose``, the threads' ``User`` work through ``db.run``."""
 
-    client_sleep = ASYNC_CLIENT_SLEEP
-
-    def __init__(self, db: Any, progress: Any, total: int | None) -> None:
-        super().__init__(db, progress, total)
+    def __init__(self, db: Any, hold_sql: str | None) -> None:
+        self.db = db
+        self.hold_sql = hold_sql
         # The tutorial's User, bound to this run's database only (see poolviz.models.user_model).
         self.model = user_model(db)
 
-    async def request(self, worker: int, index: int, hold_s: float, arrived: float | None = None) -> RequestRecord:
-        """Run one request in the current task and return its record; errors are recorded, never raised."""
-        db = self.db
-        with self.track(worker, index, hold_s, arrived) as request:
-            await db.aconnect()
-            try:
-                # peewee's greenlet bridge (db.run) lets the threads' sync User work await here.
-                await db.run(user_work, self.model, self.row_name(worker, index))
-                await self.hold(hold_s)
-            finally:
-                await db.aclose()
-        return request.record
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[None]:
+        await self.db.aconnect()
+        try:
+            yield None
+        finally:
+            await self.db.aclose()
 
-    async def hold(self, seconds: float) -> None:
-        """Hold the connection for ``seconds``: sleeping on the server where possible, else ``asyncio.sleep``."""
-        if seconds <= 0:
-            return
-        if self.hold_sql is not None:
-            await self.db.aexecute_sql(self.hold_sql, (seconds,))
-        else:
-            await asyncio.sleep(seconds)
+    async def work(self, handle: Any, name: str) -> None:
+        # peewee's greenlet bridge (db.run) lets the threads' sync User work await here.
+        await self.db.run(user_work, self.model, name)
+
+    async def execute_hold(self, handle: Any, seconds: float) -> None:
+        await self.db.aexecute_sql(self.hold_sql, (seconds,))
+
+    async def open(self) -> None:
+        """Nothing to do: peewee opens its asyncio pool on first use."""
 
     async def setup(self) -> None:
-        """Create the User table if missing; a pool created for that is closed, so the run shows it opening."""
         fresh = self.db.pool is None
         with warnings.catch_warnings():
             # aiomysql turns MariaDB's note "Table 'user' already exists" into a Warning.
@@ -83,10 +83,96 @@ class AsyncRun(Run):
         if fresh:
             await self.db.close_pool()
 
+    async def cleanup(self, prefix: str) -> None:
+        await self.db.run(_delete_rows, self.db, self.model, prefix)
+
+    async def close(self) -> None:
+        await self.db.close_pool()
+        # peewee's pool-creation lock binds to the first loop that contends
+        # for it and refuses every later loop: give the next run a new one.
+        self.db._pool_lock = asyncio.Lock()
+
+
+class PsycopgTasks:
+    """psycopg_pool's ``AsyncConnectionPool``: ``async with pool.connection()``, peewee's statements on its cursor."""
+
+    def __init__(self, pool: Any, hold_sql: str | None) -> None:
+        self.pool = pool
+        self.hold_sql = hold_sql
+        self.sql = Statements("postgresql")
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        async with self.pool.connection() as conn, conn.cursor() as cursor:
+            yield cursor
+
+    async def work(self, handle: Any, name: str) -> None:
+        await handle.execute(*self.sql.insert(name))
+        await handle.execute(*self.sql.select(name))
+        await handle.fetchall()
+
+    async def execute_hold(self, handle: Any, seconds: float) -> None:
+        await handle.execute(self.hold_sql, (seconds,))
+
+    async def open(self) -> None:
+        """Open a pool made with ``open=False`` in this loop (psycopg_pool refuses to reopen a closed one)."""
+        if self.pool.closed:
+            await self.pool.open()
+
+    async def setup(self) -> None:
+        async with self.connection() as cursor:
+            for statement in self.sql.create(safe=True):
+                await cursor.execute(*statement)
+
+    async def cleanup(self, prefix: str) -> None:
+        async with self.connection() as cursor:
+            await cursor.execute(*self.sql.delete(prefix))
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def tasks_client(db: Any, hold_sql: str | None = None) -> PeeweeTasks | PsycopgTasks:
+    """How asyncio tasks use ``db``: a peewee asyncio database or a psycopg_pool AsyncConnectionPool."""
+    return PsycopgTasks(db, hold_sql) if library_of(db) == "psycopg" else PeeweeTasks(db, hold_sql)
+
+
+class AsyncRun(Run):
+    """A run whose requests are made by asyncio tasks (records, progress and errors as in :class:`Run`)."""
+
+    client_sleep = ASYNC_CLIENT_SLEEP
+
+    def __init__(self, db: Any, progress: Any, total: int | None) -> None:
+        super().__init__(db, progress, total)
+        self.client = tasks_client(db, self.hold_sql)
+
+    async def request(self, worker: int, index: int, hold_s: float, arrived: float | None = None) -> RequestRecord:
+        """Run one request in the current task and return its record; errors are recorded, never raised."""
+        client = self.client
+        with self.track(worker, index, hold_s, arrived) as request:
+            async with client.connection() as handle:
+                await client.work(handle, self.row_name(worker, index))
+                await self.hold(handle, hold_s)
+        return request.record
+
+    async def hold(self, handle: Any, seconds: float) -> None:
+        """Hold the connection for ``seconds``: sleeping on the server where possible, else ``asyncio.sleep``."""
+        if seconds <= 0:
+            return
+        if self.hold_sql is not None:
+            await self.client.execute_hold(handle, seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+    async def setup(self) -> None:
+        """Create the User table if missing; a peewee pool created for that is closed, so the run shows it opening."""
+        await self.client.open()
+        await self.client.setup()
+
     async def cleanup(self) -> None:
         """Delete the rows this run created (see :func:`.run.cleanup_failed` for a failure)."""
         try:
-            await self.db.run(_delete_rows, self.db, self.model, self.prefix)
+            await self.client.cleanup(self.prefix)
         except Exception as exc:
             cleanup_failed(self.prefix, exc)
 
@@ -98,6 +184,7 @@ def _delete_rows(db: Any, model: Any, prefix: str) -> None:
 
 async def _execute(run: AsyncRun, frame: Frame, body: Callable[[AsyncRun], Awaitable[int]]) -> WorkloadResult:
     """The asyncio frame around both loops: :func:`.loops.execute` with awaits."""
+    await run.client.open()
     if frame.setup:
         await run.setup()
     with run.watch() as window:
@@ -220,10 +307,7 @@ def on_own_loop(db: Any, coro: Awaitable[Any]) -> Any:
         try:
             return await coro
         finally:
-            await db.close_pool()
-            # peewee's pool-creation lock binds to the first loop that contends
-            # for it and refuses every later loop: give the next run a new one.
-            db._pool_lock = asyncio.Lock()
+            await tasks_client(db).close()
 
     try:
         asyncio.get_running_loop()

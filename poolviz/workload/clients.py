@@ -206,9 +206,10 @@ class Statements:
     def exists(self) -> tuple[str, list[Any]]:
         return self.model.select(self.model.id).limit(0).sql()  # type: ignore[no-any-return]
 
-    def create(self) -> list[tuple[str, list[Any]]]:
+    def create(self, safe: bool = False) -> list[tuple[str, list[Any]]]:
+        """The table (if not there) and its unique index (``safe``: if not there either; not on MariaDB)."""
         schema = self.model._schema
-        return [schema._create_table(safe=True).query(), *(c.query() for c in schema._create_indexes(safe=False))]
+        return [schema._create_table(safe=True).query(), *(c.query() for c in schema._create_indexes(safe=safe))]
 
 
 class DBAPIClient(Client):

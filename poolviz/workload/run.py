@@ -104,13 +104,13 @@ def check_pool(db: Any, tasks: bool = False) -> None:
     from ..pools.peewee_asyncio import is_async_instrumented
 
     if tasks:
-        if is_async_instrumented(db):
+        if is_async_instrumented(db) or _is_async_psycopg(db):
             return
         wanted = (
             "an asyncio workload needs an instrumented asyncio database "
-            "(poolviz.connect('postgresql+asyncpool://...') or poolviz.aio.instrument_async(db)); "
-            "SQLAlchemy's AsyncEngine and psycopg_pool's AsyncConnectionPool are not supported by the asyncio "
-            "workloads yet: run their threaded twins (Engine, ConnectionPool) with run_closed_loop/run_open_loop"
+            "(poolviz.connect('postgresql+asyncpool://...') or poolviz.aio.instrument_async(db)) or psycopg_pool "
+            "AsyncConnectionPool (poolviz.instrument(pool)); SQLAlchemy's AsyncEngine is not supported by the "
+            "asyncio workloads yet: run its threaded twin (an Engine) with run_closed_loop/run_open_loop"
         )
     elif library_of(db) == "peewee":
         if is_instrumented(db):
@@ -121,6 +121,14 @@ def check_pool(db: Any, tasks: bool = False) -> None:
     else:
         wanted = f"a workload needs {THREAD_TARGETS}"
     raise TypeError(f"{wanted}, got {type(db).__module__}.{type(db).__qualname__}")
+
+
+def _is_async_psycopg(db: Any) -> bool:
+    if library_of(db) != "psycopg":
+        return False
+    from psycopg_pool import AsyncConnectionPool
+
+    return isinstance(db, AsyncConnectionPool) and getattr(db, "_poolviz_events", None) is not None
 
 
 class Frame(NamedTuple):
