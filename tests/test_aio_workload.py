@@ -205,7 +205,7 @@ def test_two_runs_in_a_row_each_get_a_fresh_pool(tmp_path: Path) -> None:
 
 def test_workload_refuses_a_threaded_or_plain_database() -> None:
     """An asyncio workload names what it needs when given something else."""
-    with pytest.raises(TypeError, match="needs an instrumented asyncio database.*got peewee.SqliteDatabase"):
+    with pytest.raises(TypeError, match="needs an instrumented asyncio pool.*got peewee.SqliteDatabase"):
         run_async_closed_loop(peewee.SqliteDatabase(":memory:"), tasks=1, requests=1, hold=0)
 
 

@@ -189,15 +189,34 @@ def test_a_bare_sqlalchemy_pool_is_refused_naming_what_is_accepted() -> None:
         run_closed_loop(pool, workers=1, requests=1, hold=0)
 
 
-def test_asyncio_workloads_name_what_they_support(pg_url: str) -> None:
-    """SQLAlchemy's AsyncEngine is refused by the asyncio loops, naming what they take and what to run instead."""
+def test_asyncio_workloads_refuse_a_threaded_pool_naming_what_they_take(pool_of: Callable[..., Any]) -> None:
+    """A threaded Engine given to the asyncio loops: a TypeError naming the asyncio pools they take."""
+    engine = pool_of("sqlalchemy", "sqlite", 1)
+    with pytest.raises(
+        TypeError, match="a SQLAlchemy AsyncEngine or a psycopg_pool AsyncConnectionPool.*got sqlalchemy"
+    ):
+        run_async_closed_loop(engine, tasks=1, requests=1, hold=0)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql", "sqlite"])
+def test_asyncio_tasks_run_on_a_sqlalchemy_async_engine(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """Tasks on an AsyncEngine's pool of two: each record linked to its own events, checked in by its own task."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from poolviz.urls import sqlalchemy_url
 
-    engine = poolviz.instrument(create_async_engine(sqlalchemy_url(pg_url, asyncio=True)))
-    with pytest.raises(TypeError, match="psycopg_pool AsyncConnectionPool.*AsyncEngine is not supported.*an Engine"):
-        run_async_closed_loop(engine, tasks=1, requests=1, hold=0)
+    if backend == "sqlite":
+        url = f"sqlite+pool:///{tmp_path / 'async.db'}"
+    else:
+        url = request.getfixturevalue("pg_url" if backend == "postgresql" else "mysql_url")
+    engine = poolviz.instrument(create_async_engine(sqlalchemy_url(url, asyncio=True), pool_size=2, max_overflow=0))
+    result = run_async_closed_loop(engine, tasks=4, requests=3, hold="fixed:0.003")
+    assert (result.requests, result.requests_ok) == (12, 12), [r.error_message for r in result.records]
+    assert result.hold_method == {"sqlite": "asyncio.sleep"}.get(backend, HOLD_SQL[backend])
+    assert_linked(result, 2)
+    assert {r.thread for r in result.records} == {f"task-{i}" for i in range(4)}
 
 
 def test_asyncio_tasks_run_on_a_psycopg_async_pool(pg_url: str) -> None:

@@ -1,4 +1,4 @@
-"""The two workloads with asyncio tasks instead of threads: peewee's asyncio databases, psycopg_pool's async pool.
+"""The two workloads with asyncio tasks instead of threads, on peewee's, psycopg_pool's and SQLAlchemy's asyncio pools.
 
 The closed loop runs ``tasks`` tasks that each make requests back to back;
 the open loop starts one task per arrival, as an ASGI server does per request.
@@ -9,8 +9,8 @@ SLEEP``/``pg_sleep`` on a server, ``asyncio.sleep`` on SQLite), then ``await
 db.aclose()``. On a psycopg_pool ``AsyncConnectionPool``: ``async with
 pool.connection()`` and the same statements on its cursor
 (:class:`~.clients.Statements`); a pool made with ``open=False`` is opened in
-the run's loop. SQLAlchemy's ``AsyncEngine`` is refused with a ``TypeError``
-(run an ``Engine`` with the threaded loops). Both return the same
+the run's loop. On a SQLAlchemy ``AsyncEngine``: ``await engine.connect()``,
+the threads' DBAPI work through ``run_sync``, ``close()``. Both return the same
 :class:`~poolviz.workload.results.WorkloadResult` as the threaded loops, with
 each task's name where a thread's name would be.
 
@@ -34,7 +34,7 @@ from typing import Any
 
 from ..models import user_model
 from .args import closed_loop_args, open_loop_args
-from .clients import Statements, delete_rows, ensure_schema, library_of, user_work
+from .clients import DBAPIClient, Statements, delete_rows, ensure_schema, library_of, user_work
 from .loops import run_closed_loop, run_open_loop
 from .results import RequestRecord, WorkloadResult
 from .run import Frame, Run, check_pool, cleanup_failed
@@ -112,7 +112,7 @@ class PsycopgTasks:
         await handle.fetchall()
 
     async def execute_hold(self, handle: Any, seconds: float) -> None:
-        await handle.execute(self.hold_sql, (seconds,))
+        await handle.execute(*self.sql.hold(seconds))
 
     async def open(self) -> None:
         """Open a pool made with ``open=False`` in this loop (psycopg_pool refuses to reopen a closed one)."""
@@ -132,9 +132,66 @@ class PsycopgTasks:
         await self.pool.close()
 
 
-def tasks_client(db: Any, hold_sql: str | None = None) -> PeeweeTasks | PsycopgTasks:
-    """How asyncio tasks use ``db``: a peewee asyncio database or a psycopg_pool AsyncConnectionPool."""
-    return PsycopgTasks(db, hold_sql) if library_of(db) == "psycopg" else PeeweeTasks(db, hold_sql)
+class SQLAlchemyTasks:
+    """SQLAlchemy's ``AsyncEngine``: ``await engine.connect()`` ... ``close()`` in the request's own task.
+
+    The work is the threads' (:class:`~.clients.DBAPIClient`) on the driver's
+    DBAPI cursor, run through ``run_sync`` (SQLAlchemy's greenlet bridge), with
+    the placeholders its asyncio driver wants (asyncpg's ``$1``). ``close()``
+    rather than ``async with``: SQLAlchemy closes in a task of its own on
+    ``__aexit__``, and the check-in belongs to the request's task.
+    """
+
+    def __init__(self, engine: Any, hold_sql: str | None) -> None:
+        from ..pools import events_of
+
+        self.engine = engine
+        self.hold_sql = hold_sql
+        self.dbapi = DBAPIClient(engine, events_of(engine), engine.dialect.paramstyle)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        conn = await self.engine.connect()
+        try:
+            raw = await conn.get_raw_connection()
+            cursor = await conn.run_sync(lambda _sync: raw.cursor())
+            yield conn, cursor
+            await conn.run_sync(lambda _sync: raw.commit())
+        finally:
+            await conn.close()
+
+    async def work(self, handle: Any, name: str) -> None:
+        conn, cursor = handle
+        await conn.run_sync(lambda _sync: self.dbapi.work(cursor, name))
+
+    async def execute_hold(self, handle: Any, seconds: float) -> None:
+        conn, cursor = handle
+        await conn.run_sync(lambda _sync: self.dbapi.execute_hold(cursor, seconds))
+
+    async def open(self) -> None:
+        """Nothing to do: the engine's pool connects on first use."""
+
+    async def setup(self) -> None:
+        async with self.connection() as (conn, cursor):
+            raw = await conn.get_raw_connection()
+            await conn.run_sync(lambda _sync: self.dbapi.setup_on(cursor, raw.rollback))
+
+    async def cleanup(self, prefix: str) -> None:
+        async with self.connection() as (conn, cursor):
+            await conn.run_sync(lambda _sync: cursor.execute(*self.dbapi.sql.delete(prefix)))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def tasks_client(db: Any, hold_sql: str | None = None) -> PeeweeTasks | PsycopgTasks | SQLAlchemyTasks:
+    """How asyncio tasks use ``db``: a peewee asyncio database, a psycopg_pool or SQLAlchemy asyncio pool."""
+    library = library_of(db)
+    if library == "psycopg":
+        return PsycopgTasks(db, hold_sql)
+    if library == "sqlalchemy":
+        return SQLAlchemyTasks(db, hold_sql)
+    return PeeweeTasks(db, hold_sql)
 
 
 class AsyncRun(Run):

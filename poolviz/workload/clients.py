@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -185,39 +185,66 @@ class PeeweeClient(Client):
 
 
 class Statements:
-    """The ``User`` work's SQL and parameters as peewee writes them for one backend (quoting, paramstyle)."""
+    """The ``User`` work's SQL and parameters as peewee writes them for one backend (quoting, paramstyle).
 
-    def __init__(self, backend: str) -> None:
+    peewee writes ``%s`` (``?`` on SQLite), which the threaded drivers take;
+    ``paramstyle`` (a DBAPI driver's, e.g. asyncpg's ``numeric_dollar`` behind
+    SQLAlchemy) rewrites the placeholders for a driver that wants others.
+    """
+
+    def __init__(self, backend: str, paramstyle: str | None = None) -> None:
         plain = PLAIN_CLASSES.get(backend)
         if plain is None:
             raise ValueError(f"the workloads know sqlite, mysql and postgresql; this pool's backend is {backend!r}")
         # Never connected: it only writes SQL in its dialect.
         self.model: Any = user_model(plain(None))
+        self.backend = backend
+        self.placeholder = "?" if backend == "sqlite" else "%s"
+        self.paramstyle = paramstyle
 
-    def insert(self, name: str) -> tuple[str, list[Any]]:
-        return self.model.insert(username=name).sql()  # type: ignore[no-any-return]
+    def styled(self, sql: str, params: list[Any]) -> tuple[str, Any]:
+        """``sql`` with peewee's placeholders in :attr:`paramstyle`, and its parameters."""
+        style = self.paramstyle
+        if style is None or (style, self.placeholder) in (("qmark", "?"), ("format", "%s"), ("pyformat", "%s")):
+            return sql, params
+        parts = sql.split(self.placeholder)
+        if style in ("named", "pyformat"):
+            marks = [f":p{i}" if style == "named" else f"%(p{i})s" for i in range(len(parts) - 1)]
+            values: Any = {f"p{i}": value for i, value in enumerate(params)}
+        else:
+            form = {"numeric_dollar": "${}", "numeric": ":{}", "qmark": "?", "format": "%s"}[style]
+            marks, values = [form.format(i + 1) for i in range(len(parts) - 1)], params
+        return "".join(part + mark for part, mark in zip(parts, [*marks, ""], strict=True)), values
 
-    def select(self, name: str) -> tuple[str, list[Any]]:
-        return self.model.select().where(self.model.username == name).sql()  # type: ignore[no-any-return]
+    def insert(self, name: str) -> tuple[str, Any]:
+        return self.styled(*self.model.insert(username=name).sql())
 
-    def delete(self, prefix: str) -> tuple[str, list[Any]]:
-        return self.model.delete().where(self.model.username.startswith(prefix)).sql()  # type: ignore[no-any-return]
+    def select(self, name: str) -> tuple[str, Any]:
+        return self.styled(*self.model.select().where(self.model.username == name).sql())
 
-    def exists(self) -> tuple[str, list[Any]]:
-        return self.model.select(self.model.id).limit(0).sql()  # type: ignore[no-any-return]
+    def delete(self, prefix: str) -> tuple[str, Any]:
+        return self.styled(*self.model.delete().where(self.model.username.startswith(prefix)).sql())
 
-    def create(self, safe: bool = False) -> list[tuple[str, list[Any]]]:
+    def exists(self) -> tuple[str, Any]:
+        return self.styled(*self.model.select(self.model.id).limit(0).sql())
+
+    def hold(self, seconds: float) -> tuple[str, Any]:
+        """:data:`~poolviz.backends.HOLD_SQL` for ``seconds`` (a server backend only)."""
+        return self.styled(HOLD_SQL[self.backend], [seconds])
+
+    def create(self, safe: bool = False) -> list[tuple[str, Any]]:
         """The table (if not there) and its unique index (``safe``: if not there either; not on MariaDB)."""
         schema = self.model._schema
-        return [schema._create_table(safe=True).query(), *(c.query() for c in schema._create_indexes(safe=safe))]
+        queries = [schema._create_table(safe=True).query(), *(c.query() for c in schema._create_indexes(safe=safe))]
+        return [self.styled(*query) for query in queries]
 
 
 class DBAPIClient(Client):
     """Libraries that hand out DBAPI connections: the work runs peewee's statements on a cursor."""
 
-    def __init__(self, target: Any, log: EventLog) -> None:
+    def __init__(self, target: Any, log: EventLog, paramstyle: str | None = None) -> None:
         super().__init__(target, log)
-        self.sql = Statements(self.backend)
+        self.sql = Statements(self.backend, paramstyle)
 
     def work(self, handle: Any, name: str) -> None:
         handle.execute(*self.sql.insert(name))
@@ -225,25 +252,29 @@ class DBAPIClient(Client):
         handle.fetchall()
 
     def execute_hold(self, handle: Any, seconds: float) -> None:
-        handle.execute(self.hold_sql, (seconds,))
+        handle.execute(*self.sql.hold(seconds))
         handle.fetchall()
 
     def setup(self) -> None:
         with self.connection() as cursor:
-            try:
-                cursor.execute(*self.sql.exists())
-                cursor.fetchall()
-                return
-            except Exception:  # no table yet (the driver's own error class)
-                cursor.connection.rollback()
-            try:
-                for statement in self.sql.create():
-                    cursor.execute(*statement)
-            except Exception:
-                # Another process created it at the same moment: fine if it is there now.
-                cursor.connection.rollback()
-                cursor.execute(*self.sql.exists())
-                cursor.fetchall()
+            self.setup_on(cursor, cursor.connection.rollback)
+
+    def setup_on(self, cursor: Any, rollback: Callable[[], Any]) -> None:
+        """Create the ``User`` table through ``cursor`` unless it is there (``rollback`` after a failed statement)."""
+        try:
+            cursor.execute(*self.sql.exists())
+            cursor.fetchall()
+            return
+        except Exception:  # no table yet (the driver's own error class)
+            rollback()
+        try:
+            for statement in self.sql.create():
+                cursor.execute(*statement)
+        except Exception:
+            # Another process created it at the same moment: fine if it is there now.
+            rollback()
+            cursor.execute(*self.sql.exists())
+            cursor.fetchall()
 
     def cleanup(self, prefix: str) -> None:
         with self.connection() as cursor:

@@ -104,13 +104,12 @@ def check_pool(db: Any, tasks: bool = False) -> None:
     from ..pools.peewee_asyncio import is_async_instrumented
 
     if tasks:
-        if is_async_instrumented(db) or _is_async_psycopg(db):
+        if is_async_instrumented(db) or _is_async_target(db):
             return
         wanted = (
-            "an asyncio workload needs an instrumented asyncio database "
-            "(poolviz.connect('postgresql+asyncpool://...') or poolviz.aio.instrument_async(db)) or psycopg_pool "
-            "AsyncConnectionPool (poolviz.instrument(pool)); SQLAlchemy's AsyncEngine is not supported by the "
-            "asyncio workloads yet: run its threaded twin (an Engine) with run_closed_loop/run_open_loop"
+            "an asyncio workload needs an instrumented asyncio pool: a peewee asyncio database "
+            "(poolviz.connect('postgresql+asyncpool://...') or poolviz.aio.instrument_async(db)), a SQLAlchemy "
+            "AsyncEngine or a psycopg_pool AsyncConnectionPool (poolviz.instrument(x))"
         )
     elif library_of(db) == "peewee":
         if is_instrumented(db):
@@ -123,12 +122,18 @@ def check_pool(db: Any, tasks: bool = False) -> None:
     raise TypeError(f"{wanted}, got {type(db).__module__}.{type(db).__qualname__}")
 
 
-def _is_async_psycopg(db: Any) -> bool:
-    if library_of(db) != "psycopg":
-        return False
-    from psycopg_pool import AsyncConnectionPool
+def _is_async_target(db: Any) -> bool:
+    """An instrumented psycopg_pool AsyncConnectionPool or SQLAlchemy AsyncEngine."""
+    library = library_of(db)
+    if library == "psycopg":
+        from psycopg_pool import AsyncConnectionPool
 
-    return isinstance(db, AsyncConnectionPool) and getattr(db, "_poolviz_events", None) is not None
+        return isinstance(db, AsyncConnectionPool) and getattr(db, "_poolviz_events", None) is not None
+    if library == "sqlalchemy":
+        from sqlalchemy.ext.asyncio import AsyncEngine
+
+        return isinstance(db, AsyncEngine) and getattr(db.sync_engine.pool, "_poolviz_events", None) is not None
+    return False
 
 
 class Frame(NamedTuple):
