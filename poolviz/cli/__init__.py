@@ -7,7 +7,12 @@ pool sizes; ``report`` redraws a saved trace. SQLite is the default database
 installed. Bad input ends with one line on stderr naming the value and exit
 code 2; URLs are shown with their passwords masked.
 
-``parser`` (the options), ``commands`` (what each command does), ``runs`` (the
+``--pool peewee|sqlalchemy|psycopg`` picks the pool library, with that
+library's own settings as options (``pools``: which option is whose, checked
+before anything connects).
+
+``parser`` (the options), ``values`` (their types), ``pools`` (the pool
+library's options), ``commands`` (what each command does), ``runs`` (the
 three ways to run a workload: threads, asyncio tasks, worker processes; the
 workloads themselves know nothing of the command line) and ``output`` (the
 files, the progress bar and the closing line).

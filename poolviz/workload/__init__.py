@@ -2,8 +2,10 @@
 
 ``distributions`` (hold and think times), ``args`` (the loops' arguments,
 checked once, and the draws and arrivals they make), ``results`` (what a run
-returns), ``run`` (one run's frame, shared by threads and asyncio tasks: the
-request record, progress, clean-up, the result), ``loops`` (the threaded closed
+returns), ``clients`` (how a request checks out, works, holds and checks in on
+each pool library: peewee, a SQLAlchemy Engine, a psycopg_pool pool), ``run``
+(one run's frame, shared by threads and asyncio tasks: the request record,
+progress, clean-up, the result), ``loops`` (the threaded closed
 and open loops), ``asyncio_loops`` (their asyncio twins, taking the same
 arguments), ``processes`` (one loop per worker process), ``spec`` (one checked
 closed-loop workload) and ``sweep`` (one loop per pool size). Nothing here
