@@ -5,10 +5,14 @@
 work and records what it did. No pool decision is made here, so reuse order,
 exceptions, stale handling and rollback on check-in stay peewee's.
 
-The counts on each event (``in_use``, ``idle``, ``waiting``) are kept here,
-changed exactly when an event is recorded, so they always agree with the event
-stream; when the pool is quiet they equal peewee's own ``len(_in_use)`` and
-``len(_connections)``.
+No counts are kept on the hot path: each event records the change it makes
+to ``in_use``, ``idle`` and ``waiting`` (a check-in: one fewer in use, one
+more idle), and the log works the counts out when read, so they agree with
+the event stream by construction; when the pool is quiet they equal peewee's
+own ``len(_in_use)`` and ``len(_connections)``. The usual checkout and
+check-in (*plain*: no leak watch, no resize under way) append their record to
+the log themselves; everything else goes through ``_pv_event``
+(:mod:`poolviz.pools.recording`), which the asyncio pools share.
 
 Events are recorded under the pool lock and delivered to listeners after it
 is released (see ``delivery``). Attributes added to peewee's object start
