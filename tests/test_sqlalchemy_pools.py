@@ -350,3 +350,11 @@ def _backend_gone(pg_url: str, pid: int) -> bool:
     with create_engine(sqlalchemy_url(pg_url), poolclass=NullPool).connect() as admin:
         found = admin.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).scalar()
     return found == 0
+
+
+def test_the_log_of_an_engine_reads_as_a_frame_while_the_pool_is_in_use(sqlite_file: str) -> None:
+    engine = poolviz.instrument(create_engine(sqlite_file, poolclass=QueuePool))
+    with engine.connect():
+        frame = poolviz.events_of(engine).to_frame()
+    assert list(frame["kind"]) == ["connect", "checkout"]
+    engine.dispose()

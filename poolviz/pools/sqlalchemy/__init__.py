@@ -24,7 +24,6 @@ How SQLAlchemy's transitions read in poolviz's vocabulary (see
 
 from __future__ import annotations
 
-import threading
 import weakref
 from typing import Any
 
@@ -61,8 +60,7 @@ def instrument_sqlalchemy(
     if not isinstance(pool, Pool):
         raise TypeError(f"expected a SQLAlchemy Engine, AsyncEngine or Pool, got {type(target).__name__}")
     if getattr(pool, "_poolviz_events", None) is None:
-        # A plain Lock: the observer never takes it twice, and it is cheaper than the default RLock.
-        events = EventLog(capacity=event_capacity, lock=threading.Lock())
+        events = EventLog(capacity=event_capacity)  # its own RLock: readers such as to_frame() take it twice
         observer = PoolObserver(pool, events)
         checked_out = pool.checkedout() if isinstance(pool, QueuePool) else 0
         observer.adopt(records_in(pool), checked_out)
