@@ -111,3 +111,10 @@ def test_a_psycopg_run_on_postgresql_fills_min_size_in_the_background(make_dashb
     connects = [e for e in poolviz.events_of(dash.db).snapshot() if e.kind == "connect"]
     assert len(connects) >= 2 and all("-worker-" in e.thread for e in connects)
     assert dash.last_stats["max_connections"] == 3
+
+
+def test_choosing_psycopg_pool_off_postgresql_says_it_needs_postgresql(make_dashboard: Any) -> None:
+    """With the SQLite backend chosen, picking psycopg_pool says at once that it needs PostgreSQL."""
+    dash = make_dashboard()
+    dash.controls["library"].value = "psycopg"
+    assert "psycopg_pool connects to PostgreSQL only: choose the PostgreSQL backend" in dash.message.value

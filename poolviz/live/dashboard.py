@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import checks
+from ..backends import backend_of_url
 from ..workload import WorkloadResult
 from .controls import build_controls, build_panel, show_library
 from .runs import LiveRun, Resources, shutdown
@@ -70,9 +71,14 @@ class PoolDashboard:
     wait distribution and the numbers, at most ``max_fps`` times a second.
     ``live=False`` sends the events only when the run ends (headless runs).
 
-    **Changing max_connections during a run resizes the running pool** (see
-    :func:`resize_pool`) and the view marks the moment. Every other setting
-    applies from the next run, and the message line says so.
+    The pool library is a choice too: peewee's pool, SQLAlchemy's
+    ``QueuePool`` or psycopg_pool's ``ConnectionPool`` (PostgreSQL only), each
+    with its own settings, shown only for the chosen library (see
+    :class:`DashboardSettings`).
+
+    **Changing peewee's max_connections during a run resizes the running pool**
+    (see :func:`resize_pool`) and the view marks the moment. Every other
+    setting applies from the next run, and the message line says so.
 
     ``url`` adds a backend for that ``+pool`` URL. ``defaults`` set the
     controls (names in :class:`DashboardSettings`); a bad one is reported in
@@ -219,7 +225,11 @@ class PoolDashboard:
         show_library(self._panel, name)
         if self._active_run() is None:
             self.view.max_connections = self._limit_from_controls()
-            self._say(f"Next run uses {LIBRARY_LABELS[name]}, with its own settings.")
+            _label, url, _reason = self._backends[self.controls["backend"].value]
+            if name == "psycopg" and backend_of_url(url or "sqlite://") != "postgresql":
+                self._say("psycopg_pool connects to PostgreSQL only: choose the PostgreSQL backend.", "error")
+            else:
+                self._say(f"Next run uses {LIBRARY_LABELS[name]}, with its own settings.")
         else:
             self._say("The pool library applies from the next run; the running one keeps its pool.")
 
