@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("poolviz.events")
 
 Listener = Callable[[Event], Any]
+_new_event = tuple.__new__  # _new_event(Event, fields): Event._make without its checks
 
 
 class Subscription:
@@ -232,14 +233,16 @@ class EventLog:
         A pool that appends to :attr:`tail` itself calls it while anyone listens. Hold :attr:`lock`.
         """
         held = self._store
-        live = self._live
-        if live is None or len(record) != store.SHORT:
-            live = held.counts_now() or (0, 0, 0)
+        if len(record) != store.SHORT:
+            live = record[4:7]
+        elif self._live is None:
+            live = held.counts_now() or (0, 0, 0)  # the first since listening began: this record included
         else:
-            change = store.DELTAS[record[4]]
-            live = (live[0] + change[0], live[1] + change[1], live[2] + change[2])
+            in_use, idle, waiting = self._live
+            d_in_use, d_idle, d_waiting = store.DELTAS[record[4]]
+            live = (in_use + d_in_use, idle + d_idle, waiting + d_waiting)
         self._live = live
-        item = (held.next_seq() - 1, record, live)
+        item = (held.tail_start + len(held.tail) - 1, record, live)
         try:
             self._pending.events.append(item)
         except AttributeError:
@@ -302,8 +305,10 @@ class EventLog:
         self._pending.events = []
         listeners = self._listeners
         t0 = self._t0
+        expand = store.expand
         for seq, record, counts in pending:
-            event = store.event(seq, record, counts, t0)
+            now, kind, conn, thread = record[:4]
+            event = _new_event(Event, (seq, now - t0, kind, conn, thread, *expand(now, record[-1]), *counts))
             for listener in listeners:
                 try:
                     listener(event)

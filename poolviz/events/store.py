@@ -135,12 +135,6 @@ def rows(first_seq: int, records: list[Record], counts: Counts, t0: float) -> li
     return out
 
 
-def event(seq: int, record: Record, counts: Counts, t0: float) -> Event:
-    """One record as an :class:`Event` numbered ``seq``, with ``counts`` (those right after it)."""
-    now = record[0]
-    return _new_event(Event, (seq, now - t0, *record[1:4], *expand(now, record[-1]), *counts))
-
-
 def events(first_seq: int, records: list[Record], counts: Counts, t0: float) -> list[Event]:
     """Like :func:`rows`, as :class:`Event` s."""
     return [_new_event(Event, row) for row in rows(first_seq, records, counts, t0)]
