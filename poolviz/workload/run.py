@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple
 
+from peewee import Database
+
 from ..backends import HOLD_SQL
 from ..credentials import mask_text
 from ..events import Event
@@ -111,7 +113,7 @@ def check_pool(db: Any, tasks: bool = False) -> None:
             "(poolviz.connect('postgresql+asyncpool://...') or poolviz.aio.instrument_async(db)), a SQLAlchemy "
             "AsyncEngine or a psycopg_pool AsyncConnectionPool (poolviz.instrument(x))"
         )
-    elif library_of(db) == "peewee":
+    elif library_of(db) == "peewee" or isinstance(db, Database):
         if is_instrumented(db):
             return
         wanted = "a workload needs an instrumented pool (poolviz.connect(url) or poolviz.instrument(pool))"
