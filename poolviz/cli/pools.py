@@ -19,7 +19,11 @@ LIBRARIES = ("peewee", "sqlalchemy", "psycopg")
 #: Each library's options: (option, setting, argparse keywords).
 OPTIONS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "peewee": [
-        ("--max-connections", "max_connections", {"type": positive_int, "help": "the pool's limit (default: 4)"}),
+        (
+            "--max-connections",
+            "max_connections",
+            {"type": positive_int, "help": "the pool's limit on open connections (default: 4)"},
+        ),
         (
             "--stale-timeout",
             "stale_timeout",
