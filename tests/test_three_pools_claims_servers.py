@@ -405,3 +405,16 @@ def test_without_a_check_psycopg_pool_hands_out_a_dead_connection(pg_url: str) -
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         pool.close()
+
+
+def test_sqlalchemy_overflow_churns_when_the_load_moves_around_pool_size(pg_url: str) -> None:
+    """max_overflow 4: busy back to back, overflow closes only at the end; with random pauses, again and again."""
+    steady = race("sqlalchemy", pg_url, pool_size=POOL, max_overflow=WORKERS - POOL)
+    bursty = race("sqlalchemy", pg_url, think="exp:0.005", pool_size=POOL, max_overflow=WORKERS - POOL)
+
+    def overflow_closes(frame: Any) -> int:
+        return int(((frame["kind"] == "close") & (frame["reason"] == "overflow")).sum())
+
+    assert overflow_closes(steady) <= WORKERS - POOL
+    assert overflow_closes(bursty) >= 20
+    assert (bursty["kind"] == "connect").sum() >= overflow_closes(bursty)
