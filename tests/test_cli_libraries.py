@@ -44,7 +44,7 @@ def test_run_writes_a_trace_naming_the_library_and_its_settings(
     frame = load_events(out / "events.csv")
     assert {key: frame.attrs[key] for key in recorded} == recorded
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["library"] == library and summary["requests"] == 12
+    assert summary["library"] == recorded["library"] and summary["requests"] == 12
     assert int((frame["kind"] == "checkout").sum()) == 12
 
 

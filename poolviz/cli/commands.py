@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     limit = args.max_connections if args.pool == "peewee" else limit_of(frame, None)
     summary = analysis.summarize(frame, limit)
     summary["url"] = mask_url(url)
-    summary["library"] = args.pool
+    summary["library"] = str(frame.attrs.get("library", args.pool))
     summary["workload"] = result.summary()
     write_json(out / "summary.json", summary)
     write_plots(frame, out, limit)

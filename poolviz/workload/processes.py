@@ -206,7 +206,8 @@ class ProcessRun:
         per_process = _limit(plans[0].library, plans[0].pool)
         self.log.meta.update(
             pool=f"{len(plans)} processes",
-            library=plans[0].library,
+            # Spelled as the pools' own logs spell it (psycopg_pool's log says psycopg_pool).
+            library={"psycopg": "psycopg_pool"}.get(plans[0].library, plans[0].library),
             url=mask_url(plans[0].url),
             max_connections=(per_process or 0) * len(plans) or None,
             max_connections_per_process=per_process,
