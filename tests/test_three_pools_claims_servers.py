@@ -100,11 +100,11 @@ def checkouts(log: Any, since: int = 0) -> list[Any]:
 
 
 def test_psycopg_pool_serves_every_worker_in_turn_with_no_think_time(pg_url: str, no_new_threads: None) -> None:
-    """Think 0: psycopg_pool's queue gives each of six workers its sixth of the checkouts, give or take a few."""
+    """Think 0: psycopg_pool's queue gives each of six workers its sixth of the checkouts, give or take two."""
     frame = race("psycopg", pg_url, max_size=POOL)
     stats = analysis.fairness_stats(frame, threads=NAMES)
     assert stats["starved"] == 0
-    assert stats["checkouts_max"] - stats["checkouts_min"] <= 0.1 * FAIR_SHARE
+    assert stats["checkouts_max"] - stats["checkouts_min"] <= 2
     assert stats["jain_index"] > 0.99
 
 
