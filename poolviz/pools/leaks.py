@@ -60,13 +60,17 @@ class Leak(NamedTuple):
     origin: str
 
 
-def origin_summary(limit: int = 3) -> str:
-    """The innermost ``limit`` caller frames outside peewee, asyncio and poolviz's pools: ``file:line in f < ...``."""
+def origin_summary(limit: int = 3, skip: tuple[str, ...] = ()) -> str:
+    """The innermost ``limit`` caller frames outside peewee, asyncio and poolviz's pools: ``file:line in f < ...``.
+
+    ``skip``: more folders to look past (another pool library's, say).
+    """
+    skipped = _SKIPPED_DIRS + tuple(skip)
     frame = sys._getframe(1)
     parts: list[str] = []
     while frame is not None and len(parts) < limit:
         filename = os.path.abspath(frame.f_code.co_filename)
-        if filename not in _SKIPPED_FILES and not filename.startswith(_SKIPPED_DIRS):
+        if filename not in _SKIPPED_FILES and not filename.startswith(skipped):
             parts.append(f"{os.path.basename(filename)}:{frame.f_lineno} in {frame.f_code.co_name}")
         frame = frame.f_back  # type: ignore[assignment]
     return " < ".join(parts)
