@@ -7,7 +7,7 @@ This is the bottom of the core layer: it imports only the standard library.
 from __future__ import annotations
 
 from .log import Cursor, EventLog, Listener, Subscription
-from .vocabulary import CLOSE_REASONS, DEFAULT_CAPACITY, FIELDS, KINDS, NO_CONN, Event
+from .vocabulary import CLOSE_REASONS, DEFAULT_CAPACITY, FIELDS, KINDS, NO_CONN, TIMEOUT_REASONS, Event
 
 __all__ = [
     "CLOSE_REASONS",
@@ -20,4 +20,5 @@ __all__ = [
     "EventLog",
     "Listener",
     "Subscription",
+    "TIMEOUT_REASONS",
 ]

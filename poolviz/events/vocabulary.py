@@ -15,9 +15,13 @@ kind          meaning and payload
               ``duration_s`` is how long it was held.
 ``wait``      a caller found the pool full (``max_connections`` in use) and
               starts waiting. Recorded once per waiting caller.
-``timeout``   ``MaxConnectionsExceeded`` was raised to a caller. ``wait_s`` is
-              how long it waited (0.0 when the pool was built with
-              ``timeout=None`` and so fails at once).
+``timeout``   the pool gave up on a caller (peewee's ``MaxConnectionsExceeded``,
+              SQLAlchemy's ``TimeoutError``, psycopg_pool's ``PoolTimeout``).
+              ``wait_s`` is how long it waited (0.0 when it failed at once).
+              ``reason`` is ``""`` (waited and timed out), ``refused``
+              (psycopg_pool's ``max_waiting`` reached: ``TooManyRequests``),
+              ``cancelled`` (a waiting task was cancelled) or ``closed`` (the
+              pool was closed under a waiting caller).
 ``close``     a driver connection left the pool for good. ``reason`` says why
               (see :data:`CLOSE_REASONS`), ``duration_s`` is its age.
 ``error``     opening a driver connection failed. ``reason`` is the exception's
@@ -41,6 +45,21 @@ a connection without closing it, poolviz records it anyway), ``not_reusable``
 ``manual`` (``manual_close()``), ``all`` (``close_all()``) and ``stale_in_use``
 (``close_stale()``, which closes connections still checked out).
 
+The other pool libraries speak the same words, with three more where they have
+a transition peewee lacks: ``overflow`` (a connection beyond the pool's steady
+size closed on return: SQLAlchemy's overflow, ``NullPool`` and psycopg_pool's
+null pool, which keep none), ``invalidated`` (invalidated on purpose:
+SQLAlchemy's ``invalidate()`` without an error, a soft invalidation, a
+pool-wide invalidation) and ``detached`` (SQLAlchemy's ``detach()``: it left the
+pool still open). The rest map onto peewee's: an age limit (SQLAlchemy's
+``pool_recycle``, psycopg_pool's ``max_lifetime``) is ``stale``; found dead
+(a failed pre-ping or ``check()``, a disconnect) is ``broken``; a failed reset
+on return is ``not_reusable``; ``max_idle`` is ``idle``; ``close()`` and
+``dispose()`` are ``all``. psycopg_pool's background connects (its ``min_size``
+fill, replacements) are ``connect`` events on its worker threads, and its
+``in_use`` is ``pool_size - pool_available`` as its ``get_stats()`` counts it
+(connections being opened or returned included).
+
 Every event also carries ``seq`` (gap-free within a log), ``t`` (seconds on a
 monotonic clock since the log started), ``conn`` (poolviz's serial for the
 driver connection, never reused; 0 when the event concerns none), ``thread``
@@ -54,7 +73,19 @@ from __future__ import annotations
 from typing import NamedTuple
 
 KINDS = ("connect", "checkout", "checkin", "wait", "timeout", "close", "error", "leak", "unleak", "dispose")
-CLOSE_REASONS = ("stale", "broken", "not_reusable", "idle", "manual", "all", "stale_in_use")
+CLOSE_REASONS = (
+    "stale",
+    "broken",
+    "not_reusable",
+    "idle",
+    "manual",
+    "all",
+    "stale_in_use",
+    "overflow",
+    "invalidated",
+    "detached",
+)
+TIMEOUT_REASONS = ("", "refused", "cancelled", "closed")
 NO_CONN = 0
 DEFAULT_CAPACITY = 1_000_000
 

@@ -1,4 +1,4 @@
-"""The live widgets: a canvas view drawn in the browser (``view.py`` + the ES module parts in ``live/js/``) and the apps built on it.
+"""The live widgets: a canvas view drawn in the browser (``view.py`` + ``live/js/``) and the apps built on it.
 
 ``view`` and ``packing`` are the view layer (events in, packed batches out);
 ``dashboard``, ``replay`` and ``compare`` are the JupyterLab apps. Import them

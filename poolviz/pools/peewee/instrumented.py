@@ -136,6 +136,7 @@ class Instrumented(PoolOperations):
 
     def _pv_describe(self) -> None:
         self.events.meta.update(
+            library="peewee",
             pool=type(self).__name__,
             backend=backend_of(self),
             max_connections=self._max_connections,

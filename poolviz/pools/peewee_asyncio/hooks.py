@@ -156,6 +156,7 @@ class _AsyncInstrumented(AsyncOperations):
 
     def _pv_describe(self) -> None:
         self.events.meta.update(
+            library="peewee",
             pool=type(self).__name__,
             backend=backend_of(self),
             driver=self._pv_view.name,

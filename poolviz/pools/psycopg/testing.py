@@ -17,7 +17,7 @@ from typing import Any
 from ...events import CLOSE_REASONS, Event
 
 #: Close reasons issue 19 adds (poolviz.events gains them at integration).
-REASONS = frozenset({*CLOSE_REASONS, "overflow", "invalidated", "detached"})
+REASONS = frozenset(CLOSE_REASONS)
 
 _RLOCK = type(threading.RLock())
 
