@@ -276,14 +276,7 @@ def test_psycopg_pool_check_drops_a_connection_whose_server_session_died(psycopg
     pool = psycopg_pool_of(min_size=2, max_size=2)
     pool.wait(10)
     log = poolviz.events_of(pool)
-    with pool.connection() as admin:  # one connection kills the other, idle one's session
-        (victim,) = list(pool._pool)
-        pid = victim.info.backend_pid
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        wait_until(
-            lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchall(),
-            what="the killed backend gone",
-        )
+    end_sessions(pg_url, [pool._pool[0].info.backend_pid])  # one idle connection's
     start = log.last.seq + 1
     pool.check()
     wait_until(lambda: any(e.kind == "connect" for e in log.since(start)), what="a replacement")
@@ -344,9 +337,22 @@ def test_psycopg_pool_hands_out_idle_connections_first_in_first_out(psycopg_pool
     assert [e.conn for e in checkouts(log, start)] == [1, 2, 3, 1, 2, 3]
 
 
+def end_sessions(pg_url: str, pids: list[int]) -> None:
+    """Terminate these server sessions from a connection of the test's own; return once they are gone.
+
+    Autocommit: inside one transaction pg_stat_activity keeps showing the snapshot it first read.
+    """
+    import psycopg
+
+    with psycopg.connect("postgresql" + pg_url[pg_url.index("://") :], autocommit=True) as admin:
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        gone = "SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)"
+        wait_until(lambda: not admin.execute(gone, (pids,)).fetchall(), what="the sessions gone")
+
+
 def _killed_pool(pg_url: str, size: int, check: bool) -> Any:
     """An instrumented ConnectionPool of ``size`` idle connections whose server sessions were all terminated."""
-    import psycopg
     from psycopg_pool import ConnectionPool
 
     conninfo = "postgresql" + pg_url[pg_url.index("://") :]
@@ -361,14 +367,7 @@ def _killed_pool(pg_url: str, size: int, check: bool) -> Any:
     poolviz.instrument(pool)
     pool.open()
     pool.wait(10)
-    pids = [conn.info.backend_pid for conn in list(pool._pool)]
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        for pid in pids:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        wait_until(
-            lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchall(),
-            what="the sessions gone",
-        )
+    end_sessions(pg_url, [conn.info.backend_pid for conn in list(pool._pool)])
     return pool
 
 
