@@ -8,13 +8,7 @@ from typing import Any
 import pytest
 
 from poolviz import FIELDS, KINDS, Event, EventLog
-from poolviz.testing import InstrumentedFakePooledDatabase
-
-
-def fill(log: EventLog, n: int, kind: str = "checkout") -> None:
-    with log.lock:
-        for i in range(n):
-            log.record(kind, i + 1, "t", 1, 0, 0, 0.5)
+from poolviz.testing import InstrumentedFakePooledDatabase, fill, join_threads
 
 
 def test_capacity_keeps_the_newest_and_counts_the_dropped() -> None:
@@ -29,7 +23,7 @@ def test_capacity_keeps_the_newest_and_counts_the_dropped() -> None:
 def test_counters_count_dropped_events_too() -> None:
     """get_stats() counts every event recorded, including those the capacity dropped."""
     log = EventLog(capacity=10)
-    fill(log, 25)
+    fill(log, 25, wait_s=0.5)
     stats = log.get_stats()
     assert stats["requests_num"] == 25 and stats["requests_wait_ms"] == 25 * 500.0
     assert stats["events_dropped"] == 15
@@ -201,9 +195,7 @@ def test_cursor_reads_writes_from_several_threads_once_each() -> None:
         events, gone = cursor.read(limit=7)
         seen.extend(e.seq for e in events)
         lost += gone
-    for thread in threads:
-        thread.join(timeout=10)
-        assert not thread.is_alive()
+    join_threads(threads, 10)
     events, gone = cursor.read()
     seen.extend(e.seq for e in events)
     lost += gone

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-import poolviz
 from poolviz.servers.forking import child_session, session_id
-
-ADMIN = {"mysql": "mysql_url", "postgresql": "pg_url"}
-
-
-@pytest.fixture(params=["mysql", "postgresql"])
-def pool(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """An instrumented pool of 2 on each server in turn, with one idle connection opened before any fork."""
-    db = poolviz.connect(str(request.getfixturevalue(ADMIN[request.param])), max_connections=2)
-    yield db
-    db.close_all()
 
 
 def parent_session(db: Any) -> int:
@@ -27,28 +15,28 @@ def parent_session(db: Any) -> int:
 
 
 @pytest.mark.timeout(60)
-def test_a_child_forked_after_the_pool_opened_uses_the_parents_server_session(pool: Any) -> None:
+def test_a_child_forked_after_the_pool_opened_uses_the_parents_server_session(server_pool: Any) -> None:
     """The child's inherited pool hands it the parent's idle connection: the same server session id."""
-    parent = parent_session(pool)
-    assert child_session(pool) == parent
-    assert parent_session(pool) == parent
+    parent = parent_session(server_pool)
+    assert child_session(server_pool) == parent
+    assert parent_session(server_pool) == parent
 
 
 @pytest.mark.timeout(60)
-def test_a_child_closing_the_inherited_pool_ends_the_parents_session(pool: Any) -> None:
+def test_a_child_closing_the_inherited_pool_ends_the_parents_session(server_pool: Any) -> None:
     """The child's close_all() ends the shared session: the parent's pool finds it broken and opens another."""
-    parent = parent_session(pool)
-    assert child_session(pool, close_all=True) == parent
-    after = parent_session(pool)
+    parent = parent_session(server_pool)
+    assert child_session(server_pool, close_all=True) == parent
+    after = parent_session(server_pool)
     assert after != parent
-    closes = pool.events.to_frame().query("kind == 'close'")
+    closes = server_pool.events.to_frame().query("kind == 'close'")
     assert closes["reason"].tolist() == ["broken"]
 
 
 @pytest.mark.timeout(60)
-def test_dispose_in_the_child_gives_it_a_session_of_its_own(pool: Any) -> None:
+def test_dispose_in_the_child_gives_it_a_session_of_its_own(server_pool: Any) -> None:
     """After dispose() the child opens its own connection, and its close_all() leaves the parent's session alone."""
-    parent = parent_session(pool)
-    assert child_session(pool, dispose=True, close_all=True) != parent
-    assert parent_session(pool) == parent
-    assert (pool.events.to_frame()["kind"] == "close").sum() == 0
+    parent = parent_session(server_pool)
+    assert child_session(server_pool, dispose=True, close_all=True) != parent
+    assert parent_session(server_pool) == parent
+    assert (server_pool.events.to_frame()["kind"] == "close").sum() == 0
