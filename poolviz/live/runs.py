@@ -40,15 +40,8 @@ class LiveRun:
         return events_of(self.db)
 
     def frame(self) -> Any:
-        """The run's events as a DataFrame, as ``log.to_frame()`` gives them (columns and attrs).
-
-        Built from one ``snapshot()``: ``EventLog.to_frame`` takes the log's lock twice, and a
-        SQLAlchemy engine's log has a plain (not reentrant) lock, so it would never return.
-        """
-        from ..data.frames import events_to_frame
-
-        log = self.log
-        return events_to_frame(log.snapshot(), {"dropped": log.dropped, "capacity": log.capacity, **log.meta})
+        """The run's events as a DataFrame (``log.to_frame()``)."""
+        return self.log.to_frame()
 
     def limit(self) -> int:
         """The most connections the run's pool may hold now (a peewee pool may have been resized)."""
