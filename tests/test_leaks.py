@@ -8,11 +8,23 @@ import time
 import pytest
 
 from poolviz import InstrumentedPooledSqliteDatabase
-from poolviz.testing import Canary, InstrumentedFakePooledDatabase, check_invariants
+from poolviz.testing import (
+    Canary,
+    InstrumentedFakePooledDatabase,
+    check_invariants,
+    kind_reasons,
+    kinds,
+    wait_until,
+)
 
 
 def hold_past(threshold: float) -> None:
-    """Sleep just past a threshold: the one place a leak test must let time pass."""
+    """Let a held connection age past ``threshold``: a wait for time itself, ordering no thread.
+
+    Only for a test whose point is what happens once a leak is old enough
+    (another caller's checkout finding it); a test that needs the leak
+    reported waits until it is (``wait_until(db.leaks)``).
+    """
     time.sleep(threshold * 1.5)
 
 
@@ -20,14 +32,12 @@ def test_held_connection_is_reported_once_then_unleaked() -> None:
     """A connection held past the threshold gets one leak event (holder, origin), and unleak on return."""
     db = InstrumentedFakePooledDatabase(max_connections=2, leak_threshold=0.02)
     conn = db._connect()
-    hold_past(0.02)
-    leaks = db.leaks()
+    leaks = wait_until(db.leaks, what="the held connection reported as a leak")
     db.leaks()
     assert [(leak.conn, leak.thread, leak.thread_alive) for leak in leaks] == [(1, "MainThread", True)]
     assert "test_leaks.py" in leaks[0].origin
     db._close(conn)
-    kinds = [(e.kind, e.reason) for e in db.events.snapshot()]
-    assert kinds == [("connect", ""), ("checkout", ""), ("leak", "held"), ("unleak", ""), ("checkin", "")]
+    assert kind_reasons(db) == [("connect", ""), ("checkout", ""), ("leak", "held"), ("unleak", ""), ("checkin", "")]
     assert db.leaks() == []
     assert check_invariants(db.events, 2, allow_open=False) == []
 
@@ -38,7 +48,7 @@ def test_leaks_are_found_by_other_callers_too() -> None:
     db._connect()
     hold_past(0.02)
     db._close(db._connect())
-    assert "leak" in [e.kind for e in db.events.snapshot()]
+    assert "leak" in kinds(db)
 
 
 def test_thread_that_died_holding_a_connection_is_reported_and_reclaimed(tmp_path) -> None:
@@ -48,8 +58,7 @@ def test_thread_that_died_holding_a_connection_is_reported_and_reclaimed(tmp_pat
     worker.start()
     worker.join(10)
     assert not worker.is_alive()
-    hold_past(0.02)
-    (leak,) = db.leaks()
+    (leak,) = wait_until(db.leaks, what="the dead thread's connection reported as a leak")
     assert (leak.thread, leak.thread_alive) == ("forgetful", False)
     assert db.reclaim_dead_threads() == 1
     with db.connection_context():
@@ -113,10 +122,7 @@ def test_watchdog_exits_once_nothing_is_checked_out_and_restarts_at_the_next_che
     """An idle pool costs no thread: the watchdog leaves, and the next checkout brings it back."""
     db = InstrumentedFakePooledDatabase(max_connections=2, leak_threshold=0.01)
     db._close(db._connect())
-    deadline = time.monotonic() + 10
-    while watchdogs(db) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert watchdogs(db) == []
+    wait_until(lambda: not watchdogs(db), what="the watchdog leaving")
     conn = db._connect()
     assert len(watchdogs(db)) == 1
     db._close(conn)
