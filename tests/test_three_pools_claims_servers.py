@@ -417,3 +417,52 @@ def test_sqlalchemy_overflow_churns_when_the_load_moves_around_pool_size(pg_url:
     assert overflow_closes(steady) <= WORKERS - POOL
     assert overflow_closes(bursty) >= 20
     assert (bursty["kind"] == "connect").sum() >= overflow_closes(bursty)
+
+
+def test_psycopg_pool_grows_on_its_worker_threads_while_callers_wait(psycopg_pool_of: Any) -> None:
+    """min_size 2, four callers at once: two wait, the workers open two more, each waiter gets one; size stays 4."""
+    pool = psycopg_pool_of(min_size=2, max_size=4)
+    pool.wait(10)
+    log = poolviz.events_of(pool)
+    start = log.last.seq + 1
+    asked, all_in = threading.Barrier(4, timeout=10), threading.Barrier(4, timeout=10)
+
+    def caller() -> None:
+        asked.wait()
+        with pool.connection():
+            all_in.wait()  # nobody returns a connection before all four hold one
+
+    callers = [threading.Thread(target=caller, name=f"caller-{i}") for i in range(4)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(10)
+        assert not thread.is_alive()
+    events = log.since(start)
+    assert sum(e.kind == "wait" for e in events) == 2
+    grown = [e for e in events if e.kind == "connect"]
+    assert len(grown) == 2 and all(e.thread.startswith(f"{pool.name}-worker-") for e in grown)
+    assert pool.get_stats()["pool_size"] == 4
+
+
+def test_psycopg_pool_shrinks_towards_min_size_only_after_max_idle(pg_url: str) -> None:
+    """Grown to 4, the pool keeps them while used; idle past max_idle, its worker closes the surplus (reason idle)."""
+    from psycopg_pool import ConnectionPool
+
+    pool = ConnectionPool(
+        "postgresql" + pg_url[pg_url.index("://") :], min_size=1, max_size=4, max_idle=0.2, open=False, name="shrink"
+    )
+    poolviz.instrument(pool)
+    pool.open()
+    try:
+        pool.wait(10)
+        held = [pool.getconn() for _ in range(4)]
+        for conn in held:
+            pool.putconn(conn)
+        assert pool.get_stats()["pool_size"] == 4
+        log = poolviz.events_of(pool)
+        wait_until(lambda: pool.get_stats()["pool_size"] < 4, what="the pool shrinking")
+        closes = [e for e in log.since(0) if e.kind == "close"]
+        assert closes and {e.reason for e in closes} == {"idle"}
+    finally:
+        pool.close()
