@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
 from typing import Any
 
@@ -18,6 +17,7 @@ from poolviz.testing import (
     FakeDatabase,
     InstrumentedFakePooledDatabase,
     check_invariants,
+    join_threads,
     run_threads,
 )
 
@@ -75,11 +75,7 @@ def test_slow_listener_does_not_hold_up_other_callers(
         assert slow.entered.wait(30), "the slow listener was never called"
         for t in others:
             t.start()
-        deadline = time.monotonic() + 10
-        for t in others:
-            t.join(max(0.0, deadline - time.monotonic()))
-        stuck = [t.name for t in others if t.is_alive()]
-        assert not stuck, f"{stuck} could not finish 50 requests while one listener was blocked"
+        join_threads(others, 10)  # fails naming any that could not finish while one listener was blocked
         assert blocked.is_alive() and not slow.released.is_set()
     finally:
         slow.released.set()
@@ -236,7 +232,12 @@ def test_no_listener_runs_under_the_pool_lock(monkeypatch: pytest.MonkeyPatch, c
     assert [canary.calls_under_lock for canary in canaries] == [0, 0]
     heard = canaries[0].events + canaries[1].events
     assert {e.kind for e in heard} == set(KINDS)
-    assert {e.reason for e in heard if e.kind == "close"} == set(CLOSE_REASONS)
+    # Every reason peewee's pool can give; the others are SQLAlchemy's and psycopg_pool's transitions.
+    assert {e.reason for e in heard if e.kind == "close"} == set(CLOSE_REASONS) - {
+        "overflow",
+        "invalidated",
+        "detached",
+    }
     assert canaries[0].events == db.events.snapshot()
     assert check_invariants(db.events, 3) == []
 
