@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from poolviz.events import EventLog
+from poolviz.testing import fill
 
 pytestmark = pytest.mark.slow
 
@@ -41,14 +42,6 @@ stats = log.get_stats()
 print(json.dumps({"peak_rss_growth_bytes": peak_kb * 1024, "held": len(log), "dropped": log.dropped,
                   "requests_num": stats["requests_num"], "events_dropped": stats["events_dropped"]}))
 """
-
-
-def fill(log: EventLog, count: int) -> None:
-    """Record ``count`` checkout events, holding the log's lock as a pool does."""
-    record = log.record
-    with log.lock:
-        for _ in range(count):
-            record("checkout", 1, "worker", 1, 0, 0)
 
 
 @pytest.mark.timeout(180)
