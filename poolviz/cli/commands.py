@@ -113,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from ..plots import charts as plots
+    from .. import plots
     from ..workload import sweep
 
     spec = _workload(args)

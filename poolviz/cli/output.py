@@ -43,7 +43,7 @@ def figure(width: float, height: float) -> Any:
 
 
 def write_plots(frame: Any, out: Path, max_connections: int | None) -> list[Path]:
-    from ..plots import charts as plots
+    from .. import plots
 
     paths = []
     for name, draw in (
