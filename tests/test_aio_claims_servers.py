@@ -11,10 +11,12 @@ import peewee
 import pytest
 
 import poolviz
+from poolviz.backends import HOLD_SQL, SESSION_SQL
+from poolviz.servers.faults import running_statement
+from poolviz.testing import kinds, wait_until_async
 from poolviz.workload.asyncio_loops import run_async_closed_loop
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
-SLEEP_SQL = {"mysql": "SELECT SLEEP(%s)", "postgresql": "SELECT pg_sleep(%s)"}
 
 
 @pytest.fixture(params=["mysql", "postgresql"])
@@ -37,6 +39,11 @@ def mine(db: Any, name: str) -> list[tuple[str, str]]:
     return [(e.kind, e.reason) for e in db.events.snapshot() if e.thread == name and e.kind != "connect"]
 
 
+def count(db: Any, kind: str, prefix: str = "") -> int:
+    """How many ``kind`` events ``db`` recorded for tasks whose name starts with ``prefix``."""
+    return sum(e.kind == kind and e.thread.startswith(prefix) for e in db.events.snapshot())
+
+
 def test_pool_min_size_connections_open_when_the_pool_is_created(aio_url: str) -> None:
     """The first aconnect() creates the pool: pool_min_size connections open before the first checkout."""
     db = poolviz.connect(aio_url, pool_size=4, pool_min_size=3)
@@ -49,7 +56,7 @@ def test_pool_min_size_connections_open_when_the_pool_is_created(aio_url: str) -
         return counts
 
     assert asyncio.run(main()) == (1, 2)
-    assert [e.kind for e in db.events.snapshot()][:4] == ["connect", "connect", "connect", "checkout"]
+    assert kinds(db)[:4] == ["connect", "connect", "connect", "checkout"]
 
 
 def test_counts_equal_the_driver_counters_at_every_event(aio_url: str) -> None:
@@ -61,6 +68,7 @@ def test_counts_equal_the_driver_counters_at_every_event(aio_url: str) -> None:
     async def work(i: int) -> None:
         await db.aconnect()
         await db.aexecute_sql("SELECT 1")
+        # Holds of 0, 2 and 4 ms so check-ins land among checkouts and waits; no task waits for another.
         await asyncio.sleep(0.002 * (i % 3))
         await db.aclose()
 
@@ -71,8 +79,8 @@ def test_counts_equal_the_driver_counters_at_every_event(aio_url: str) -> None:
     asyncio.run(main())
     assert len(pairs) > 80
     assert [p for p in pairs if p[0] != p[1]] == []
-    kinds = [e.kind for e in db.events.snapshot()]
-    assert kinds.count("wait") > 0 and kinds.count("checkout") == kinds.count("checkin") == 40
+    seen = kinds(db)
+    assert seen.count("wait") > 0 and seen.count("checkout") == seen.count("checkin") == 40
 
 
 def test_acquire_timeout_raises_operational_error_not_max_connections_exceeded(aio_url: str) -> None:
@@ -111,7 +119,7 @@ def test_task_cancelled_while_waiting_gets_nothing_and_the_next_waiter_is_served
 
         waiter = asyncio.create_task(use(), name="cancelled")
         other = asyncio.create_task(use(), name="served")
-        await asyncio.sleep(0.1)
+        await wait_until_async(lambda: count(db, "wait") == 2, what="both tasks waiting")
         before = driver_counters(db)
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -131,17 +139,21 @@ def test_task_cancelled_while_holding_an_idle_connection_returns_it(aio_url: str
     db = poolviz.connect(aio_url, pool_size=2, pool_min_size=1)
 
     async def main() -> tuple[tuple[int, int], tuple[int, int]]:
+        checked_out = asyncio.Event()
+
         async def holder() -> None:
             await db.aconnect()
+            checked_out.set()
             await asyncio.sleep(30)
 
         task = asyncio.create_task(holder(), name="holder")
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(checked_out.wait(), 10)
         holding = driver_counters(db)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await asyncio.sleep(0.1)
+        # peewee's task-done callback returns the connection after the task ends: wait for its checkin.
+        await wait_until_async(lambda: count(db, "checkin", "holder") == 1, what="the cancelled holder's checkin")
         after = driver_counters(db)
         await db.close_pool()
         return holding, after
@@ -156,18 +168,27 @@ def test_cancelled_mid_query_asyncpg_returns_the_connection_aiomysql_closes_it(a
     db = poolviz.connect(aio_url, pool_size=2, pool_min_size=1)
     backend = db.events.meta["backend"]
 
+    observer = poolviz.connect(aio_url.replace("+asyncpool://", "+pool://", 1), max_connections=1)
+    session: list[int] = []
+
     async def main() -> list[Any]:
         async def query() -> None:
             await db.aconnect()
-            await db.aexecute_sql(SLEEP_SQL[backend], (5,))
+            session.extend(row[0] for row in await db.aexecute_sql(SESSION_SQL[backend]))
+            await db.aexecute_sql(HOLD_SQL[backend], (5,))
 
         task = asyncio.create_task(query(), name="querier")
-        await asyncio.sleep(0.3)
+        await wait_until_async(
+            lambda: session and running_statement(observer, session[0]), what="the server running the query"
+        )
         started = time.perf_counter()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await asyncio.sleep(0.2)
+        # The connection goes back (asyncpg, after cancelling the query) or is closed (aiomysql) once the task ends.
+        await wait_until_async(
+            lambda: len(mine(db, "querier")) == 2, what="the querier's connection returned or closed"
+        )
         await db.aconnect()
         rows = list(await db.aexecute_sql("SELECT 1"))
         await db.aclose()
@@ -175,7 +196,10 @@ def test_cancelled_mid_query_asyncpg_returns_the_connection_aiomysql_closes_it(a
         await db.close_pool()
         return rows
 
-    assert len(asyncio.run(main())) == 1
+    try:
+        assert len(asyncio.run(main())) == 1
+    finally:
+        observer.close_all()
     if backend == "postgresql":
         assert mine(db, "querier") == [("checkout", ""), ("checkin", "")]
     else:
@@ -194,8 +218,9 @@ def test_a_blocking_call_in_one_task_freezes_every_task(aio_url: str) -> None:
 
         async def blocker() -> None:
             await db.aconnect()
-            await asyncio.sleep(0.01)
-            time.sleep(0.4)
+            # Both polite tasks hold their connection (for 50 ms) when the loop is blocked.
+            await wait_until_async(lambda: count(db, "checkout", "polite") == 2, what="both polite tasks holding")
+            time.sleep(0.4)  # the blocking call under test, not an ordering
             await db.aclose()
 
         await db.aconnect()
@@ -225,7 +250,8 @@ def test_task_that_never_closes_gets_its_connection_returned_when_it_ends(aio_ur
             await db.aexecute_sql("SELECT 1")
 
         await asyncio.create_task(forgetful(), name="forgetful")
-        await asyncio.sleep(0.1)
+        # peewee's task-done callback returns the connection after the task ends: wait for its checkin.
+        await wait_until_async(lambda: count(db, "checkin", "forgetful") == 1, what="the forgetful task's checkin")
         counts = driver_counters(db)
         await db.close_pool()
         return counts
@@ -259,7 +285,8 @@ def test_waiting_tasks_are_served_in_arrival_order(aio_url: str) -> None:
         waiters = []
         for i in range(5):
             waiters.append(asyncio.create_task(use(), name=f"waiter-{i}"))
-            await asyncio.sleep(0.01)
+            # waiter-i queues in the driver before waiter-(i+1) is created: the arrival order is known.
+            await wait_until_async(lambda i=i: count(db, "wait", "waiter") == i + 1, what=f"waiter-{i} waiting")
         await db.aclose()
         await asyncio.gather(*waiters)
         await db.close_pool()
@@ -279,7 +306,11 @@ def drop_idle_connection(aio_url: str) -> tuple[Any, list[tuple[int, int]]]:
     async def main() -> list[tuple[int, int]]:
         await db.aconnect()
         await db.aclose()
-        await asyncio.sleep(0.45)
+        if postgres:
+            # asyncpg's timer closes the connection after 0.2 s idle: wait until its pool holds none.
+            await wait_until_async(lambda: driver_counters(db) == (0, 0), what="asyncpg closing the idle connection")
+        else:
+            await asyncio.sleep(0.45)  # let the idle connection age past pool_recycle (time itself, no ordering)
         db.sweep()  # asyncpg's timer has fired; aiomysql drops the connection at the next acquire
         await db.aconnect()
         counts = [driver_counters(db)]
