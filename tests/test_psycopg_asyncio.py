@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed
 from poolviz.events import Event
 from poolviz.pools.psycopg import instrument_psycopg
 from poolviz.pools.psycopg.testing import libpq_url, sequence_problems, stats_at_each_event
+from poolviz.testing import kinds, wait_until_async
 
 
 @pytest.fixture
@@ -24,19 +25,11 @@ def events(pool: Any) -> list[Event]:
     return pool._poolviz_events.snapshot()
 
 
-async def until(condition: Any, what: str, timeout: float = 10.0) -> None:
-    """Yield to the loop until ``condition()`` holds (a deadline, no fixed sleep to order tasks)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, f"not seen within {timeout:g} s: {what}"
-        await asyncio.sleep(0.005)
-
-
 async def kill(dsn: str, pid: int) -> None:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
         await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
+        # pg_terminate_backend only signals the backend: poll until the server no longer lists it.
         deadline = asyncio.get_running_loop().time() + 10
         listed = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
         while await (await admin.execute(listed, [pid])).fetchone() != (0,):
@@ -64,19 +57,19 @@ def test_asyncio_close_reasons(dsn: str) -> None:
         with pytest.raises(psycopg.OperationalError):
             await conn.execute("SELECT 1")
         await pool.putconn(conn)
-        await until(lambda: closes() == ["broken"] and whole(), "broken at return, replaced")
+        await wait_until_async(lambda: closes() == ["broken"] and whole(), what="broken at return, replaced")
         conn = await pool.getconn()
         pid = conn.info.backend_pid
         await pool.putconn(conn)
         await kill(dsn, pid)
         await pool.check()
-        await until(lambda: closes() == ["broken"] * 2 and whole(), "check() dropped the dead one")
+        await wait_until_async(lambda: closes() == ["broken"] * 2 and whole(), what="check() dropped the dead one")
         conn = await pool.getconn()
         conn._expire_at = 0.0  # as if max_lifetime had passed, without waiting for it
         await pool.putconn(conn)
-        await until(lambda: closes()[2:] == ["stale"] and whole(), "stale at return")
+        await wait_until_async(lambda: closes()[2:] == ["stale"] and whole(), what="stale at return")
         await pool.drain()
-        await until(lambda: closes()[3:] == ["all", "all"] and whole(), "drained")
+        await wait_until_async(lambda: closes()[3:] == ["all", "all"] and whole(), what="drained")
         await pool.close()
         return pool, seen
 
@@ -96,18 +89,18 @@ def test_a_waiting_task_cancelled_or_closed_on_leaves_a_timeout(dsn: str) -> Non
         instrument_psycopg(pool)
         held = await pool.getconn()
         first = asyncio.create_task(pool.getconn(), name="cancelled-one")
-        await until(lambda: pool.get_stats().get("requests_waiting") == 1, "first waiter queued")
+        await wait_until_async(lambda: pool.get_stats().get("requests_waiting") == 1, what="first waiter queued")
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
         second = asyncio.create_task(pool.getconn(), name="closed-on")
-        await until(lambda: [e.kind for e in events(pool)].count("wait") == 2, "second waiter queued")
+        await wait_until_async(lambda: kinds(events(pool)).count("wait") == 2, what="second waiter queued")
         await pool.putconn(held)
-        await until(lambda: second.done(), "the second waiter served")
+        await wait_until_async(lambda: second.done(), what="the second waiter served")
         await pool.putconn(second.result())
         third_holder = await pool.getconn()
         third = asyncio.create_task(pool.getconn(), name="third")
-        await until(lambda: [e.kind for e in events(pool)].count("wait") == 3, "third waiter queued")
+        await wait_until_async(lambda: kinds(events(pool)).count("wait") == 3, what="third waiter queued")
         await pool.close()
         with pytest.raises(PoolClosed):
             await third

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from poolviz.events import Event
 from poolviz.pools.psycopg import instrument_psycopg
 from poolviz.pools.psycopg.testing import libpq_url, sequence_problems
-from poolviz.testing import join_threads, wait_until
+from poolviz.testing import join_threads, wait_until, wait_until_async
 
 
 @pytest.fixture
@@ -25,7 +25,8 @@ def pool(pg_url: str) -> Iterator[Any]:
     made.close()
 
 
-def kinds(pool: Any, *wanted: str) -> list[Event]:
+def of_kind(pool: Any, *wanted: str) -> list[Event]:
+    """The events of ``pool`` whose kind is one of ``wanted``, in order."""
     return [e for e in pool._poolviz_events.snapshot() if e.kind in wanted]
 
 
@@ -33,13 +34,13 @@ def test_a_connection_held_too_long_is_reported_while_held(pool: Any) -> None:
     """A leak event names the holder and where it asked, while held; unleak comes before its checkin."""
     pool.putconn(pool.getconn())  # a short hold: nothing to report
     conn = pool.getconn()
-    (leak,) = wait_until(lambda: kinds(pool, "leak"), what="the leak event")
+    (leak,) = wait_until(lambda: of_kind(pool, "leak"), what="the leak event")
     assert (leak.thread, leak.reason) == ("MainThread", "held")
     assert "test_psycopg_leaks.py" in leak.message and leak.duration_s > 0.1
     pool.putconn(conn)
     rows = pool._poolviz_events.snapshot()
     assert [e.kind for e in rows][-2:] == ["unleak", "checkin"]
-    assert [e.conn for e in kinds(pool, "leak", "unleak")] == [leak.conn, leak.conn]
+    assert [e.conn for e in of_kind(pool, "leak", "unleak")] == [leak.conn, leak.conn]
     assert pool._poolviz_events.meta["leak_threshold"] == 0.1
     assert sequence_problems(rows) == []
 
@@ -50,10 +51,10 @@ def test_a_holder_that_exited_is_reported_as_such(pool: Any) -> None:
     thread = threading.Thread(target=lambda: taken.append(pool.getconn()), name="forgetful")
     thread.start()
     join_threads([thread])
-    (leak,) = wait_until(lambda: kinds(pool, "leak"), what="the leak event")
+    (leak,) = wait_until(lambda: of_kind(pool, "leak"), what="the leak event")
     assert (leak.thread, leak.reason) == ("forgetful", "thread_exited")
     pool.putconn(taken[0])
-    assert [e.thread for e in kinds(pool, "unleak")] == ["forgetful"]
+    assert [e.thread for e in of_kind(pool, "unleak")] == ["forgetful"]
 
 
 def test_close_stops_the_watchdog(pg_url: str) -> None:
@@ -85,14 +86,10 @@ def test_asyncio_leaks_name_the_task(pg_url: str) -> None:
 
         task = asyncio.create_task(holder(), name="slow-holder")
         await got.wait()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not kinds(pool, "leak"):
-            assert loop.time() < deadline, "no leak event within 10 s"
-            await asyncio.sleep(0.01)
+        await wait_until_async(lambda: of_kind(pool, "leak"), what="the leak event")
         release.set()
         await task
         await pool.close()
-        return [(e.kind, e.thread, e.reason) for e in kinds(pool, "leak", "unleak")]
+        return [(e.kind, e.thread, e.reason) for e in of_kind(pool, "leak", "unleak")]
 
     assert asyncio.run(main()) == [("leak", "slow-holder", "held"), ("unleak", "slow-holder", "")]
