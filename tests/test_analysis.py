@@ -308,7 +308,7 @@ def test_real_fake_pool_trace_is_consistent() -> None:
         start.wait()
         for _ in range(3):
             db.connect()
-            time.sleep(0.01)
+            time.sleep(0.01)  # a hold that must last (4 callers on 2 connections wait); it orders no thread
             db.close()
 
     threads = [threading.Thread(target=work, name=f"worker-{i}") for i in range(4)]

@@ -309,12 +309,12 @@ def test_batches_come_at_most_ten_times_a_second_and_lose_or_repeat_nothing() ->
     def writer() -> None:
         while not stop.is_set():
             record(log, 5)
-            time.sleep(0.0005)
+            time.sleep(0.0005)  # pace the writers (events all along the window); it orders nothing
 
     writers = [threading.Thread(target=writer) for _ in range(2)]
     for w in writers:
         w.start()
-    time.sleep(1.5)
+    time.sleep(1.5)  # the window the batch rate is measured over must elapse; no thread waits on another
     stop.set()
     for w in writers:
         w.join(5)
@@ -350,7 +350,7 @@ def test_a_quiet_log_sends_a_clock_batch_about_once_a_second() -> None:
     log = EventLog()
     sink = Sink()
     shipper = Shipper(log, sink).start()
-    time.sleep(1.35)
+    time.sleep(1.35)  # a quiet window that must elapse: the clock batches are counted over it
     assert shipper.stop()
     clocks = [info["now"] for _t, events, info in sink.batches if not events]
     assert 1 <= len(clocks) <= 3
