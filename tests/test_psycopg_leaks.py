@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from poolviz.events import Event
 from poolviz.pools.psycopg import instrument_psycopg
 from poolviz.pools.psycopg.testing import libpq_url, sequence_problems
-from poolviz.testing import join_threads, wait_until, wait_until_async
+from poolviz.testing import join_threads, kinds, wait_until, wait_until_async
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_a_connection_held_too_long_is_reported_while_held(pool: Any) -> None:
     assert "test_psycopg_leaks.py" in leak.message and leak.duration_s > 0.1
     pool.putconn(conn)
     rows = pool._poolviz_events.snapshot()
-    assert [e.kind for e in rows][-2:] == ["unleak", "checkin"]
+    assert kinds(rows)[-2:] == ["unleak", "checkin"]
     assert [e.conn for e in of_kind(pool, "leak", "unleak")] == [leak.conn, leak.conn]
     assert pool._poolviz_events.meta["leak_threshold"] == 0.1
     assert sequence_problems(rows) == []
