@@ -90,7 +90,7 @@ def test_a_sqlalchemy_run_on_sqlite_draws_and_counts_its_pool(make_dashboard: An
     assert dash.result is not None and dash.result.requests_ok > 0, dash.messages
     log = poolviz.events_of(dash.db)
     assert dash.view.events_sent == len(log)
-    assert dash.last_stats["max_connections"] == 3
+    assert dash.last_stats["pool_max"] == 3
     assert 0 < sum(e.kind == "connect" for e in log.snapshot()) <= 3
     assert "SQLAlchemy QueuePool" in dash.messages[-2][1]
 
@@ -110,7 +110,7 @@ def test_a_psycopg_run_on_postgresql_fills_min_size_in_the_background(make_dashb
     assert dash.result is not None and dash.result.requests_ok > 0, dash.messages
     connects = [e for e in poolviz.events_of(dash.db).snapshot() if e.kind == "connect"]
     assert len(connects) >= 2 and all("-worker-" in e.thread for e in connects)
-    assert dash.last_stats["max_connections"] == 3
+    assert dash.last_stats["pool_max"] == 3
 
 
 def test_choosing_psycopg_pool_off_postgresql_says_it_needs_postgresql(make_dashboard: Any) -> None:

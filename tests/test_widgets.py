@@ -86,8 +86,12 @@ def test_run_button_ships_every_event_and_stats_match_the_recorded_events(make_d
     assert stats["connections_opened"] == (frame["kind"] == "connect").sum()
     assert stats["connections_closed"] == (frame["kind"] == "close").sum()
     last = frame.iloc[-1]
-    assert (stats["in_use"], stats["idle"], stats["waiting"]) == (last["in_use"], last["idle"], last["waiting"])
-    assert stats["max_connections"] == 2
+    assert (stats["in_use"], stats["pool_available"], stats["requests_waiting"]) == (
+        last["in_use"],
+        last["idle"],
+        last["waiting"],
+    )
+    assert stats["pool_max"] == 2
     assert stats["events_dropped"] == 0
     assert not stats["running"]
     assert "max_connections" in dash.stats.value and ">2<" in dash.stats.value
@@ -220,7 +224,7 @@ def test_growing_max_connections_mid_run_resizes_the_running_pool(make_dashboard
     frame = dash.db.events.to_frame()
     assert frame.loc[frame["t"] < resized_at, "in_use"].max() == 1
     assert 1 < frame.loc[frame["t"] > resized_at, "in_use"].max() <= 4
-    assert dash.last_stats["max_connections"] == 4
+    assert dash.last_stats["pool_max"] == 4
     assert check_invariants(frame, 4) == []
 
 

@@ -402,7 +402,7 @@ class PoolDashboard:
         self.view.end(last.t if last is not None else 0.0)
         frame = run.frame()
         stats = frame_stats(frame, workers=closed_loop_workers(run.settings.workers))
-        stats["max_connections"] = run.limit()
+        stats["pool_max"] = run.limit()  # after a resize, the limit now
         stats["running"] = False
         stats["elapsed_s"] = run.result.elapsed_s if run.result else time.perf_counter() - run.began
         with self._lock:
@@ -466,7 +466,7 @@ class PoolDashboard:
         frame = run.frame()
         now = run.log.now() if not run.finished.is_set() else None
         stats = frame_stats(frame, now=now, workers=closed_loop_workers(run.settings.workers))
-        stats["max_connections"] = run.limit()
+        stats["pool_max"] = run.limit()  # after a resize, the limit now
         stats["running"] = not run.finished.is_set()
         return stats
 

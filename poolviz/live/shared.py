@@ -80,12 +80,8 @@ def frame_stats(frame: pd.DataFrame, now: float | None = None, workers: Sequence
         **analysis.pool_counts(frame),
         "events_dropped": int(frame.attrs.get("dropped", 0)),
     }
-    stats.update({old: stats[new] for old, new in _OLD_NAMES.items()})
     return stats
 
-
-#: Old frame_stats keys and the names they repeat (the dashboard and its tests read the old ones still).
-_OLD_NAMES = {"idle": "pool_available", "waiting": "requests_waiting", "max_connections": "pool_max"}
 
 _SERVICE_KEYS = (
     "workers",
@@ -160,7 +156,7 @@ def dashboard_figure(
     """
     from matplotlib.figure import Figure
 
-    from ..plots.charts import plot_dashboard
+    from ..plots import plot_dashboard
 
     fig = Figure(figsize=(12.0, 7.0), dpi=100, layout="constrained")
     plot_dashboard(frame, fig=fig, max_connections=max_connections, window=window, threads=workers)
@@ -180,7 +176,7 @@ def save_png(
     workers: Sequence[str] | None = None,
 ) -> Path:
     """Write the dashboard picture of ``frame`` (the ``window`` on screen) to ``path`` with :mod:`poolviz.plots`."""
-    from ..plots.charts import save_png as save_figure
+    from ..plots import save_png as save_figure
 
     path = Path(path)
     save_figure(dashboard_figure(frame, max_connections, window, resizes, workers), path)
