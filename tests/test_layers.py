@@ -226,3 +226,18 @@ def test_the_layering_check_sees_imports_inside_functions(tmp_path: Path) -> Non
     path.write_text("def f():\n    from .plots import plot_timeline\n")
     found = list(imports(path, set(modules()), name="poolviz.events"))
     assert ("poolviz.plots", False, 2) in found
+
+
+MAX_FUNCTION_LINES = 100
+
+
+def test_no_function_is_over_100_lines() -> None:
+    """A function past 100 lines does several things: name them, one function each."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
+from ..backends import backend_of
 from ..events import NO_CONN, EventLog
 from ..events.store import SAME
 
@@ -29,6 +30,16 @@ class EventRecorder:
     def _pv_caller_name(self) -> str:
         """The name of the thread or task recording now."""
         raise NotImplementedError
+
+    def _pv_settings(self) -> dict[str, Any]:
+        """The pool's own settings, as its trace records them (``max_connections``, ``timeout``, ...)."""
+        raise NotImplementedError
+
+    def _pv_describe(self) -> None:
+        """Record in the log's meta what the trace came from: the library, the pool class, backend and settings."""
+        self.events.meta.update(
+            library="peewee", pool=type(self).__name__, backend=backend_of(self), **self._pv_settings()
+        )
 
     def _pv_event(
         self,

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 from playhouse.pool import PooledDatabase
 
 from ... import checks
-from ...backends import backend_of
 from ...events import DEFAULT_CAPACITY, EventLog
 from .delivery import wrap_database_lock
 from .hooks import PoolHooks, _ThreadName
@@ -134,15 +133,12 @@ class Instrumented(PoolOperations):
         self._pv_replan()
         self._pv_describe()
 
-    def _pv_describe(self) -> None:
-        self.events.meta.update(
-            library="peewee",
-            pool=type(self).__name__,
-            backend=backend_of(self),
-            max_connections=self._max_connections,
-            stale_timeout=self._stale_timeout,
-            timeout=self._wait_timeout,
-        )
+    def _pv_settings(self) -> dict[str, Any]:
+        return {
+            "max_connections": self._max_connections,
+            "stale_timeout": self._stale_timeout,
+            "timeout": self._wait_timeout,
+        }
 
     def _pv_on_listening(self, listening: bool) -> None:
         # Called by the event log, under the pool lock, when its first listener

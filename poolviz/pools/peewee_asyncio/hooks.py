@@ -33,7 +33,6 @@ from time import perf_counter
 from typing import Any, ClassVar
 
 from ... import checks
-from ...backends import backend_of
 from ...credentials import mask_text, secrets_of
 from ...events import DEFAULT_CAPACITY, NO_CONN, EventLog
 from ...events.store import REUSED, payload
@@ -154,17 +153,14 @@ class _AsyncInstrumented(AsyncOperations):
         self._pv_pool: Any = getattr(self, "_pool", None)
         self._pv_describe()
 
-    def _pv_describe(self) -> None:
-        self.events.meta.update(
-            library="peewee",
-            pool=type(self).__name__,
-            backend=backend_of(self),
-            driver=self._pv_view.name,
-            max_connections=self._pool_size,
-            pool_min_size=self._pool_min_size,
-            timeout=self._acquire_timeout,
-            stale_timeout=None,
-        )
+    def _pv_settings(self) -> dict[str, Any]:
+        return {
+            "driver": self._pv_view.name,
+            "max_connections": self._pool_size,
+            "pool_min_size": self._pool_min_size,
+            "timeout": self._acquire_timeout,
+            "stale_timeout": None,
+        }
 
     @property
     def max_connections(self) -> int:

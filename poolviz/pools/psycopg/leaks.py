@@ -10,11 +10,7 @@ weakly, so a pool dropped without ``close()`` does not live on.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import sys
-import threading
 import weakref
 from typing import Any
 
@@ -22,24 +18,13 @@ import psycopg_pool
 
 from .. import leaks
 
-_SKIPPED_DIRS = (
-    os.path.dirname(os.path.abspath(str(psycopg_pool.__file__))) + os.sep,
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # poolviz/pools/
-    os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep,
-)
-_SKIPPED_FILES = {os.path.abspath(threading.__file__), os.path.abspath(contextlib.__file__)}
+# psycopg_pool's own frames are looked past too (poolviz's pools, peewee and asyncio always are).
+_PSYCOPG_POOL = (os.path.dirname(os.path.abspath(str(psycopg_pool.__file__))) + os.sep,)
 
 
 def origin(limit: int = 3) -> str:
     """Where the caller asked for the connection: the innermost ``limit`` frames outside psycopg_pool and poolviz."""
-    frame = sys._getframe(1)
-    parts: list[str] = []
-    while frame is not None and len(parts) < limit:
-        filename = os.path.abspath(frame.f_code.co_filename)
-        if filename not in _SKIPPED_FILES and not filename.startswith(_SKIPPED_DIRS):
-            parts.append(f"{os.path.basename(filename)}:{frame.f_lineno} in {frame.f_code.co_name}")
-        frame = frame.f_back  # type: ignore[assignment]
-    return " < ".join(parts)
+    return leaks.origin_summary(limit, skip=_PSYCOPG_POOL)
 
 
 class LeakView:

@@ -20,6 +20,7 @@ the same arguments and returns or raises what it did.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -112,39 +113,34 @@ def _return_conn(original: Callable[[Any], None], checked_in: Callable[[Any], No
 
 
 def _threaded_get(queue: Any, observer: PoolObserver) -> Callable[..., Any]:
+    # The queue's mutex is an RLock and its Condition.wait() releases it fully: holding
+    # it across the call makes "empty, so this caller waits" exact.
+    return _observed_get(queue, observer, lambda: queue._qsize() == 0, queue.mutex)
+
+
+def _asyncio_get(queue: Any, observer: PoolObserver) -> Callable[..., Any]:
+    # One event loop: nothing runs between this check and the queue's own.
+    return _observed_get(queue, observer, lambda: queue._queue.qsize() == 0, contextlib.nullcontext())
+
+
+def _observed_get(
+    queue: Any, observer: PoolObserver, empty: Callable[[], bool], guard: contextlib.AbstractContextManager[Any]
+) -> Callable[..., Any]:
+    """The queue's ``get``, telling ``observer`` when a blocking caller finds it empty and when it stops waiting."""
     original = queue.get
 
     @functools.wraps(original)
     def get(block: bool = True, timeout: float | None = None) -> Any:
         if not block:
             return original(block, timeout)
-        # The queue's mutex is an RLock and its Condition.wait() releases it fully:
-        # holding it across the call makes "empty, so this caller waits" exact.
-        with queue.mutex:
-            if queue._qsize():
+        with guard:
+            if not empty():
                 return original(block, timeout)
             observer.waits()
             try:
                 return original(block, timeout)
             finally:
                 observer.wait_over()
-
-    return get
-
-
-def _asyncio_get(queue: Any, observer: PoolObserver) -> Callable[..., Any]:
-    original = queue.get
-
-    @functools.wraps(original)
-    def get(block: bool = True, timeout: float | None = None) -> Any:
-        # One event loop: nothing runs between this check and the queue's own.
-        if not block or queue._queue.qsize():
-            return original(block, timeout)
-        observer.waits()
-        try:
-            return original(block, timeout)
-        finally:
-            observer.wait_over()
 
     return get
 
