@@ -20,6 +20,9 @@ from poolviz.data import analysis
 from poolviz.testing import wait_until
 from poolviz.workload import run_closed_loop
 
+# Races of hundreds of requests each: make test runs them, make check leaves them out.
+pytestmark = pytest.mark.slow
+
 WORKERS = 6
 POOL = 2
 REQUESTS = 300  # the run stops once this many requests are done

@@ -17,6 +17,9 @@ import pytest
 
 from poolviz.workload import sweep
 
+# Races of hundreds of requests each: make test runs them, make check leaves them out.
+pytestmark = pytest.mark.slow
+
 WORKERS = 8
 HOLD = "exp:0.02"
 THINK = "exp:0.02"  # the same mean as the hold: the workers ask for about 4 connections on average

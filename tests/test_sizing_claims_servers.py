@@ -19,6 +19,9 @@ import pytest
 
 import poolviz
 
+# Races of hundreds of requests each: make test runs them, make check leaves them out.
+pytestmark = pytest.mark.slow
+
 SIZES = (1, 8)
 WORKERS = 8
 REQUESTS = 4

@@ -22,7 +22,8 @@ POOL = 2
 REQUESTS = 300
 NAMES = [f"worker-{i}" for i in range(WORKERS)]
 
-pytestmark = pytest.mark.timeout(120)
+# Races of hundreds of requests each: make test runs them, make check leaves them out.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 def test_sqlalchemy_queuepool_on_sqlite_lets_two_workers_take_nearly_everything_with_no_think_time(

@@ -33,7 +33,8 @@ REQUESTS = 300  # each race stops once this many requests are done
 NAMES = [f"worker-{i}" for i in range(WORKERS)]
 FAIR_SHARE = REQUESTS / WORKERS
 
-pytestmark = pytest.mark.timeout(120)
+# Races of hundreds of requests each: make test runs them, make check leaves them out.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 def race(library: str, url: str, think: Any = 0.0, **settings: Any) -> Any:
