@@ -170,3 +170,21 @@ def clock() -> Iterator[FakeClock]:
     fake = FakeClock().patch()
     yield fake
     fake.restore()
+
+
+def race_until(pool: Any, workers: int, requests: int, think: Any = 0.0, seed: int = 0) -> Any:
+    """``workers`` threads back to back on ``pool`` with 5 ms holds, stopped once ``requests`` are done: the result.
+
+    The barging and fairness claims race this way, so a slow machine makes the race
+    longer, never shorter.
+    """
+    from poolviz.workload import run_closed_loop
+
+    stop = threading.Event()
+
+    def progress(done: int, _total: int | None) -> None:
+        if done >= requests:
+            stop.set()
+
+    return run_closed_loop(pool, workers, 100_000, hold="fixed:0.005", think=think, seed=seed, stop=stop,
+                           progress=progress)  # fmt: skip

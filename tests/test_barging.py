@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import race_until
 
 import poolviz
 from poolviz.data import analysis
 from poolviz.testing import wait_until
-from poolviz.workload import run_closed_loop
 
 # Races of hundreds of requests each: make test runs them, make check leaves them out.
 pytestmark = pytest.mark.slow
@@ -32,16 +32,8 @@ NAMES = [f"worker-{i}" for i in range(WORKERS)]
 def _race(tmp_path: Path, think: Any) -> Any:
     """WORKERS threads on a pool of POOL, 5 ms holds, stopped after REQUESTS requests; the run's events."""
     db = poolviz.connect(f"sqlite+pool:///{tmp_path / 'race.db'}", max_connections=POOL, timeout=60)
-    stop = threading.Event()
-
-    def progress(done: int, _total: int | None) -> None:
-        if done >= REQUESTS:
-            stop.set()
-
     try:
-        result = run_closed_loop(
-            db, WORKERS, 100_000, hold="fixed:0.005", think=think, seed=3, stop=stop, progress=progress
-        )
+        result = race_until(db, WORKERS, REQUESTS, think=think, seed=3)
     finally:
         db.close_all()
     assert not result.requests_failed

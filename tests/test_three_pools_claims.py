@@ -8,14 +8,13 @@ in ``test_three_pools_claims_servers.py``.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
+from conftest import race_until
 
 from poolviz.data import analysis
 from poolviz.pools import factory
-from poolviz.workload import run_closed_loop
 
 WORKERS = 6
 POOL = 2
@@ -31,16 +30,8 @@ def test_sqlalchemy_queuepool_on_sqlite_lets_two_workers_take_nearly_everything_
 ) -> None:
     """Think 0 on SQLite: QueuePool's two busiest of six workers make at least 80% of the checkouts (fair: 33%)."""
     engine = factory.build("sqlalchemy", f"sqlite:///{tmp_path / 'race.db'}", pool_size=POOL, max_overflow=0)
-    stop = threading.Event()
-
-    def progress(done: int, _total: int | None) -> None:
-        if done >= REQUESTS:
-            stop.set()
-
     try:
-        result = run_closed_loop(
-            engine, WORKERS, 100_000, hold="fixed:0.005", think=0.0, seed=2, stop=stop, progress=progress
-        )
+        result = race_until(engine, WORKERS, REQUESTS, think=0.0, seed=2)
     finally:
         engine.dispose()
     assert not result.requests_failed, result.summary()["errors"]

@@ -20,6 +20,7 @@ from time import monotonic
 from typing import Any
 
 import pytest
+from conftest import race_until
 
 import poolviz
 from poolviz.data import analysis
@@ -40,29 +41,12 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 def race(library: str, url: str, think: Any = 0.0, **settings: Any) -> Any:
     """WORKERS threads on a pool of POOL, 5 ms holds, stopped after REQUESTS requests; the run's events."""
     pool = factory.build(library, url, **settings)
-    stop = threading.Event()
-
-    def progress(done: int, _total: int | None) -> None:
-        if done >= REQUESTS:
-            stop.set()
-
     try:
-        result = run_closed_loop(
-            pool, WORKERS, 100_000, hold="fixed:0.005", think=think, seed=3, stop=stop, progress=progress
-        )
+        result = race_until(pool, WORKERS, REQUESTS, think=think, seed=3)
     finally:
-        close(pool)
+        factory.close(pool)
     assert not result.requests_failed, result.summary()["errors"]
     return result.events
-
-
-def close(pool: Any) -> None:
-    if hasattr(pool, "close_all"):
-        pool.close_all()
-    elif hasattr(pool, "dispose"):
-        pool.dispose()
-    else:
-        pool.close()
 
 
 @pytest.fixture

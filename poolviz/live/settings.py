@@ -124,13 +124,10 @@ def build_pool(settings: DashboardSettings, url: str) -> Any:
 
 
 def close_pool(pool: Any) -> None:
-    """Close a pool of any library with its connections (peewee ``close_all``, ``dispose``, ``close``)."""
-    if hasattr(pool, "close_all"):
-        pool.close_all()
-    elif hasattr(pool, "dispose"):
-        pool.dispose()
-    else:
-        pool.close()
+    """Close a pool of any library with its connections (see :func:`poolviz.pools.factory.close`)."""
+    from ..pools.factory import close
+
+    close(pool)
 
 
 def check_setting(name: str, value: Any) -> Any:

@@ -143,3 +143,14 @@ def _psycopg_pool(url: str, values: dict[str, Any]) -> Any:
     instrument(pool)
     pool.open()
     return pool
+
+
+def close(pool: Any) -> None:
+    """Close a threaded pool of any library with its connections (peewee ``close_all``, SQLAlchemy ``dispose``,
+    psycopg_pool ``close``)."""
+    if hasattr(pool, "close_all"):
+        pool.close_all()
+    elif hasattr(pool, "dispose"):
+        pool.dispose()
+    else:
+        pool.close()
