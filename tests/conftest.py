@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +189,52 @@ def race_until(pool: Any, workers: int, requests: int, think: Any = 0.0, seed: i
 
     return run_closed_loop(pool, workers, 100_000, hold="fixed:0.005", think=think, seed=seed, stop=stop,
                            progress=progress)  # fmt: skip
+
+
+#: The start of a node script that loads the live view's ES module (``input.module``) as ``view``;
+#: NODE_INGEST also feeds ``input.batches`` (each ``{"header", "buffers": [base64]}``) into a store
+#: ``s`` made from ``input.wire``.
+NODE_LOAD = """
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+const input = JSON.parse(readFileSync(0, "utf8"));
+const view = await import(pathToFileURL(input.module).href);
+"""
+NODE_INGEST = (
+    NODE_LOAD
+    + """
+const s = view.newStore(input.wire);
+for (const batch of input.batches || []) {
+  const buffers = batch.buffers.map((b) => {
+    const raw = Buffer.from(b, "base64");
+    return new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  });
+  view.ingest(s, batch.header, buffers);
+}
+"""
+)
+
+
+def run_view_module(script: str, payload: dict[str, Any], tmp_path: Path) -> Any:
+    """Run ``script`` in node with the live view's ES module written to a file (its path in ``payload['module']``).
+
+    ``script`` prints its answer as JSON; start it with :data:`NODE_INGEST` to get the
+    view's store ``s`` fed with ``payload['batches']``. Skips when node is not installed.
+    """
+    import json
+
+    from poolviz.live.view import esm_source
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the view's code is checked in the browser tests instead")
+    module = tmp_path / "view.mjs"
+    module.write_text(esm_source())
+    runner = tmp_path / "runner.mjs"
+    runner.write_text(script)
+    done = subprocess.run(
+        [node, str(runner)], input=json.dumps({**payload, "module": str(module)}), capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -13,15 +13,13 @@ the kernel ships (run in node, no browser needed), against :mod:`poolviz.data.an
 from __future__ import annotations
 
 import base64
-import json
-import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import NODE_INGEST, run_view_module
 
 import poolviz
 from poolviz.data import analysis
@@ -29,7 +27,7 @@ from poolviz.data.frames import events_to_frame
 from poolviz.events import Event
 from poolviz.live.packing import EventPacker, wire_format
 from poolviz.live.shared import closed_loop_workers, frame_stats
-from poolviz.live.view import Shipper, esm_source
+from poolviz.live.view import Shipper
 from poolviz.testing import wait_until
 from poolviz.workload import WorkloadSpec
 
@@ -107,19 +105,9 @@ def test_frame_stats_count_a_wait_still_going_and_a_worker_never_served() -> Non
     assert (stats["longest_wait_thread"], stats["longest_wait_s"]) == ("w-2", pytest.approx(3.0))
 
 
-NODE_RUNNER = """
-import { readFileSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-const input = JSON.parse(readFileSync(0, "utf8"));
-const view = await import(pathToFileURL(input.view).href);
-const s = view.newStore(input.wire);
-for (const batch of input.batches) {
-  const buffers = batch.buffers.map((b) => {
-    const raw = Buffer.from(b, "base64");
-    return new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  });
-  view.ingest(s, batch.header, buffers);
-}
+NODE_RUNNER = (
+    NODE_INGEST
+    + """
 const out = input.queries.map((q) => {
   const hi = q.upto === null ? s.n : s.cols.t.findIndex((t, i) => i >= s.n || t > q.upto);
   const end = q.upto === null ? s.n : (hi < 0 ? s.n : hi);
@@ -131,6 +119,7 @@ const out = input.queries.map((q) => {
 });
 process.stdout.write(JSON.stringify(out));
 """
+)
 
 
 class PackingSink:
@@ -149,17 +138,9 @@ class PackingSink:
 
 
 def run_view_js(batches: list[dict[str, Any]], queries: list[dict[str, Any]], tmp_path: Path) -> list[dict[str, Any]]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the view's arithmetic is checked in the browser test instead")
-    module = tmp_path / "view.mjs"
-    module.write_text(esm_source())
-    runner = tmp_path / "runner.mjs"
-    runner.write_text(NODE_RUNNER)
-    payload = json.dumps({"view": str(module), "wire": wire_format(), "batches": batches, "queries": queries})
-    done = subprocess.run([node, str(runner)], input=payload, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    answers: list[dict[str, Any]] = json.loads(done.stdout)
+    answers: list[dict[str, Any]] = run_view_module(
+        NODE_RUNNER, {"wire": wire_format(), "batches": batches, "queries": queries}, tmp_path
+    )
     return answers
 
 

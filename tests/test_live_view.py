@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import base64
-import json
 import random
 import re
-import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import NODE_INGEST, NODE_LOAD, run_view_module
 
 from poolviz.events import KINDS, Event, EventLog
 from poolviz.live.packing import COLUMN_NAMES, UNIT_S, EventPacker, decode_columns, unpack, wire_format
@@ -181,19 +179,9 @@ def test_decode_columns_refuses_a_buffer_the_header_does_not_name() -> None:
         decode_columns(header, [*buffers, b"\x00" * len(SAMPLE)])
 
 
-NODE_DECODE = """
-import { readFileSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-const input = JSON.parse(readFileSync(0, "utf8"));
-const view = await import(pathToFileURL(input.module).href);
-const s = view.newStore(input.wire);
-for (const batch of input.batches) {
-  const buffers = batch.buffers.map((b) => {
-    const raw = Buffer.from(b, "base64");
-    return new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  });
-  view.ingest(s, batch.header, buffers);
-}
+NODE_DECODE = (
+    NODE_INGEST
+    + """
 const c = s.cols, out = [];
 for (let i = 0; i < s.n; i++) {
   out.push({ t: c.t[i], kind: input.wire.kinds[c.kind[i]], thread: s.threads[c.thread[i]],
@@ -202,26 +190,10 @@ for (let i = 0; i < s.n; i++) {
 }
 process.stdout.write(JSON.stringify({ events: out, totals: s.totals, lanes: s.laneCount }));
 """
+)
 
 
-def run_node(script: str, payload: dict[str, Any], tmp_path: Path) -> Any:
-    """Run ``script`` in node with the view's ES module written to a file (its path in ``payload['module']``)."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the view's decoding is checked in the browser tests instead")
-    module = tmp_path / "view.mjs"
-    module.write_text(esm_source())
-    runner = tmp_path / "runner.mjs"
-    runner.write_text(script)
-    done = subprocess.run(
-        [node, str(runner)],
-        input=json.dumps({**payload, "module": str(module)}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+run_node = run_view_module
 
 
 def test_the_browser_decodes_batches_exactly_as_unpack_does(tmp_path: Path) -> None:
@@ -428,17 +400,16 @@ def test_an_asyncio_run_ships_every_event_once_with_task_names_in_the_thread_dic
     assert any(g["kind"] == "wait" for g in got)  # six tasks on two connections queued
 
 
-NODE_COLOURS = """
-import { readFileSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-const input = JSON.parse(readFileSync(0, "utf8"));
-const view = await import(pathToFileURL(input.module).href);
+NODE_COLOURS = (
+    NODE_LOAD
+    + """
 const out = {};
 for (const dark of [false, true]) {
   out[dark ? "dark" : "light"] = [...Array(16).keys()].map((i) => view.threadColour({ dark }, i));
 }
 process.stdout.write(JSON.stringify(out));
 """
+)
 
 
 def relative_luminance(rgb: tuple[float, float, float]) -> float:
