@@ -24,7 +24,6 @@ DBAPI cursor (:mod:`.clients`).
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import math
@@ -42,6 +41,7 @@ from peewee import Database
 from ..backends import HOLD_SQL
 from ..credentials import mask_text
 from ..events import Event
+from ..pools.callers import task_or_thread_name
 from .clients import THREAD_TARGETS, is_threaded_target, library_of
 from .results import CLIENT_SLEEP, RequestRecord, WorkloadResult
 
@@ -91,13 +91,7 @@ def request_record(
     )
 
 
-def caller_name() -> str:
-    """The name of the asyncio task running this, else of the thread."""
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no event loop in this thread
-        task = None
-    return task.get_name() if task is not None else threading.current_thread().name
+caller_name = task_or_thread_name  # the name a request's record carries, as its events do
 
 
 def check_pool(db: Any, tasks: bool = False) -> None:

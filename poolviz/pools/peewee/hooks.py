@@ -44,18 +44,13 @@ from ...events.store import (
     payload,
 )
 from .. import leaks
+from ..callers import ThreadNameCache
 from ..recording import EventRecorder
 from . import resize
 from .delivery import deliver
 from .tracker import CloseContext, Tracked
 
 _current_thread = threading.current_thread
-
-
-class _ThreadName(threading.local):
-    """Each thread's name, read once: events carry it and ``Thread.name`` is a property."""
-
-    name: str | None = None
 
 
 class PoolHooks(EventRecorder):
@@ -66,7 +61,7 @@ class PoolHooks(EventRecorder):
     _pv_next_connect: Any
     _pv_next_close: Any
     _pv_next_is_stale: Any
-    _pv_name: _ThreadName
+    _pv_name: ThreadNameCache
     _pv_close: CloseContext
     _pv_append: Any
     _pv_tail: list[Any]

@@ -17,8 +17,9 @@ from playhouse.pool import PooledDatabase
 
 from ... import checks
 from ...events import DEFAULT_CAPACITY, EventLog
+from ..callers import ThreadNameCache
 from .delivery import wrap_database_lock
-from .hooks import PoolHooks, _ThreadName
+from .hooks import PoolHooks
 from .operations import PoolOperations
 from .tracker import CloseContext, Tracked
 
@@ -122,7 +123,7 @@ class Instrumented(PoolOperations):
         self._pv_resync = False
         self.leak_threshold = leak_threshold
         self._pv_watchdog = None
-        self._pv_name = _ThreadName()
+        self._pv_name = ThreadNameCache()
         self._pv_close = CloseContext()
         self._pv_conns = {}
         self._pv_serial = itertools.count(1)

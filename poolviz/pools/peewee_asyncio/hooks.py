@@ -37,6 +37,7 @@ from ...credentials import mask_text, secrets_of
 from ...events import DEFAULT_CAPACITY, NO_CONN, EventLog
 from ...events.store import REUSED, payload
 from .. import leaks
+from ..callers import task_or_thread_name
 from .drivers import DriverView, Known, view_for
 from .operations import AsyncOperations
 
@@ -65,13 +66,7 @@ class _Caller:
 def task_name() -> str:
     """The current asyncio task's name (the thread's name outside a task)."""
     caller = _caller.get()
-    if caller is not None:
-        return caller.name
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
-        task = None
-    return task.get_name() if task is not None else threading.current_thread().name
+    return caller.name if caller is not None else task_or_thread_name()
 
 
 class _AioConn:

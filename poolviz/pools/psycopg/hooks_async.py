@@ -16,18 +16,15 @@ from asyncio import current_task
 from time import perf_counter
 from typing import Any
 
-from .recorder import OUT, Recorder, Scope, current_scope, in_check, thread_name
+from ..callers import task_or_thread_name
+from .recorder import OUT, Recorder, Scope, current_scope, in_check
 
 
 class AsyncHooks(Recorder):
     """The overrides for ``AsyncConnectionPool``."""
 
     def _pv_name(self) -> str:
-        try:
-            task = current_task()
-        except RuntimeError:
-            task = None
-        return task.get_name() if task is not None else thread_name()
+        return task_or_thread_name()
 
     def _pv_holder(self) -> Any:
         return current_task()

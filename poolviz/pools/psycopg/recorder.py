@@ -32,6 +32,7 @@ from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 from ...credentials import mask_text
 from ...events import NO_CONN, EventLog
 from ...events.store import REUSED
+from ..callers import thread_name
 from ..leaks import holder_name, note_holder
 from .leaks import origin as leak_origin
 
@@ -99,22 +100,6 @@ class Scope:
 current_scope: ContextVar[Scope | None] = ContextVar("poolviz_psycopg_scope", default=None)
 #: True while this thread or task runs ``pool.check()`` (which grows the pool without a caller queued).
 in_check: ContextVar[bool] = ContextVar("poolviz_psycopg_in_check", default=False)
-
-
-class _ThreadName(threading.local):
-    name: str | None = None
-
-
-_thread_name = _ThreadName()
-_current_thread = threading.current_thread
-
-
-def thread_name() -> str:
-    """This thread's name, read once per thread (``Thread.name`` is a property)."""
-    name = _thread_name.name
-    if name is None:
-        name = _thread_name.name = _current_thread().name
-    return name
 
 
 #: The psycopg_pool methods the hooks override; each hook calls the pool class's own as ``_pv_next_<name>``.

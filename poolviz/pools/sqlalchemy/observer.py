@@ -15,11 +15,9 @@ not (no connection is open), so ``idle == checkedin()`` minus those records.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import itertools
 import sys
-import threading
 import time
 from collections.abc import Callable
 from time import perf_counter
@@ -28,6 +26,7 @@ from typing import Any
 from ...credentials import mask_text
 from ...events import EventLog
 from ...events.store import REUSED, payload
+from ..callers import task_or_thread_name, thread_name
 
 # Per caller (thread, task or greenlet: each has its own context), while it waits.
 _wait_started: contextvars.ContextVar[float | None] = contextvars.ContextVar("poolviz_sqla_wait", default=None)
@@ -36,41 +35,13 @@ _waited: contextvars.ContextVar[float] = contextvars.ContextVar("poolviz_sqla_wa
 _closing_because: contextvars.ContextVar[str | None] = contextvars.ContextVar("poolviz_sqla_closing", default=None)
 
 
-def caller_name() -> str:
-    """The asyncio task's name inside a task, else the thread's name."""
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
-        task = None
-    return task.get_name() if task is not None else threading.current_thread().name
-
-
-class _ThreadName(threading.local):
-    """Each thread's name, read once per observer (``Thread.name`` is a property, events are many)."""
-
-    name: str | None = None
-
-
-def thread_name_reader() -> Callable[[], str]:
-    """A function returning the calling thread's name, cached per thread."""
-    cache = _ThreadName()
-
-    def thread_name() -> str:
-        name = cache.name
-        if name is None:
-            name = cache.name = threading.current_thread().name
-        return name
-
-    return thread_name
-
-
 class PoolObserver:
     """Records one SQLAlchemy pool's transitions into its :class:`~poolviz.events.EventLog`."""
 
     def __init__(self, pool: Any, events: EventLog) -> None:
         self.pool = pool
         self.events = events
-        self.name_of_caller = caller_name if pool._is_asyncio else thread_name_reader()
+        self.name_of_caller = task_or_thread_name if pool._is_asyncio else thread_name
         self._serials = itertools.count(1)
         self.serial_of: dict[int, int] = {}  # id(driver connection) -> poolviz serial
         self._opened_at: dict[int, float] = {}  # serial -> perf_counter() when opened
