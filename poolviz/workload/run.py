@@ -91,9 +91,6 @@ def request_record(
     )
 
 
-caller_name = task_or_thread_name  # the name a request's record carries, as its events do
-
-
 def check_pool(db: Any, tasks: bool = False) -> None:
     """A workload runs on an instrumented pool only: a threaded one of any library, or (``tasks``) an asyncio one."""
     from ..pools.peewee import is_instrumented
@@ -270,7 +267,9 @@ class Tracked:
             return False
         start = self._begun if self.arrived is None else self.arrived
         times = (start, self._begun, end)
-        self.record = request_record(self.worker, self.index, caller_name(), times, self.hold_s, self.seen, error)
+        self.record = request_record(
+            self.worker, self.index, task_or_thread_name(), times, self.hold_s, self.seen, error
+        )
         self.run.finish(self.record)
         return True
 
