@@ -5,10 +5,12 @@ The layers, bottom up, each a set of folders (or top-level modules):
 - core: ``events/``, ``pools/`` and the small top-level modules (checks, URLs,
   credentials, units, the tutorial's model, test helpers);
 - lab: ``servers/``, the real servers around the pools (reachability, the
-  server's view, pgbouncer, roles, faults, fork);
+  server's view, pgbouncer, roles, faults, fork); ``recording/``, an
+  application's pool streamed to files; ``otel/``, its OpenTelemetry metrics;
 - data: ``data/`` (frames, traces, analysis, queueing), pandas but no drawing;
 - views: ``plots/`` and the live view's widget (``live/view``, ``live/packing``);
-- apps: ``workload/``, the rest of ``live/``, ``cli``, ``widgets``.
+- apps: ``workload/``, the rest of ``live/``, ``cli``, ``widgets``, ``practice/``
+  (a real Flask app under gunicorn to practise on).
 
 Every module of ``poolviz`` must fall in a layer here, so a new module is
 placed on purpose, and at most ``MAX_TOP_LEVEL`` modules sit directly in
@@ -44,6 +46,8 @@ LAYERS = {
     "poolviz.units": CORE,
     "poolviz.urls": CORE,
     "poolviz.servers": LAB,
+    "poolviz.recording": LAB,
+    "poolviz.otel": LAB,
     "poolviz.data": DATA,
     "poolviz.plots": VIEWS,
     "poolviz.live.view": VIEWS,
@@ -52,6 +56,7 @@ LAYERS = {
     "poolviz.live": APPS,
     "poolviz.widgets": APPS,
     "poolviz.cli": APPS,
+    "poolviz.practice": APPS,
     "poolviz.__main__": APPS,
     "poolviz": APPS,  # the package's __init__ re-exports from every layer
 }

@@ -12,7 +12,7 @@ import poolviz
 
 ROOT = Path(__file__).resolve().parent.parent
 # Where conda-forge spells a package differently from PyPI.
-CONDA_NAMES = {"psycopg2-binary": "psycopg2", "psycopg[binary]": "psycopg"}
+CONDA_NAMES = {"psycopg2-binary": "psycopg2", "psycopg[binary]": "psycopg", "prometheus-client": "prometheus_client"}
 SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.\-\[\]]+)\s*(?P<version>[<>=!~].*)?$")
 
 
