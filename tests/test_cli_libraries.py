@@ -9,6 +9,7 @@ import pytest
 
 from poolviz.cli import main
 from poolviz.data.traces import load_events
+from poolviz.testing import poolviz_cli
 
 pytest.importorskip("sqlalchemy")
 pytest.importorskip("psycopg_pool")
@@ -81,7 +82,14 @@ def test_sqlalchemy_runs_on_sqlite_by_default(tmp_path: Path) -> None:
             ["min_size must be at most max_size (2), got 5"],
         ),
         (["--pool", "sqlalchemy", "--url", NOWHERE, "--timeout", "none"], ["--timeout none is peewee's"]),
-        (["--pool", "sqlalchemy", "--url", "postgresql+asyncpool://x@127.0.0.1:1/t"], ["runs threads", "+asyncpool"]),
+        (
+            ["--pool", "psycopg", "--url", "mysql+asyncpool://root@127.0.0.1:1/test"],
+            ["--pool psycopg connects to PostgreSQL only, not MariaDB"],
+        ),
+        (
+            ["--pool", "sqlalchemy", "--processes", "2", "--url", "postgresql+asyncpool://x:s3cret@127.0.0.1:1/t"],
+            ["--processes runs threads", "postgresql+pool://", "+asyncpool runs asyncio tasks"],
+        ),
         (["--pool", "django"], ["invalid choice: 'django'", "peewee", "sqlalchemy", "psycopg"]),
     ],
 )
@@ -99,4 +107,91 @@ def test_bad_library_input_is_refused_before_anything_connects(
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "s3cret" not in err
     for word in words:
         assert word in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("library", "server", "options", "recorded"),
+    [
+        (
+            "sqlalchemy",
+            "pg_url",
+            ["--pool-size", "2", "--max-overflow", "1", "--use-lifo"],
+            {"library": "sqlalchemy", "pool": "AsyncAdaptedQueuePool", "pool_size": 2, "max_overflow": 1},
+        ),
+        (
+            "sqlalchemy",
+            "mysql_url",
+            ["--pool-size", "2", "--pre-ping"],
+            {"library": "sqlalchemy", "pool": "AsyncAdaptedQueuePool", "backend": "mysql", "pre_ping": True},
+        ),
+        (
+            "psycopg",
+            "pg_url",
+            ["--min-size", "1", "--max-size", "2", "--max-waiting", "8"],
+            {"library": "psycopg_pool", "pool": "AsyncConnectionPool", "min_size": 1, "max_size": 2},
+        ),
+    ],
+)
+def test_an_asyncpool_url_runs_tasks_on_the_library_asyncio_pool(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    library: str,
+    server: str,
+    options: list[str],
+    recorded: dict[str, object],
+) -> None:
+    """``--pool sqlalchemy|psycopg`` on a +asyncpool URL: tasks on an AsyncEngine or AsyncConnectionPool, all served."""
+    url = str(request.getfixturevalue(server)).replace("+pool://", "+asyncpool://")
+    out = tmp_path / library
+    done = poolviz_cli("run", "--pool", library, "--url", url, *options, *SMALL, "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    frame = load_events(out / "events.csv")
+    assert {key: frame.attrs[key] for key in recorded} == recorded
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["library"] == recorded["library"]
+    assert (summary["workload"]["concurrency"], summary["workload"]["requests_ok"]) == ("asyncio", 12)
+    assert int((frame["kind"] == "checkout").sum()) == 12
+    assert set(frame.loc[frame["kind"] == "checkout", "thread"]) == {"task-0", "task-1", "task-2"}
+    assert (out / "server.csv").exists()
+
+
+def test_an_asyncpool_open_loop_runs_on_a_psycopg_async_pool(pg_url: str, tmp_path: Path) -> None:
+    """``--open-loop`` on a +asyncpool URL with ``--pool psycopg``: one task per arrival, every arrival served."""
+    url = pg_url.replace("+pool://", "+asyncpool://")
+    out = tmp_path / "open"
+    argv = ["--open-loop", "--rate", "400", "--requests", "10", "--hold-ms", "2", "--quiet"]
+    done = poolviz_cli(
+        "run", "--pool", "psycopg", "--max-size", "2", "--url", url, *argv, "--out", str(out), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["workload"]["mode"], summary["workload"]["requests_ok"]) == ("open", 10)
+    assert load_events(out / "events.csv").attrs["pool"] == "AsyncConnectionPool"
+
+
+def test_sqlalchemy_asyncio_runs_on_sqlite_with_aiosqlite(tmp_path: Path) -> None:
+    """A sqlite+asyncpool URL with ``--pool sqlalchemy``: an AsyncEngine on aiosqlite, no server needed."""
+    out = tmp_path / "out"
+    url = f"sqlite+asyncpool:///{tmp_path / 'async.db'}"
+    done = poolviz_cli("run", "--pool", "sqlalchemy", "--url", url, *SMALL, "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    frame = load_events(out / "events.csv")
+    assert (frame.attrs["pool"], frame.attrs["url"]) == (
+        "AsyncAdaptedQueuePool",
+        f"sqlite+aiosqlite:///{tmp_path / 'async.db'}",
+    )
+    assert int((frame["kind"] == "checkout").sum()) == 12
+
+
+def test_sweep_refuses_an_asyncpool_url_naming_the_threaded_form(tmp_path: Path) -> None:
+    """``poolviz sweep`` runs threads: a +asyncpool URL is refused with the +pool URL to give, exit 2, no files."""
+    out = tmp_path / "out"
+    url = f"sqlite+asyncpool:///{tmp_path / 'sweep.db'}"
+    done = poolviz_cli("sweep", "--pool", "sqlalchemy", "--url", url, "--quiet", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"poolviz sweep: error: poolviz sweep runs threads: give --url as sqlite+pool://..., not {url!r} "
+        "(+asyncpool runs asyncio tasks in one process with poolviz run)"
+    ]
     assert not out.exists()

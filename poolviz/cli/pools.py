@@ -83,7 +83,8 @@ def add_pool_options(parser: argparse.ArgumentParser, *, sized: bool = True) -> 
         choices=LIBRARIES,
         default="peewee",
         help="the pool library: peewee's PooledDatabase, SQLAlchemy's QueuePool (through an Engine) or "
-        "psycopg_pool's ConnectionPool (PostgreSQL only) (default: peewee)",
+        "psycopg_pool's ConnectionPool (PostgreSQL only); with a +asyncpool --url, asyncio tasks on peewee's "
+        "asyncio pool, an AsyncEngine or an AsyncConnectionPool (default: peewee)",
     )
     sizes = {"max_connections", "pool_size", "max_size"}
     for library, options in OPTIONS.items():
@@ -124,22 +125,35 @@ def pool_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check_library_url(args: argparse.Namespace, url: str) -> None:
-    """Refuse a ``--pool`` that cannot use ``url``: psycopg off PostgreSQL, an asyncio URL for another library."""
+    """Refuse a ``--pool`` that cannot use ``url`` (psycopg off PostgreSQL), and an asyncio URL where threads run.
+
+    A ``+asyncpool`` URL runs asyncio tasks on the library's asyncio pool
+    (peewee's asyncio database, SQLAlchemy's ``AsyncEngine``, psycopg_pool's
+    ``AsyncConnectionPool``); ``sweep`` and ``--processes`` run threads only.
+    """
     from ..backends import BACKEND_LABELS, backend_of_url
     from ..urls import ASYNC_SCHEMES
 
     library = args.pool
-    if library == "peewee":
-        return
     scheme = url.split("://", 1)[0].lower()
     if scheme in ASYNC_SCHEMES:
-        raise UsageError(
-            f"--pool {library} runs threads: give --url as postgresql://, mysql:// or sqlite:///, "
-            f"not {mask_url(url)!r} (+asyncpool is peewee's asyncio pool)"
+        threads = (
+            "poolviz sweep" if args.command == "sweep" else "--processes" if getattr(args, "processes", None) else ""
         )
+        if threads:
+            base = scheme.split("+")[0]
+            raise UsageError(
+                f"{threads} runs threads: give --url as {base}+pool://..., not {mask_url(url)!r} "
+                "(+asyncpool runs asyncio tasks in one process with poolviz run)"
+            )
+    if library == "peewee":
+        return
     backend = backend_of_url(url)
     if backend == "other":
-        raise UsageError(f"--url {mask_url(url)!r}: --pool {library} takes a postgresql://, mysql:// or sqlite:/// URL")
+        raise UsageError(
+            f"--url {mask_url(url)!r}: --pool {library} takes a postgresql://, mysql:// or sqlite:/// URL "
+            "(+pool or +asyncpool optional)"
+        )
     if library == "psycopg" and backend != "postgresql":
         raise UsageError(
             f"--pool psycopg connects to PostgreSQL only, not {BACKEND_LABELS.get(backend, backend)} "

@@ -172,22 +172,30 @@ def open_library_pool(args: argparse.Namespace, url: str) -> Any:
 def run_tasks(
     args: argparse.Namespace, url: str, hold: Any, think: Any, stop: threading.Event, progress: Any, out: Path
 ) -> Any:
-    """A ``+asyncpool`` URL: ``--workers`` asyncio tasks, ``--max-connections`` as ``pool_size``.
+    """A ``+asyncpool`` URL: ``--workers`` asyncio tasks on ``--pool``'s asyncio pool.
 
-    ``--timeout`` becomes ``acquire_timeout``.
+    peewee's asyncio database takes ``--max-connections`` as ``pool_size`` and
+    ``--timeout`` as ``acquire_timeout``; SQLAlchemy's ``AsyncEngine`` and
+    psycopg_pool's ``AsyncConnectionPool`` take their library's options, as
+    their threaded pools do (:func:`poolviz.pools.factory.build`).
     """
+    from ..pools import events_of
+    from ..pools.factory import build
     from ..urls import connect
     from ..workload.asyncio_loops import AsyncRun, on_own_loop, run_async_closed_loop, run_async_open_loop
 
     try:
-        db = connect(url, pool_size=args.max_connections, acquire_timeout=args.timeout)
+        if args.pool == "peewee":
+            db = connect(url, pool_size=args.max_connections, acquire_timeout=args.timeout)
+        else:
+            db = build(args.pool, url, asyncio=True, **args.pool_settings)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"bad --url {mask_url(url)!r}: {exc}") from None
-    # The User table is made through a pool of its own, so the run's trace starts from an empty pool at seq 0.
+    # The User table is made through a peewee pool of its own, so the run's trace starts from an empty pool at seq 0.
     prep = connect(url, pool_size=1)
     on_own_loop(prep, AsyncRun(prep, None, None).setup())
     # Started once the set-up pool is closed, so the samples count the run's sessions only.
-    with server_view(url, out, clock=db.events):
+    with server_view(url, out, clock=events_of(db)):
         if args.open_loop:
             planned = None if args.duration is not None else args.requests
             return run_async_open_loop(

@@ -7,6 +7,13 @@ URL is poolviz's (``postgresql+pool://postgres@127.0.0.1:5432/test``, the
 poolviz installs, and the settings are that library's names (see
 :data:`SETTINGS`), checked before anything connects. The workloads, the
 command line and the widgets build their pools here.
+
+A ``+asyncpool`` URL (or ``asyncio=True``) builds the library's asyncio pool
+for the asyncio workloads: SQLAlchemy's ``AsyncEngine`` (asyncpg, aiomysql,
+aiosqlite), psycopg_pool's ``AsyncConnectionPool`` (left closed: an asyncio
+pool belongs to the loop that opens it, and the workloads open it in theirs)
+and peewee's asyncio database (``max_connections`` as ``pool_size``,
+``timeout`` as ``acquire_timeout``).
 """
 
 from __future__ import annotations
@@ -84,52 +91,90 @@ def _at_least_zero(key: str, value: Any) -> int:
         raise ValueError(f"{key} must be an integer >= 0, got {value!r}") from None
 
 
-def build(name: str, url: str, **given: Any) -> Any:
-    """An instrumented pool of library ``name`` on ``url`` with ``given`` settings (threads)."""
+def build(name: str, url: str, *, asyncio: bool | None = None, **given: Any) -> Any:
+    """An instrumented pool of library ``name`` on ``url`` with ``given`` settings.
+
+    Threads by default; an asyncio pool when ``asyncio`` is true or, left
+    ``None``, when ``url``'s scheme is a ``+asyncpool`` one.
+    """
     name = library(name)
     values = settings_for(name, **given)
     backend = backend_of_url(url)
+    if asyncio is None:
+        asyncio = is_asyncio_url(url)
+    elif not asyncio and is_asyncio_url(url):
+        raise ValueError(f"asyncio=False, but {mask_url(url)!r} is an asyncio URL: give it as {_threads_url(url)!r}")
     if name == "peewee":
-        from ..urls import connect
-
-        scheme = urlparse(url).scheme
-        pooled = url if "+" in scheme else url.replace(scheme, f"{scheme}+pool", 1)
-        return connect(pooled, **values)
+        return _peewee_asyncio(url, values) if asyncio else _peewee_pool(url, values)
     if name == "sqlalchemy":
-        return _sqlalchemy_engine(url, values)
+        return _sqlalchemy_engine(url, values, asyncio)
     if backend != "postgresql":
         raise ValueError(f"psycopg_pool pools connect to PostgreSQL only, not {mask_url(url)!r}")
-    return _psycopg_pool(url, values)
+    return _psycopg_pool(url, values, asyncio)
 
 
-def _sqlalchemy_engine(url: str, values: dict[str, Any]) -> Any:
+def is_asyncio_url(url: str) -> bool:
+    """Whether ``url`` asks for an asyncio pool: its scheme ends in ``+asyncpool``."""
+    return urlparse(url).scheme.lower().endswith("+asyncpool")
+
+
+def _threads_url(url: str) -> str:
+    scheme = urlparse(url).scheme
+    return mask_url(url.replace(scheme, scheme[: -len("+asyncpool")] + "+pool", 1))
+
+
+def _peewee_pool(url: str, values: dict[str, Any]) -> Any:
+    from ..urls import connect
+
+    scheme = urlparse(url).scheme
+    pooled = url if "+" in scheme else url.replace(scheme, f"{scheme}+pool", 1)
+    return connect(pooled, **values)
+
+
+def _peewee_asyncio(url: str, values: dict[str, Any]) -> Any:
+    from ..urls import connect
+
+    if values["stale_timeout"] is not None:
+        raise ValueError(f"peewee's asyncio pool has no stale_timeout; got {values['stale_timeout']!r}")
+    scheme = urlparse(url).scheme
+    backend = scheme.split("+")[0]
+    pooled = url if scheme.lower().endswith("+asyncpool") else url.replace(scheme, f"{backend}+asyncpool", 1)
+    return connect(pooled, pool_size=values["max_connections"], acquire_timeout=values["timeout"])
+
+
+def _sqlalchemy_engine(url: str, values: dict[str, Any], asyncio: bool) -> Any:
     from sqlalchemy import create_engine
-    from sqlalchemy.pool import QueuePool
+    from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
     from ..urls import sqlalchemy_url
     from . import instrument
 
-    engine = create_engine(
-        sqlalchemy_url(url),
-        poolclass=QueuePool,
-        pool_size=values["pool_size"],
-        max_overflow=values["max_overflow"],
-        pool_timeout=values["timeout"],
-        pool_use_lifo=values["use_lifo"],
-        pool_pre_ping=values["pre_ping"],
-        pool_recycle=-1 if values["recycle"] is None else values["recycle"],
-    )
-    return instrument(engine)
+    options = {
+        "pool_size": values["pool_size"],
+        "max_overflow": values["max_overflow"],
+        "pool_timeout": values["timeout"],
+        "pool_use_lifo": values["use_lifo"],
+        "pool_pre_ping": values["pre_ping"],
+        "pool_recycle": -1 if values["recycle"] is None else values["recycle"],
+    }
+    if asyncio:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        return instrument(
+            create_async_engine(sqlalchemy_url(url, asyncio=True), poolclass=AsyncAdaptedQueuePool, **options)
+        )
+    return instrument(create_engine(sqlalchemy_url(url), poolclass=QueuePool, **options))
 
 
-def _psycopg_pool(url: str, values: dict[str, Any]) -> Any:
-    from psycopg_pool import ConnectionPool
+def _psycopg_pool(url: str, values: dict[str, Any], asyncio: bool) -> Any:
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
     from . import instrument
 
     parsed = urlparse(url)
     conninfo = parsed._replace(scheme="postgresql").geturl()
-    pool = ConnectionPool(
+    cls: Any = AsyncConnectionPool if asyncio else ConnectionPool
+    pool = cls(
         conninfo,
         min_size=values["min_size"],
         max_size=values["max_size"],
@@ -141,16 +186,34 @@ def _psycopg_pool(url: str, values: dict[str, Any]) -> Any:
         name=f"poolviz-{values['max_size']}",
     )
     instrument(pool)
-    pool.open()
+    if not asyncio:
+        pool.open()
     return pool
 
 
 def close(pool: Any) -> None:
     """Close a threaded pool of any library with its connections (peewee ``close_all``, SQLAlchemy ``dispose``,
-    psycopg_pool ``close``)."""
+    psycopg_pool ``close``); an asyncio pool is closed with ``await`` :func:`aclose`."""
+    if _is_asyncio_pool(pool):
+        raise TypeError(f"{type(pool).__name__} is an asyncio pool: close it with await factory.aclose(pool)")
     if hasattr(pool, "close_all"):
         pool.close_all()
     elif hasattr(pool, "dispose"):
         pool.dispose()
     else:
         pool.close()
+
+
+async def aclose(pool: Any) -> None:
+    """Close an asyncio pool of any library in the running loop (peewee ``close_pool``, SQLAlchemy
+    ``AsyncEngine.dispose``, psycopg_pool ``AsyncConnectionPool.close``)."""
+    if hasattr(pool, "close_pool"):
+        await pool.close_pool()
+    elif hasattr(pool, "sync_engine"):
+        await pool.dispose()
+    else:
+        await pool.close()
+
+
+def _is_asyncio_pool(pool: Any) -> bool:
+    return hasattr(pool, "close_pool") or hasattr(pool, "sync_engine") or type(pool).__name__.startswith("Async")
