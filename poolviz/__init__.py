@@ -5,6 +5,7 @@ from __future__ import annotations
 from playhouse.pool import MaxConnectionsExceeded
 
 from .credentials import mask_url
+from .data.recordings import load_recording
 from .data.traces import load_events, save_events
 from .events import CLOSE_REASONS, FIELDS, KINDS, Event, EventLog, Subscription
 from .pools import events_of, instrument
@@ -15,6 +16,7 @@ from .pools.peewee import (
     Leak,
     is_instrumented,
 )
+from .recording import record
 from .urls import connect
 from .workload import Distribution, WorkloadResult, run_closed_loop, run_open_loop, sweep
 
@@ -37,7 +39,9 @@ __all__ = [
     "instrument",
     "is_instrumented",
     "load_events",
+    "load_recording",
     "mask_url",
+    "record",
     "run_closed_loop",
     "run_open_loop",
     "save_events",
