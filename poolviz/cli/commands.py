@@ -1,4 +1,4 @@
-"""What each command does: ``run``, ``sweep`` and ``report``, from checked options to files."""
+"""What each command does: ``run``, ``sweep`` and ``report``, from checked options to files (``follow``: cli.follow)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..credentials import mask_url
+from .follow import follow
 from .output import figure, progress_bar, waits_line, write_json, write_plots
 from .parser import EXIT_USAGE, build_parser
 from .pools import check_library_url, limit_of, pool_settings, pool_url
@@ -21,9 +22,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0, or 2 for bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    command: Callable[[argparse.Namespace], int] = {"run": _run, "sweep": _sweep, "report": _report}[args.command]
+    command: Callable[[argparse.Namespace], int] = {
+        "run": _run,
+        "sweep": _sweep,
+        "report": _report,
+        "follow": follow,
+    }[args.command]
     try:
-        if args.command != "report":
+        if args.command not in ("report", "follow"):
             resolve_pool(args)
         return command(args)
     except UsageError as exc:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
+from .follow import add_follow_command
 from .pools import add_pool_options
 from .values import integer, non_negative, positive, positive_int, seconds_or_none, sizes
 
@@ -82,7 +83,7 @@ def _add_workload_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``poolviz`` argument parser with its ``run``, ``sweep`` and ``report`` commands."""
+    """The ``poolviz`` argument parser with its ``run``, ``sweep``, ``report`` and ``follow`` commands."""
     parser = _Parser(
         prog="poolviz",
         description="Drive traffic through an instrumented connection pool (peewee, SQLAlchemy or psycopg_pool) "
@@ -156,4 +157,5 @@ def build_parser() -> argparse.ArgumentParser:
         help="the pool's limit, for utilisation (default: the one recorded in the trace)",
     )
     report.add_argument("--quiet", action="store_true", help="print no summary line")
+    add_follow_command(commands)
     return parser

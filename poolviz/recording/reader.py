@@ -60,6 +60,7 @@ class ProcessStream:
     bad_lines: int = 0
     ended: str = ""  # "" while live; "stopped" (its end marker) or "exited" (its process is gone)
     watermark: float = float("-inf")
+    last: float = float("-inf")  # the perf_counter() reading of its latest event
     counts: tuple[int, int, int] = (0, 0, 0)
     kinds: Counter[str] = field(default_factory=Counter)
     holders: dict[int, Holder] = field(default_factory=dict)
@@ -76,6 +77,7 @@ class ProcessStream:
         _seq, t, kind, conn, thread, _w, _d, _r, _reason, message, in_use, idle, waiting = raw
         now = self.t0 + t
         self.events += 1
+        self.last = now
         self.kinds[kind] += 1
         self.counts = (in_use, idle, waiting)
         if kind == "checkout":
