@@ -15,7 +15,15 @@ import pytest
 from conftest import NODE_INGEST, NODE_LOAD, run_view_module
 
 from poolviz.events import KINDS, Event, EventLog
-from poolviz.live.packing import COLUMN_NAMES, UNIT_S, EventPacker, decode_columns, unpack, wire_format
+from poolviz.live.packing import (
+    CHECKOUT_COLUMN_NAMES,
+    COLUMN_NAMES,
+    UNIT_S,
+    EventPacker,
+    decode_columns,
+    unpack,
+    wire_format,
+)
 from poolviz.live.view import JS_DIR, JS_PARTS, MAX_BATCH_HZ, LiveView, Shipper, esm_source
 
 pytest.importorskip("anywidget")
@@ -34,10 +42,10 @@ def event(seq: int, t: float, kind: str, conn: int = 1, thread: str = "w-1", **k
 
 SAMPLE = [
     event(0, 0.0, "connect", duration_s=0.002),
-    event(1, 0.0021, "checkout", wait_s=0.0),
+    event(1, 0.0021, "checkout", wait_s=0.0, message="app/views.py:12 in index"),
     event(2, 0.0100, "wait", conn=0, thread="w-2", in_use=1, waiting=1),
     event(3, 0.0300, "checkin", duration_s=0.028, in_use=0, idle=1, waiting=1),
-    event(4, 0.0301, "checkout", thread="w-2", wait_s=0.0201),
+    event(4, 0.0301, "checkout", thread="w-2", wait_s=0.0201, message="app/jobs.py:40 in nightly"),
     event(5, 0.0500, "timeout", conn=0, thread="w-3", wait_s=0.05),
     event(6, 0.0700, "close", reason="stale", duration_s=0.07, in_use=0, idle=0),
     event(7, 0.0800, "leak", conn=2, thread="w-3", reason="held", duration_s=1.5),
@@ -123,6 +131,15 @@ def busy_batch(n: int = 2000) -> list[Event]:
     return events
 
 
+SITES = [f"app/views.py:{10 * i} in handler_{i}" for i in range(12)]
+
+
+def with_sites(events: list[Event], seed: int = 3) -> list[Event]:
+    """The events with a site (one of SITES) on every checkout, as the pools record it in ``message``."""
+    rng = random.Random(seed)
+    return [e._replace(message=rng.choice(SITES)) if e.kind == "checkout" else e for e in events]
+
+
 def test_a_busy_batch_costs_about_twelve_bytes_an_event_where_it_cost_22() -> None:
     """Microsecond steps and narrow columns: a busy tenth of a second packs in at most 12 bytes an event."""
     events = busy_batch()
@@ -163,10 +180,11 @@ def test_unpack_is_the_inverse_of_pack_across_batches() -> None:
     packer = EventPacker()
     threads: dict[int, str] = {}
     reasons: dict[int, str] = {}
+    sites: dict[int, str] = {}
     got = []
     for part in (SAMPLE[:3], SAMPLE[3:], []):
         header, buffers = packer.pack(part)
-        got += unpack(header, buffers, threads, reasons)
+        got += unpack(header, buffers, threads, reasons, sites)
     assert [(g["kind"], g["thread"], g["reason"], g["conn"]) for g in got] == [
         (e.kind, e.thread, e.reason, e.conn) for e in SAMPLE
     ]
@@ -183,10 +201,12 @@ NODE_DECODE = (
     NODE_INGEST
     + """
 const c = s.cols, out = [];
+let k = 0;  // the k-th checkout started the k-th hold, which keeps its site
 for (let i = 0; i < s.n; i++) {
-  out.push({ t: c.t[i], kind: input.wire.kinds[c.kind[i]], thread: s.threads[c.thread[i]],
+  const kind = input.wire.kinds[c.kind[i]];
+  out.push({ t: c.t[i], kind, thread: s.threads[c.thread[i]],
     reason: s.reasons[c.reason[i]], conn: c.conn[i], value: c.value[i], in_use: c.in_use[i], idle: c.idle[i],
-    waiting: c.waiting[i] });
+    waiting: c.waiting[i], site: kind === "checkout" ? s.sites[s.holds[k++].site] : "" });
 }
 process.stdout.write(JSON.stringify({ events: out, totals: s.totals, lanes: s.laneCount }));
 """
@@ -201,12 +221,13 @@ def test_the_browser_decodes_batches_exactly_as_unpack_does(tmp_path: Path) -> N
     packer = EventPacker()
     threads: dict[int, str] = {}
     reasons: dict[int, str] = {}
+    sites: dict[int, str] = {}
     batches, expected = [], []
-    for part in (SAMPLE[:3], SAMPLE[3:], [], busy_batch(300), LONG):
+    for part in (SAMPLE[:3], SAMPLE[3:], [], with_sites(busy_batch(300)), LONG):
         header, buffers = packer.pack(part)
         header.update(type="events", now=part[-1].t if part else 0.0, lost=0, dropped=0)
         batches.append({"header": header, "buffers": [base64.b64encode(b).decode() for b in buffers]})
-        expected += unpack(header, buffers, threads, reasons)
+        expected += unpack(header, buffers, threads, reasons, sites)
     out = run_node(NODE_DECODE, {"wire": wire_format(), "batches": batches}, tmp_path)
     assert len(out["events"]) == len(expected)
     for got, want in zip(out["events"], expected, strict=True):
@@ -225,9 +246,16 @@ def test_the_view_uses_the_kinds_and_columns_python_sends_and_holds_no_copy() ->
     assert named_kinds and named_kinds <= set(KINDS), named_kinds - set(KINDS)
     read_columns = set(re.findall(r"\bcol\.(\w+)", source))
     assert read_columns == set(COLUMN_NAMES), read_columns ^ set(COLUMN_NAMES)
+    checkout_columns = set(re.findall(r"\bper\.(\w+)", source))
+    assert checkout_columns == set(CHECKOUT_COLUMN_NAMES), checkout_columns ^ set(CHECKOUT_COLUMN_NAMES)
     for kind in KINDS:
         assert f'"{kind}"' not in source, f"the view's JS spells the kind {kind!r}: it must come from the wire format"
-    assert wire_format() == {"kinds": list(KINDS), "columns": list(COLUMN_NAMES), "unit_s": UNIT_S}
+    assert wire_format() == {
+        "kinds": list(KINDS),
+        "columns": list(COLUMN_NAMES),
+        "checkout_columns": list(CHECKOUT_COLUMN_NAMES),
+        "unit_s": UNIT_S,
+    }
 
 
 def test_the_wire_format_goes_to_the_browser_as_a_trait_and_with_every_reset() -> None:
@@ -238,7 +266,7 @@ def test_the_wire_format_goes_to_the_browser_as_a_trait_and_with_every_reset() -
     assert view.wire == wire_format()
     assert "wire" in view.keys
     view.reset(4)
-    assert sent == [{"type": "reset", "max_connections": 4, "wire": wire_format()}]
+    assert sent == [{"type": "reset", "max_connections": 4, "wire": wire_format(), "by_process": False}]
 
 
 def test_the_view_source_stays_in_small_files_of_small_functions() -> None:
@@ -379,19 +407,21 @@ def test_an_asyncio_run_ships_every_event_once_with_task_names_in_the_thread_dic
 
     threads: dict[int, str] = {}
     reasons: dict[int, str] = {}
+    sites: dict[int, str] = {}
     got: list[dict[str, Any]] = []
     seqs: list[int] = []
     for header, buffers in sink.batches:
         assert header["lost"] == 0
         if header["n"]:
             seqs += range(header["first_seq"], header["first_seq"] + header["n"])
-        got += unpack(header, buffers, threads, reasons)
+        got += unpack(header, buffers, threads, reasons, sites)
     logged = db.events.snapshot()
     assert sum(1 for header, _buffers in sink.batches if header["n"]) >= 2
     assert seqs == [e.seq for e in logged] == list(range(len(logged)))
     assert [(g["kind"], g["thread"], g["conn"], g["reason"]) for g in got] == [
         (e.kind, e.thread, e.conn, e.reason) for e in logged
     ]
+    assert [g["site"] for g in got if g["kind"] == "checkout"] == [e.message for e in logged if e.kind == "checkout"]
     assert [(g["in_use"], g["idle"], g["waiting"]) for g in got] == [(e.in_use, e.idle, e.waiting) for e in logged]
     tasks = {f"task-{w}" for w in range(6)}
     assert tasks <= set(threads.values())
@@ -429,3 +459,137 @@ def test_thread_colours_stand_out_from_light_and_dark_backgrounds(tmp_path: Path
             lum = relative_luminance(rgb)
             ratio = (max(lum, background) + 0.05) / (min(lum, background) + 0.05)
             assert ratio >= 2.25, (theme, css, ratio)
+
+
+def test_sites_travel_once_each_with_an_id_per_checkout_in_a_sparse_column() -> None:
+    """A site string is in the first batch that uses it; each checkout carries its id, other events none."""
+    packer = EventPacker()
+    first, first_buffers = packer.pack(SAMPLE[:4])
+    second, second_buffers = packer.pack([*SAMPLE[4:], event(8, 0.09, "checkout", message=SITES[0])])
+    third, _ = packer.pack([event(9, 0.1, "checkout", message="app/views.py:12 in index")])
+    assert first["sites"] == [[1, "app/views.py:12 in index"]] and first["checkouts"] == 1
+    assert second["sites"] == [[2, "app/jobs.py:40 in nightly"], [3, SITES[0]]] and second["checkouts"] == 2
+    assert third["sites"] == [] and dict(first["checkout_columns"]) == {"site": "Uint8Array"}
+    threads: dict[int, str] = {}
+    reasons: dict[int, str] = {}
+    sites: dict[int, str] = {}
+    got = unpack(first, first_buffers, threads, reasons, sites) + unpack(
+        second, second_buffers, threads, reasons, sites
+    )
+    assert [g["site"] for g in got if g["kind"] == "checkout"] == [
+        "app/views.py:12 in index",
+        "app/jobs.py:40 in nightly",
+        SITES[0],
+    ]
+    assert {g["site"] for g in got if g["kind"] != "checkout"} == {""}
+    quiet, buffers = EventPacker().pack([event(0, 0.0, "checkout"), event(1, 0.1, "checkin")])
+    assert dict(quiet["checkout_columns"]) == {"site": None} and quiet["sites"] == []
+    assert len(buffers) == sum(js is not None for _name, js in quiet["columns"])
+    packer.reset()
+    again, _ = packer.pack(SAMPLE[4:5])
+    assert again["sites"] == [[1, "app/jobs.py:40 in nightly"]]
+
+
+def test_sites_add_a_third_of_a_byte_an_event_to_a_busy_batch() -> None:
+    """With a site on every checkout (a third of the events), the busy batch grows by at most 0.4 bytes an event."""
+    events = busy_batch()
+    plain = sum(map(len, EventPacker().pack(events)[1])) / len(events)
+    header, buffers = EventPacker().pack(with_sites(events))
+    sited = sum(map(len, buffers)) / len(events)
+    print(f"\nbusy batch: {plain:.2f} B/event without sites, {sited:.2f} with ({len(header['sites'])} sites)")
+    assert sited - plain <= 0.4 and sited <= 10, (plain, sited)
+
+
+def batches_for(parts: list[list[Event]]) -> list[dict[str, Any]]:
+    """Packed batches as the node runner takes them (header plus base64 buffers)."""
+    packer, out = EventPacker(), []
+    for part in parts:
+        header, buffers = packer.pack(part)
+        header.update(type="events", now=part[-1].t if part else 0.0, lost=0, dropped=0)
+        out.append({"header": header, "buffers": [base64.b64encode(b).decode() for b in buffers]})
+    return out
+
+
+# NODE_INGEST with the store grouping lanes by process when input.byProcess (a view for a merged log).
+NODE_INGEST_GROUPED = NODE_INGEST.replace(
+    "view.newStore(input.wire)", "view.newStore(input.wire, Boolean(input.byProcess))"
+)
+assert NODE_INGEST_GROUPED != NODE_INGEST
+
+NODE_HOLDERS = (
+    NODE_INGEST_GROUPED
+    + """
+const at = (t, live) => view.holdersAt(s, t, live)
+  .map((r) => [r.process, r.conn, r.thread, r.site, +r.held.toFixed(6), r.leaked]);
+const g = { starts: view.groupStarts(s) };
+process.stdout.write(JSON.stringify({
+  live: at(input.now, true), earlier: at(input.earlier, false), groups: s.groups.map((x) => [x.key, x.slots]),
+  starts: g.starts, tips: s.holds.map((h) => view.holdText(s, h, input.now)),
+}));
+"""
+)
+
+HOLDING = [
+    event(0, 0.0, "connect", conn=1),
+    event(1, 0.0, "checkout", conn=1, thread="web-1", message="app/views.py:12 in index"),
+    event(2, 0.1, "connect", conn=2),
+    event(3, 0.1, "checkout", conn=2, thread="task-7", message="app/jobs.py:40 in nightly"),
+    event(4, 0.2, "checkin", conn=1, thread="web-1", duration_s=0.2),
+    event(5, 0.3, "checkout", conn=1, thread="web-2", message="app/views.py:30 in report"),
+    event(6, 0.9, "leak", conn=2, thread="task-7", reason="held", duration_s=0.8),
+]
+
+
+def test_holders_now_lists_every_connection_held_longest_first_with_its_site(tmp_path: Path) -> None:
+    """Live: the open holds, longest first, with holder, site and held-for; at an earlier time, who held then."""
+    out = run_node(
+        NODE_HOLDERS, {"wire": wire_format(), "batches": batches_for([HOLDING]), "now": 1.0, "earlier": 0.15}, tmp_path
+    )
+    assert out["live"] == [
+        ["", 2, "task-7", "app/jobs.py:40 in nightly", 0.9, True],
+        ["", 1, "web-2", "app/views.py:30 in report", 0.7, False],
+    ]
+    assert out["earlier"] == [
+        ["", 1, "web-1", "app/views.py:12 in index", 0.15, False],
+        ["", 2, "task-7", "app/jobs.py:40 in nightly", 0.05, False],
+    ]
+    assert out["groups"] == [["", 2]]
+    assert "site app/views.py:12 in index" in out["tips"][0] and "held 200 ms" in out["tips"][0]
+    assert "site app/jobs.py:40 in nightly" in out["tips"][1] and "still held" in out["tips"][1]
+    assert "leaked" in out["tips"][1]
+
+
+def test_a_merged_log_groups_lanes_by_process_and_a_dispose_ends_only_its_own_holds(tmp_path: Path) -> None:
+    """Threads p<pid>:<name>: one lane group per process, the process in each holder row; p10's dispose spares p20."""
+    merged = [
+        event(0, 0.0, "checkout", conn=1, thread="p10:MainThread", message="app.py:5 in a"),
+        event(1, 0.1, "checkout", conn=2, thread="p20:MainThread", message="app.py:9 in b"),
+        event(2, 0.2, "checkout", conn=3, thread="p10:worker", message="app.py:7 in c"),
+        event(3, 0.3, "checkout", conn=4, thread="p20:worker", message="app.py:9 in b"),
+        event(4, 0.4, "checkin", conn=4, thread="p20:worker", duration_s=0.1),
+        event(5, 0.5, "dispose", conn=0, thread="p10:MainThread"),
+    ]
+    out = run_node(
+        NODE_HOLDERS,
+        {"wire": wire_format(), "batches": batches_for([merged]), "now": 1.0, "earlier": 0.35, "byProcess": True},
+        tmp_path,
+    )
+    assert out["groups"] == [["p10", 2], ["p20", 2]] and out["starts"] == [0, 2]
+    assert out["live"] == [["20", 2, "MainThread", "app.py:9 in b", 0.9, False]]
+    assert [row[:3] for row in out["earlier"]] == [
+        ["10", 1, "MainThread"],
+        ["20", 2, "MainThread"],
+        ["10", 3, "worker"],
+        ["20", 4, "worker"],
+    ]
+    assert out["tips"][1].startswith("connection #2 in process 20\nthread MainThread\nsite app.py:9 in b")
+
+
+def test_a_view_for_a_merged_log_says_so_with_every_reset() -> None:
+    """by_process is a synced trait and travels with reset(), so a new browser view groups lanes from the start."""
+    view = LiveView(by_process=True)
+    sent: list[dict[str, Any]] = []
+    view.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    assert "by_process" in view.keys
+    view.reset()
+    assert sent[0]["by_process"] is True

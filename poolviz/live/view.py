@@ -14,8 +14,10 @@ kept as several files in ``poolviz/live/js/`` by what they do and joined here
 in the fixed order of :data:`JS_PARTS`: ``theme.js`` (colours from
 JupyterLab's CSS variables), ``store.js`` (decoding batches into a bounded
 window), ``numbers.js`` (the figures shown), ``timeline.js`` (the timeline
-panel and the hover crosshair), ``panels.js`` (occupancy, the waits
-histogram, per-worker service, the strip of numbers) and ``render.js`` (the
+panel and the hover crosshair, whose tooltip names a hold's checkout site),
+``panels.js`` (occupancy, the waits histogram, per-worker service, the strip
+of numbers), ``holders.js`` (the "holders now" table under the canvas: who
+holds each connection, where it was taken, for how long) and ``render.js`` (the
 DOM, the layout and a frame loop that sleeps while nothing changes; its
 exports). The files are plain script fragments without imports: each uses
 the functions of the files before it, and only the last one exports.
@@ -42,7 +44,7 @@ logger = logging.getLogger("poolviz.live")
 MAX_BATCH_HZ = 10.0
 JS_DIR = Path(__file__).parent / "js"
 #: The view's source files, in the order they are joined into its one ES module.
-JS_PARTS = ("theme.js", "store.js", "numbers.js", "timeline.js", "panels.js", "render.js")
+JS_PARTS = ("theme.js", "store.js", "numbers.js", "timeline.js", "panels.js", "holders.js", "render.js")
 
 
 def esm_source() -> str:
@@ -70,6 +72,14 @@ class LiveView(anywidget.AnyWidget):
     ``data-sleeping``) and which palette it drew with (``data-theme``,
     ``data-bg``, ``data-fg``).
 
+    Under the canvas a "holders now" table lists who holds every connection
+    (connection, holder thread or task, checkout site, held for; longest
+    first; ``data-holders`` counts them), and hovering a hold shows its
+    checkout's site (``data-hover-site``). ``by_process`` (a merged log of
+    several processes, thread labels ``p<pid>:<thread>``) groups the lanes by
+    process and adds a process column to the table; set it before sending
+    events (a reset sends it again).
+
     ``wire`` tells the browser how to decode batches (the kinds, the column
     names, the time unit: :func:`poolviz.live.packing.wire_format`); it is
     sent again with every reset.
@@ -85,6 +95,7 @@ class LiveView(anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
     height = traitlets.Int(520).tag(sync=True)
     workers = traitlets.List(traitlets.Unicode(), default_value=[]).tag(sync=True)
+    by_process = traitlets.Bool(False).tag(sync=True)
     wire = traitlets.Dict(default_value=wire_format()).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -129,7 +140,9 @@ class LiveView(anywidget.AnyWidget):
         with self._send_lock:
             self.packer.reset()
             self.max_connections = max_connections
-            self.send({"type": "reset", "max_connections": max_connections, "wire": self.wire})
+            self.send(
+                {"type": "reset", "max_connections": max_connections, "wire": self.wire, "by_process": self.by_process}
+            )
 
     def mark_resize(self, t: float, old: int, new: int) -> None:
         """Show a change of the pool's limit at time ``t``."""

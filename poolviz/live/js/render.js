@@ -18,7 +18,7 @@ function layout(s, W, H, [t0, t1, tEnd]) {
   const y0 = timelineH + 22, y1 = H - 22, occRight = left + (right - left) * 0.5;
   const waitsLeft = occRight + 30, waitsRight = waitsLeft + (right - waitsLeft) * 0.5 - 12;
   return {
-    t0, t1, tEnd, left, right, top, laneH, lanes, waitY: top + lanes * laneH, timelineH, x, H, lo, hi,
+    t0, t1, tEnd, left, right, top, laneH, lanes, waitY: top + lanes * laneH, timelineH, x, H, lo, hi, starts: groupStarts(s),
     limit: limitAt(s, tEnd),
     boxes: { occupancy: { x0: left, x1: occRight, y0, y1 }, waits: { x0: waitsLeft, x1: waitsRight, y0, y1 },
       service: { x0: waitsRight + 24, x1: right, y0, y1 } },
@@ -49,8 +49,9 @@ function buildDom(el) {
     `background:var(--jp-layout-color1, #ffffff);color:${ink};border:1px solid var(--jp-border-color1, #999);` +
     "padding:3px 6px;font:11px var(--jp-code-font-family, monospace);white-space:pre;z-index:5");
   wrap.append(canvas, tip);
-  el.append(title, bar, wrap);
-  return { title, pause, numbers, canvas, tip };
+  const holders = buildHolders(make, ink);
+  el.append(title, bar, wrap, holders.box);
+  return { title, pause, numbers, canvas, tip, holders };
 }
 
 function newView(model, el) {
@@ -115,6 +116,7 @@ function draw(v, settled) {
   if (settled || now - v.lastStrip > STRIP_EVERY_MS) {
     v.lastStrip = now;
     drawStrip(el, v.dom.numbers, s, n, g, cursor ? totalsUpTo(s, g.hi) : s.totals, settled ? null : v.fps);
+    showHolders(el, v.dom.holders, s, g.tEnd, moving(v), p);
   }
   Object.assign(el.dataset, { theme: p.dark ? "dark" : "light", bg: p.bg, fg: p.text, width: String(W), t: g.tEnd.toFixed(3) });
 }
@@ -150,7 +152,9 @@ function onHover(v, ev) {
   const { canvas, tip } = v.dom, rect = canvas.getBoundingClientRect();
   v.mouse = { x: ev.clientX - rect.left, y: ev.clientY - rect.top };
   wake(v);
-  const text = v.geo ? holdAt(v.s, v.geo, v.mouse) : null;
+  const hold = v.geo ? holdAt(v.s, v.geo, v.mouse) : null, text = hold ? holdText(v.s, hold, v.geo.tEnd) : null;
+  // What a test reads: the site of the hold under the pointer ("" when none).
+  v.el.dataset.hoverSite = hold ? v.s.sites[hold.site] ?? "" : "";
   tip.style.display = text ? "block" : "none";
   if (text) { tip.textContent = text; tip.style.left = `${v.mouse.x + 12}px`; tip.style.top = `${v.mouse.y + 12}px`; }
 }
@@ -198,7 +202,8 @@ function render({ model, el }) {
 }
 
 // For tests that run the view's arithmetic without a browser (node): anywidget uses the default export.
-export { newStore, ingest, serviceUpTo, viewNumbers, occupancyMeans, decodeBatch, threadColour };
+export { newStore, ingest, serviceUpTo, viewNumbers, occupancyMeans, decodeBatch, threadColour, holdersAt, holdText,
+  groupStarts };
 
 export default {
   initialize({ model }) {

@@ -1,5 +1,8 @@
 // The data a view draws: a bounded window of decoded events, what the timeline needs (holds, waits,
 // marks, lanes), running totals and per-worker service. One store per model, shared by its views.
+// Lanes come in groups: one group in all, or (byProcess: a merged log of several processes, whose
+// thread labels are "p<pid>:<thread>") one group per process, so each process's connections sit together.
+// A hold keeps its checkout's site (an id in s.sites; the sites travel once, like thread names).
 // The kinds and column names come from Python (the model's `wire` trait and every reset message:
 // poolviz/live/packing.py), so this file holds no copy of them; `s.K` maps a kind's name to its code.
 
@@ -9,17 +12,17 @@ const STORE_ARRAYS = { t: Float64Array, kind: Uint8Array, reason: Uint32Array, t
   conn: Float64Array, value: Float64Array, in_use: Uint32Array, idle: Uint32Array, waiting: Uint32Array };
 const stores = new WeakMap();
 
-function newStore(wire) {
+function newStore(wire, byProcess = false) {
   return { wire, K: Object.fromEntries(wire.kinds.map((k, i) => [k, i])), n: 0, cap: 0, cols: {}, threads: [],
-    reasons: [""], holds: [], openHold: new Map(), waits: [], openWait: new Map(), marks: [], lanes: new Map(),
-    laneFree: [], laneCount: 0, resizes: [], limit: null, nowK: 0, recvAt: 0, ended: null, lost: 0, dropped: 0,
-    batches: 0, service: newService(), listeners: new Set(),
-    totals: { checkouts: 0, timeouts: 0, opened: 0, closed: 0, leaks: 0 } };
+    reasons: [""], sites: [""], byProcess, threadGroup: [], groups: [], groupOf: new Map(), holds: [],
+    openHold: new Map(), waits: [], openWait: new Map(), marks: [], lanes: new Map(), laneCount: 0, resizes: [],
+    limit: null, nowK: 0, recvAt: 0, ended: null, lost: 0, dropped: 0, batches: 0, service: newService(),
+    listeners: new Set(), totals: { checkouts: 0, timeouts: 0, opened: 0, closed: 0, leaks: 0 } };
 }
 
-function resetStore(s, wire, limit) {
+function resetStore(s, wire, limit, byProcess) {
   const listeners = s.listeners;
-  Object.assign(s, newStore(wire), { limit, listeners });
+  Object.assign(s, newStore(wire, byProcess), { limit, listeners });
 }
 
 function changed(s) {
@@ -60,28 +63,57 @@ function grow(s, need) {
   s.cap = cap;
 }
 
-function decodeBatch(msg, buffers) {
-  // One batch's columns as typed arrays (a column of zeros travels as no buffer), and its times in
-  // seconds: whole microsecond steps summed exactly (integers in float64), then scaled once.
-  const col = {};
-  let next = 0;
-  for (const [name, array] of msg.columns) {
-    if (array === null) { col[name] = new Uint8Array(msg.n); continue; }
+function readColumns(specs, n, buffers, next, into) {
+  // Columns as typed arrays of n entries (a column of zeros travels as no buffer); returns the next buffer's index.
+  for (const [name, array] of specs) {
+    if (array === null) { into[name] = new Uint8Array(n); continue; }
     const dv = buffers[next++], Type = WIRE_ARRAYS[array];
     if (!Type) throw new Error(`poolviz live view: unknown column array ${array}`);
-    col[name] = new Type(dv.buffer.slice(dv.byteOffset, dv.byteOffset + dv.byteLength));
+    into[name] = new Type(dv.buffer.slice(dv.byteOffset, dv.byteOffset + dv.byteLength));
   }
+  return next;
+}
+
+function decodeBatch(msg, buffers) {
+  // One batch's columns as typed arrays, the sparse per-checkout ones (`per`: the i-th checkout's
+  // site), and its times in seconds: whole microsecond steps summed exactly (integers in float64), then scaled once.
+  const col = {}, per = {};
+  const next = readColumns(msg.columns, msg.n, buffers, 0, col);
+  readColumns(msg.checkout_columns ?? [], msg.checkouts ?? 0, buffers, next, per);
   const t = new Float64Array(msg.n);
   let ticks = 0;
   for (let i = 0; i < msg.n; i++) { ticks += col.dt[i] + msg.dt_min; t[i] = msg.t_base + ticks * msg.unit_s; }
-  return { col, t };
+  return { col, per, t };
 }
 
-function laneOf(s, conn) {
+function processOf(name) {
+  // The process of a merged log's thread label "p<pid>:<thread>": ["p<pid>", "<thread>"].
+  const m = /^(p\d+):(.*)$/s.exec(name ?? "");
+  return m ? [m[1], m[2]] : ["", name ?? ""];
+}
+
+function groupOfThread(s, thread) {
+  // The lane group of a thread id: 0 unless the store groups by process; new processes get the next group.
+  if (!s.byProcess) return s.groups.length ? 0 : groupIndex(s, "");
+  let g = s.threadGroup[thread];
+  if (g === undefined) g = s.threadGroup[thread] = groupIndex(s, processOf(s.threads[thread])[0]);
+  return g;
+}
+
+function groupIndex(s, key) {
+  let g = s.groupOf.get(key);
+  if (g === undefined) { g = s.groups.length; s.groups.push({ key, slots: 0, free: [] }); s.groupOf.set(key, g); }
+  return g;
+}
+
+function laneOf(s, conn, thread) {
+  // A connection's lane, {group, slot}: the lowest free slot of its process's group (its first event's thread).
   let lane = s.lanes.get(conn);
   if (lane === undefined) {
-    s.laneFree.sort((a, b) => a - b);
-    lane = s.laneFree.length ? s.laneFree.shift() : s.laneCount++;
+    const g = groupOfThread(s, thread), group = s.groups[g];
+    group.free.sort((a, b) => a - b);
+    if (!group.free.length) s.laneCount++;
+    lane = { group: g, slot: group.free.length ? group.free.shift() : group.slots++ };
     s.lanes.set(conn, lane);
   }
   return lane;
@@ -89,7 +121,15 @@ function laneOf(s, conn) {
 
 function freeLane(s, conn) {
   const lane = s.lanes.get(conn);
-  if (lane !== undefined) { s.lanes.delete(conn); s.laneFree.push(lane); }
+  if (lane !== undefined) { s.lanes.delete(conn); s.groups[lane.group].free.push(lane.slot); }
+}
+
+function groupStarts(s) {
+  // The first row of each lane group, top to bottom in the order the groups appeared.
+  const starts = [];
+  let row = 0;
+  for (const group of s.groups) { starts.push(row); row += group.slots; }
+  return starts;
 }
 
 function endHold(s, conn, t) {
@@ -103,15 +143,16 @@ function endWait(s, thread, t, timedOut) {
   return wait;
 }
 
-function track(s, j) {
+function track(s, j, site) {
   // What event j (already stored) starts or ends: holds per connection lane, waits, marks, totals.
+  // `site` is a checkout's site id (0 for other events).
   const c = s.cols, K = s.K, kind = c.kind[j], t = c.t[j], conn = c.conn[j], thread = c.thread[j], value = c.value[j];
   const mark = (lane) => s.marks.push({ t, kind, lane, conn, reason: s.reasons[c.reason[j]] ?? "" });
   serve(s.service, K, kind, thread, value, t);
   if (kind === K.checkout) {
     s.totals.checkouts++;
     if (!endWait(s, thread, t, false) && value > 0) s.waits.push({ thread, start: t - value, end: t, timedOut: false });
-    const hold = { conn, lane: laneOf(s, conn), thread, start: t, end: NaN, wait: value };
+    const hold = { conn, lane: laneOf(s, conn, thread), thread, start: t, end: NaN, wait: value, site, leakedAt: NaN };
     s.holds.push(hold);
     s.openHold.set(conn, hold);
   } else if (kind === K.checkin) {
@@ -123,39 +164,50 @@ function track(s, j) {
   } else if (kind === K.timeout) {
     s.totals.timeouts++;
     endWait(s, thread, t, true);
-    mark(-1);
+    mark(null);
   } else if (kind === K.connect) {
     s.totals.opened++;
-    mark(laneOf(s, conn));
+    mark(laneOf(s, conn, thread));
   } else if (kind === K.close) {
     s.totals.closed++;
     endHold(s, conn, t);
-    mark(laneOf(s, conn));
+    mark(laneOf(s, conn, thread));
     freeLane(s, conn);
   } else if (kind === K.leak) {
     s.totals.leaks++;
-    mark(laneOf(s, conn));
+    const hold = s.openHold.get(conn);
+    if (hold && Number.isNaN(hold.leakedAt)) hold.leakedAt = t;
+    mark(laneOf(s, conn, thread));
   } else if (kind === K.error) {
     endWait(s, thread, t, false);
-    mark(-1);
+    mark(null);
   } else if (kind === K.dispose) {
-    for (const open of [...s.openHold.keys()]) endHold(s, open, t);
-    for (const held of [...s.lanes.keys()]) freeLane(s, held);
+    dispose(s, groupOfThread(s, thread), t);
   }
+}
+
+function dispose(s, group, t) {
+  // The pool forgot its connections: their holds end and their lanes free (only its own process's, when grouped).
+  for (const [conn, lane] of [...s.lanes]) {
+    if (lane.group === group) { endHold(s, conn, t); freeLane(s, conn); }
+  }
+  for (const [conn, hold] of [...s.openHold]) if (hold.lane.group === group) endHold(s, conn, t);
 }
 
 function ingest(s, msg, buffers) {
   for (const [id, name] of msg.threads) s.threads[id] = name;
   for (const [id, name] of msg.reasons) s.reasons[id] = name;
-  const { col, t } = decodeBatch(msg, buffers);
+  for (const [id, name] of msg.sites ?? []) s.sites[id] = name;
+  const { col, per, t } = decodeBatch(msg, buffers), sites = per.site, checkout = s.K.checkout;
   grow(s, msg.n);
   const c = s.cols;
+  let k = 0;
   for (let i = 0; i < msg.n; i++) {
     const j = s.n + i;
     c.t[j] = t[i]; c.kind[j] = col.kind[i]; c.reason[j] = col.reason[i]; c.thread[j] = col.thread[i];
     c.conn[j] = col.conn[i]; c.value[j] = col.value[i] * msg.unit_s;
     c.in_use[j] = col.in_use[i]; c.idle[j] = col.idle[i]; c.waiting[j] = col.waiting[i];
-    track(s, j);
+    track(s, j, col.kind[i] === checkout && sites ? sites[k++] : 0);
   }
   s.n += msg.n;
   s.nowK = msg.now;
@@ -182,12 +234,12 @@ function trim(s, before) {
 function storeFor(model) {
   let s = stores.get(model);
   if (s) return s;
-  s = newStore(model.get("wire"));
+  s = newStore(model.get("wire"), Boolean(model.get("by_process")));
   s.limit = model.get("max_connections");
   stores.set(model, s);
   model.on("msg:custom", (msg, buffers) => {
     if (msg.type === "events") ingest(s, msg, buffers);
-    else if (msg.type === "reset") resetStore(s, msg.wire ?? s.wire, msg.max_connections);
+    else if (msg.type === "reset") resetStore(s, msg.wire ?? s.wire, msg.max_connections, Boolean(msg.by_process));
     else if (msg.type === "resize") s.resizes.push(msg);
     else if (msg.type === "end") s.ended = msg.t;
     else return;

@@ -1,20 +1,37 @@
 // The timeline panel: one lane per connection with its holds in the holder's colour, a lane of
 // waits beneath, marks for opens, closes, timeouts, errors and leaks, and the pool's resizes. The
-// crosshair (hover) is drawn over it, and holdAt finds the hold under the pointer for the tooltip.
+// crosshair (hover) is drawn over it, and holdAt finds the hold under the pointer for the tooltip:
+// its connection, holder, checkout site and how long it was held. Grouped by process (a merged log),
+// each process's lanes sit together under its name, with a line between processes.
 
 function visibleEnd(item, tEnd) {
   return Number.isNaN(item.end) || item.end > tEnd ? tEnd : item.end;
 }
 
-function drawLanes(ctx, g, p) {
+function rowOf(g, lane) {
+  return g.starts[lane.group] + lane.slot;
+}
+
+function laneLabel(s, g, l) {
+  // "lane 3", or grouped by process: the process's name on its first lane, the lane's number on the others.
+  if (!s.byProcess) return `lane ${l + 1}`;
+  const group = g.starts.findLastIndex((start) => start <= l), slot = l - g.starts[group];
+  return slot ? String(slot + 1) : `${s.groups[group].key} 1`;
+}
+
+function drawLanes(ctx, s, g, p) {
   const { left, right, top, laneH, lanes, waitY } = g;
   ctx.fillStyle = p.text;
-  ctx.fillText("holds by connection (colour: thread)", left, 11);
+  ctx.fillText(`holds by connection${s.byProcess ? ", grouped by process" : ""} (colour: thread; hover: site)`, left, 11);
   ctx.textAlign = "right";
   for (let l = 0; l < lanes; l++) {
     if (l % 2) { ctx.fillStyle = p.band; ctx.fillRect(left, top + l * laneH, right - left, laneH); }
     ctx.fillStyle = p.muted;
-    ctx.fillText(`lane ${l + 1}`, left - 4, top + l * laneH + laneH * 0.7);
+    ctx.fillText(laneLabel(s, g, l), left - 4, top + l * laneH + laneH * 0.7);
+  }
+  ctx.strokeStyle = p.frame;
+  for (const start of s.byProcess ? g.starts.slice(1) : []) {
+    ctx.beginPath(); ctx.moveTo(4, top + start * laneH); ctx.lineTo(right, top + start * laneH); ctx.stroke();
   }
   ctx.fillStyle = p.waitLane;
   ctx.fillRect(left, waitY, right - left, laneH);
@@ -31,9 +48,9 @@ function drawHolds(ctx, s, g, p) {
     if (end < t0) continue;
     ctx.fillStyle = threadColour(p, h.thread, 0.85);
     const x0 = x(Math.max(h.start, t0));
-    ctx.fillRect(x0, top + h.lane * laneH + 2, Math.max(1, x(end) - x0), laneH - 4);
+    ctx.fillRect(x0, top + rowOf(g, h.lane) * laneH + 2, Math.max(1, x(end) - x0), laneH - 4);
   }
-  if (limit && limit < lanes) {
+  if (limit && limit < lanes && !s.byProcess) {
     ctx.strokeStyle = p.error; ctx.setLineDash([5, 3]);
     ctx.beginPath(); ctx.moveTo(left, top + limit * laneH); ctx.lineTo(right, top + limit * laneH); ctx.stroke();
     ctx.setLineDash([]);
@@ -72,7 +89,7 @@ function drawMarksAndResizes(ctx, s, g, p) {
   const { t0, tEnd, top, laneH, waitY, x } = g;
   for (const m of s.marks) {
     if (m.t < t0 || m.t > tEnd) continue;
-    drawMark(ctx, m, x(m.t), m.lane < 0 ? waitY + laneH / 2 : top + m.lane * laneH + laneH / 2, p, s.K);
+    drawMark(ctx, m, x(m.t), m.lane === null ? waitY + laneH / 2 : top + rowOf(g, m.lane) * laneH + laneH / 2, p, s.K);
   }
   ctx.strokeStyle = p.resize; ctx.fillStyle = p.resize;
   for (const r of s.resizes) {
@@ -83,7 +100,7 @@ function drawMarksAndResizes(ctx, s, g, p) {
 }
 
 function drawTimeline(ctx, s, g, p) {
-  drawLanes(ctx, g, p);
+  drawLanes(ctx, s, g, p);
   drawHolds(ctx, s, g, p);
   drawWaitBars(ctx, s, g, p);
   drawMarksAndResizes(ctx, s, g, p);
@@ -101,17 +118,23 @@ function drawCrosshair(ctx, g, p, mouse) {
 }
 
 function holdAt(s, g, mouse) {
-  // The tooltip's text for the hold under the pointer, or null.
+  // The hold under the pointer, or null.
   const { t0, t1, tEnd, left, right, top, laneH } = g;
-  const lane = Math.floor((mouse.y - top) / laneH);
+  const row = Math.floor((mouse.y - top) / laneH);
   const t = t0 + ((mouse.x - left) / (right - left)) * (t1 - t0);
-  if (lane < 0 || lane >= g.lanes) return null;
+  if (row < 0 || row >= g.lanes) return null;
   for (let i = s.holds.length - 1; i >= 0; i--) {
-    const h = s.holds[i], end = visibleEnd(h, tEnd);
-    if (h.lane === lane && h.start <= t && t <= end) {
-      return `connection #${h.conn}\nthread ${s.threads[h.thread] ?? h.thread}\nheld ${ms(end - h.start)}` +
-        `${Number.isNaN(h.end) ? " (still held)" : ""}\nwaited ${ms(h.wait)} before`;
-    }
+    const h = s.holds[i];
+    if (rowOf(g, h.lane) === row && h.start <= t && t <= visibleEnd(h, tEnd)) return h;
   }
   return null;
+}
+
+function holdText(s, h, tEnd) {
+  // The tooltip's text for a hold: connection, process (grouped), holder, checkout site, how long held.
+  const end = visibleEnd(h, tEnd), [process, thread] = s.byProcess ? processOf(s.threads[h.thread]) : ["", s.threads[h.thread]];
+  const leaked = h.leakedAt <= end ? `  (reported as leaked at ${h.leakedAt.toFixed(3)} s)` : "";
+  return `connection #${h.conn}${process ? ` in process ${process.slice(1)}` : ""}\nthread ${thread ?? h.thread}\n` +
+    `site ${s.sites[h.site] || "–"}\nheld ${ms(end - h.start)}${!(h.end <= tEnd) ? " (still held)" : ""}${leaked}\n` +
+    `waited ${ms(h.wait)} before`;
 }
