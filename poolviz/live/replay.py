@@ -50,8 +50,9 @@ class Replay:
     """A recorded trace played back: Play, speed and a time slider move the view's cursor through the trace.
 
     ``events`` is an :class:`~poolviz.events.EventLog` (or a pool), a frame
-    from ``to_frame()`` or the path of a trace saved with
-    :func:`poolviz.traces.save_events`. The whole trace is sent to the browser
+    from ``to_frame()`` or :func:`poolviz.load_recording` (a finished
+    recording: lanes grouped by process, sites on hover and in the holders
+    table) or the path of a trace saved with :func:`poolviz.traces.save_events`. The whole trace is sent to the browser
     once; moving the slider only moves a cursor there. The view shows events
     with ``t <=`` the cursor over the whole trace's time axis (or a moving
     window of ``window_s`` seconds). ``steps`` is how many frames a full play
@@ -87,6 +88,8 @@ class Replay:
                 window_s=window_s or max(1e-3, self.t_end - self.t_start),
                 max_connections=int(limit) if limit else None,
                 cursor_t=self.t_end,
+                # A merged trace (several processes: a recording, a multi-process run) groups lanes by process.
+                by_process="process" in self.frame.columns,
                 span=[] if window_s else [self.t_start, max(self.t_end, self.t_start + step)],
             ),
             "poolviz-view",
