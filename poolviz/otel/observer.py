@@ -50,6 +50,9 @@ class _Instruments:
 
         meter = provider.get_meter(METER_NAME, __version__)
         self.observed: list[PoolMetrics] = []
+        # Where a closed observer of a log stopped, by pool name: observing the same pool again
+        # under the same name goes on from there, so the cumulative histograms count nothing twice.
+        self.stopped_at: weakref.WeakKeyDictionary[EventLog, dict[str, int]] = weakref.WeakKeyDictionary()
         self.lock = threading.Lock()
 
         def gauge(name: str, callback: Any) -> None:
@@ -123,22 +126,32 @@ class PoolMetrics:
         self.idle_attributes = {**self.attributes, names.STATE: names.IDLE}
         #: ``(in_use, idle, waiting)`` after the newest event drained.
         self.counts: tuple[int, int, int] = (0, 0, 0)
-        #: Events the log no longer held when a drain came for them (its capacity): not in the metrics.
+        #: Events published so far, and events the log no longer held when a drain came for
+        #: them (its capacity ran out between drains): those are in no metric.
+        self.drained = 0
         self.lost = 0
         self.closed = False
         self._instruments = instruments
         self._drain_interval = drain_interval
         self._held: dict[int, float] = {}  # conn -> t of its checkout, to time a return the pool closes
         self._lock = threading.Lock()
-        self._cursor = log.cursor(0)
+        with instruments.lock:
+            start = instruments.stopped_at.get(log, {}).get(pool_name, 0)
+        self._cursor = log.cursor(start)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         last = log.last
         if last is not None:
             self.counts = (last.in_use, last.idle, last.waiting)
-        instruments.timeouts.add(0, self.attributes)  # the series exists from the start, at zero
         with instruments.lock:
+            taken = next((p for p in instruments.observed if p.pool_name == pool_name), None)
+            if taken is not None:
+                raise ValueError(
+                    f"pool_name {pool_name!r} is already published through this meter provider (by {taken!r}): "
+                    "pass another pool_name= to tell the pools apart, or close() the first"
+                )
             instruments.observed.append(self)
+        instruments.timeouts.add(0, self.attributes)  # the series exists from the start, at zero
         _live.add(self)
         self._start_thread()
 
@@ -164,6 +177,7 @@ class PoolMetrics:
                 return 0
             events, lost = self._cursor.read()
             self.lost += lost
+            self.drained += len(events)
             if lost:
                 self._held.clear()  # returns may have been lost with them
             if events:
@@ -233,6 +247,7 @@ class PoolMetrics:
         with inst.lock:
             if self in inst.observed:
                 inst.observed.remove(self)
+            inst.stopped_at.setdefault(self.log, {})[self.pool_name] = self._cursor.next_seq
 
     def _after_fork_in_child(self) -> None:
         # The parent's drain thread did not come along, and it may have held these locks.

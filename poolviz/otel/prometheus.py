@@ -81,9 +81,9 @@ def serve_prometheus(port: int = 0, host: str = "127.0.0.1") -> PrometheusServer
     Observe pools through the result's ``meter_provider`` (or its
     ``observe(pool)``); ``stop()`` closes them and the server.
     """
-    port = checks.count("port", port)
-    if port > 65535:
-        raise ValueError(f"port must be 0 (a free port) or at most 65535, got {port}")
+    number = checks.integer("port", port)
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port must be 0 (a free port) or a port number up to 65535, got {port!r}")
     if not isinstance(host, str) or not host:
         raise TypeError(f"host must be an address string such as '127.0.0.1', got {host!r}")
-    return PrometheusServer(host, port)
+    return PrometheusServer(host, number)
