@@ -63,7 +63,7 @@ def test_to_frame_has_every_field_and_the_metadata() -> None:
     for _ in range(2):
         db._close(db._connect())
     frame = db.events.to_frame()
-    assert tuple(frame.columns) == FIELDS
+    assert tuple(frame.columns) == (*FIELDS, "site")
     assert list(frame["kind"]) == ["checkin", "checkout", "checkin"]
     assert set(frame["kind"].cat.categories) == set(KINDS)
     assert frame.attrs["dropped"] == 2 and frame.attrs["capacity"] == 3
@@ -72,7 +72,7 @@ def test_to_frame_has_every_field_and_the_metadata() -> None:
 
 def test_empty_frame_keeps_its_columns() -> None:
     """An empty log still gives a frame with every column."""
-    assert tuple(EventLog().to_frame().columns) == FIELDS
+    assert tuple(EventLog().to_frame().columns) == (*FIELDS, "site")
 
 
 def test_listeners_get_event_records() -> None:

@@ -69,7 +69,7 @@ def test_round_trip_is_exact_for_awkward_values(tmp_path: Path) -> None:
     path = save_events(frame, tmp_path / "trace.csv")
     loaded = load_events(path)
     _assert_same(loaded, frame)
-    assert list(loaded.columns) == list(FIELDS)
+    assert list(loaded.columns) == [*FIELDS, "site"]
     assert {name: loaded[name].dtype for name in FIELDS} == {
         name: pd.Series(dtype=d).dtype for name, d in DTYPES.items()
     }

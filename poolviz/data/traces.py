@@ -6,6 +6,9 @@ and field means), in that order. Floats are written with ``repr`` so they read
 back bit for bit, booleans as ``True``/``False``, and text with the ``csv``
 module's quoting, so a message with commas or newlines survives.
 
+The ``site`` column of a frame (where each event's connection was checked
+out) is not saved: it is worked out again from the events when loading.
+
 A merged multi-process trace also keeps its process columns
 (:data:`poolviz.merge.PROCESS_COLUMNS`: ``process`` and the event as its own
 pool saw it) after the event columns; traces without them load as before.
@@ -58,7 +61,8 @@ def save_events(source: Any, path: str | Path) -> Path:
     ``source`` is an events DataFrame (as from ``EventLog.to_frame()``), an
     :class:`~poolviz.events.EventLog`, an instrumented pool or a list of
     :class:`~poolviz.events.Event`. Only the event columns are written, and
-    the process columns of a merged trace when it has them.
+    the process columns of a merged trace when it has them (not ``site``, which
+    loading works out again).
     """
     frame = as_frame(source)
     missing = [name for name in FIELDS if name not in frame.columns]
@@ -95,7 +99,7 @@ def load_events(path: str | Path) -> pd.DataFrame:
     """Read a trace written by :func:`save_events`: the same values, dtypes and ``attrs``."""
     import pandas as pd
 
-    from .frames import DTYPES
+    from .frames import DTYPES, add_site
 
     path = Path(path)
     if not path.is_file():
@@ -132,6 +136,7 @@ def load_events(path: str | Path) -> pd.DataFrame:
     frame = pd.DataFrame(data, columns=list(FIELDS)).astype(DTYPES)
     for name in extra:
         frame[name] = pd.Series(_convert(path, name, raw[name], int, "an integer"), dtype="int64")
+    add_site(frame)  # worked out from the events, as when the trace was recorded
     frame.attrs.update(_load_attrs(path))
     return frame
 

@@ -28,24 +28,29 @@ ACCEPTED = (
 )
 
 
-def instrument(target: Any, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None) -> Any:
+def instrument(
+    target: Any, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None, sites: bool = True
+) -> Any:
     """Instrument ``target`` in place and return it: any pool :data:`ACCEPTED` names, built and possibly in use.
 
     Connections the pool already holds are adopted (serials, no events).
     Instrumenting twice is harmless; anything else raises ``TypeError``.
+    ``leak_threshold`` (seconds) turns on leak detection; each checkout records
+    where the application asked (its site, :mod:`.sites`) unless ``sites=False``.
     """
+    settings: dict[str, Any] = {"event_capacity": event_capacity, "leak_threshold": leak_threshold, "sites": sites}
     if "sqlalchemy" in sys.modules:
         from .sqlalchemy import instrument_sqlalchemy, is_sqlalchemy_target
 
         if is_sqlalchemy_target(target):
-            return instrument_sqlalchemy(target, event_capacity=event_capacity, leak_threshold=leak_threshold)
+            return instrument_sqlalchemy(target, **settings)
     if "psycopg_pool" in sys.modules:
         from .psycopg import instrument_psycopg, is_psycopg_pool
 
         if is_psycopg_pool(target):
-            return instrument_psycopg(target, event_capacity=event_capacity, leak_threshold=leak_threshold)
+            return instrument_psycopg(target, **settings)
     if _is_peewee_pool(target):
-        return instrument_peewee(target, event_capacity=event_capacity, leak_threshold=leak_threshold)
+        return instrument_peewee(target, **settings)
     raise TypeError(f"instrument() takes {ACCEPTED}; got {type(target).__module__}.{type(target).__qualname__}")
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .. import checks
+from .sites import check_sites
 
 
 class Adoptable(NamedTuple):
@@ -23,7 +24,7 @@ class Adoptable(NamedTuple):
     locked: bool
 
 
-def instrument_in_place(db: Any, kind: Adoptable, event_capacity: Any, leak_threshold: Any) -> Any:
+def instrument_in_place(db: Any, kind: Adoptable, event_capacity: Any, leak_threshold: Any, sites: Any = True) -> Any:
     """Make ``db`` an instance of ``kind.make(type(db))``, its instrumented subclass, and return it.
 
     ``db`` must be a ``kind.needs`` (else ``TypeError``); one already a
@@ -38,9 +39,10 @@ def instrument_in_place(db: Any, kind: Adoptable, event_capacity: Any, leak_thre
         return db
     event_capacity = checks.count("event_capacity", event_capacity)
     leak_threshold = checks.leak_threshold(leak_threshold)
+    sites = check_sites(sites)
     pool: Any = db
     with pool._pool_lock if kind.locked else contextlib.nullcontext():
         pool.__class__ = kind.make(type(pool))
-        pool._pv_setup(event_capacity, leak_threshold)
+        pool._pv_setup(event_capacity, leak_threshold, sites)
         pool._pv_adopt()
     return pool

@@ -1,8 +1,9 @@
-"""Leak detection for peewee's pools, threaded and asyncio: connections held longer than ``leak_threshold``.
+"""Leak detection for every pool library, threaded and asyncio: connections held longer than ``leak_threshold``.
 
 HikariCP's leakDetectionThreshold is the model. A pool with a threshold notes
 who checked each connection out (a thread, or an asyncio task) and where
-(capturing a stack costs microseconds, so only then), and a watchdog reports
+(its stack: capturing one costs microseconds, so only then; its first entry is
+the checkout's site, :mod:`poolviz.pools.sites`), and a watchdog reports
 a ``leak`` event at about the threshold while the connection is still held,
 even if nobody else touches the pool. The watchdog runs only while the pool
 has connections checked out, and stops on ``close_all``/``close_pool`` and
@@ -20,30 +21,16 @@ touched from the loop. A pool offers what the policy needs: ``leak_threshold``,
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import sys
 import threading
 import weakref
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any, NamedTuple
 
-import peewee
-import playhouse
+from . import sites
 
-_POOLS = os.path.dirname(os.path.abspath(__file__)) + os.sep  # poolviz/pools/
-_SKIPPED_FILES = {
-    os.path.abspath(peewee.__file__),
-    os.path.abspath(threading.__file__),
-    os.path.abspath(contextlib.__file__),
-}
-_SKIPPED_DIRS = (
-    os.path.dirname(os.path.abspath(playhouse.__file__)) + os.sep,
-    os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep,
-    _POOLS,
-)
-
+#: How many application frames a leak's stack shows.
+STACK_DEPTH = 5
 # The watchdog looks ten times per threshold, within these bounds (seconds).
 _MIN_INTERVAL, _MAX_INTERVAL = 0.005, 0.5
 # It stops after this long with nothing checked out; the next checkout starts it again.
@@ -60,20 +47,13 @@ class Leak(NamedTuple):
     origin: str
 
 
-def origin_summary(limit: int = 3, skip: tuple[str, ...] = ()) -> str:
-    """The innermost ``limit`` caller frames outside peewee, asyncio and poolviz's pools: ``file:line in f < ...``.
+def origin_summary(limit: int = STACK_DEPTH) -> str:
+    """Where the caller asked: its innermost ``limit`` application frames, ``file:line in f < ...``.
 
-    ``skip``: more folders to look past (another pool library's, say).
+    Library frames are looked past as for a checkout's site (:mod:`poolviz.pools.sites`, one definition
+    of library code), so the first entry is the checkout's site.
     """
-    skipped = _SKIPPED_DIRS + tuple(skip)
-    frame = sys._getframe(1)
-    parts: list[str] = []
-    while frame is not None and len(parts) < limit:
-        filename = os.path.abspath(frame.f_code.co_filename)
-        if filename not in _SKIPPED_FILES and not filename.startswith(skipped):
-            parts.append(f"{os.path.basename(filename)}:{frame.f_lineno} in {frame.f_code.co_name}")
-        frame = frame.f_back  # type: ignore[assignment]
-    return " < ".join(parts)
+    return sites.stack(limit, depth=2)
 
 
 def holder_name(holder: Any) -> str:

@@ -52,7 +52,11 @@ _PEEWEE_POOL = Adoptable(
 
 
 def instrument(
-    db: PooledDatabase, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None
+    db: PooledDatabase,
+    *,
+    event_capacity: int = DEFAULT_CAPACITY,
+    leak_threshold: float | None = None,
+    sites: bool = True,
 ) -> PooledDatabase:
     """Instrument an existing peewee pool in place and return it.
 
@@ -60,7 +64,8 @@ def instrument(
     subclasses included, and accepts whatever configuration peewee accepted
     (a ``playhouse.pwasyncio`` database goes to :func:`poolviz.aio.instrument_async`):
     it only observes. Connections the pool already holds get serials without
-    events. Instrumenting twice is harmless.
+    events. Instrumenting twice is harmless. Each checkout records its site
+    (:mod:`poolviz.pools.sites`) unless ``sites=False``.
     """
     pwasyncio = sys.modules.get("playhouse.pwasyncio")
     if pwasyncio is not None and isinstance(db, pwasyncio.AsyncDatabaseMixin):
@@ -68,9 +73,9 @@ def instrument(
         from ..peewee_asyncio import instrument_async
 
         return instrument_async(  # type: ignore[no-any-return]
-            db, event_capacity=event_capacity, leak_threshold=leak_threshold
+            db, event_capacity=event_capacity, leak_threshold=leak_threshold, sites=sites
         )
-    return instrument_in_place(db, _PEEWEE_POOL, event_capacity, leak_threshold)  # type: ignore[no-any-return]
+    return instrument_in_place(db, _PEEWEE_POOL, event_capacity, leak_threshold, sites)  # type: ignore[no-any-return]
 
 
 def is_instrumented(db: object) -> bool:

@@ -46,6 +46,7 @@ from ...events.store import (
 from .. import leaks
 from ..callers import ThreadNameCache
 from ..recording import EventRecorder
+from ..sites import checkout_payload, reused_payload
 from . import resize
 from .delivery import deliver
 from .tracker import CloseContext, Tracked
@@ -67,6 +68,7 @@ class PoolHooks(EventRecorder):
     _pv_tail: list[Any]
     _pv_listening: bool
     _pv_plain: bool
+    _pv_sites: bool
     _pv_resync: bool
     _pv_conns: dict[int, Tracked]
     _pv_serial: Any
@@ -169,6 +171,8 @@ class PoolHooks(EventRecorder):
     def _connect(self) -> Any:
         # Whatever can be done before taking the pool lock is: every other caller waits while it is held.
         name = self._pv_name.name or self._pv_thread_name()
+        # Where the application asked: a cached payload per call site (poolviz.pools.sites).
+        site = reused_payload() if self._pv_sites else REUSED
         try:
             with self._pool_lock:
                 # One clock reading serves the usual checkout: taken holding the
@@ -195,21 +199,21 @@ class PoolHooks(EventRecorder):
                 ):
                     # The usual checkout: an idle connection handed out at once, nothing to watch.
                     info.checked_out = start
-                    record = (start, "checkout", info.serial, name, REUSED_OUT, REUSED)
+                    record = (start, "checkout", info.serial, name, REUSED_OUT, site)
                     self._pv_append(record)
                     if self._pv_listening:
                         self.events.hold(record)
                 else:
-                    self._pv_checkout(conn, info, start, idle - (info is not None) != len(connections))
+                    self._pv_checkout(conn, info, start, idle - (info is not None) != len(connections), site)
                 return conn
         finally:
             # Also after a wait, a timeout or an error: those are events too.
             if self._pv_listening:
                 deliver(self)
 
-    def _pv_checkout(self, conn: Any, info: Tracked | None, start: float, dropped: bool) -> None:
+    def _pv_checkout(self, conn: Any, info: Tracked | None, start: float, dropped: bool, site: Any) -> None:
         # Every other checkout: a new connection, idle ones peewee dropped (`dropped`),
-        # a caller who waited, a leak watch, listeners.
+        # a caller who waited, a leak watch, listeners. `site`: reused_payload()'s answer.
         now = perf_counter()
         if dropped:
             self._pv_reconcile(conn)
@@ -223,13 +227,13 @@ class PoolHooks(EventRecorder):
             info.checked_out = now
             reused = True
         change = REUSED_OUT if reused else OPENED_OUT
-        extra: Any = REUSED if reused else None
+        waited = 0.0
         if self._pv_waiters:
             started = self._pv_waiters.pop(get_ident(), None)
             if started is not None:
-                extra = (now - started, 0.0, reused, "", "")
+                waited = now - started
                 change += REUSED_OUT_WAITED - REUSED_OUT
-        self._pv_event("checkout", info.serial, extra, now, change=change)
+        self._pv_event("checkout", info.serial, checkout_payload(site, reused, waited), now, change=change)
         if self.leak_threshold is not None:
             self._pv_watch(info)
 

@@ -18,6 +18,7 @@ from playhouse.pool import PooledDatabase
 from ... import checks
 from ...events import DEFAULT_CAPACITY, EventLog
 from ..callers import ThreadNameCache
+from ..sites import check_sites
 from .delivery import wrap_database_lock
 from .hooks import PoolHooks
 from .operations import PoolOperations
@@ -77,10 +78,12 @@ class Instrumented(PoolOperations):
         *,
         event_capacity: int = DEFAULT_CAPACITY,
         leak_threshold: float | None = None,
+        sites: bool = True,
         **kwargs: Any,
     ) -> None:
         max_connections, stale_timeout, timeout = checks.pool_args(max_connections, stale_timeout, timeout)
         leak_threshold = checks.leak_threshold(leak_threshold)
+        sites = check_sites(sites)
         event_capacity = checks.count("event_capacity", event_capacity)
         kwargs = {**self._pv_driver_defaults, **kwargs}
         super().__init__(  # type: ignore[call-arg]
@@ -90,7 +93,7 @@ class Instrumented(PoolOperations):
             timeout=timeout,
             **kwargs,
         )
-        self._pv_setup(event_capacity, leak_threshold)
+        self._pv_setup(event_capacity, leak_threshold, sites)
 
     def init(
         self,
@@ -112,7 +115,7 @@ class Instrumented(PoolOperations):
         if hasattr(self, "events"):
             self._pv_describe()
 
-    def _pv_setup(self, event_capacity: int, leak_threshold: float | None) -> None:
+    def _pv_setup(self, event_capacity: int, leak_threshold: float | None, sites: bool = True) -> None:
         self.events = EventLog(event_capacity, lock=self._pool_lock)
         self.events.on_listening = self._pv_on_listening
         # The plain path appends to the log's tail itself (see EventLog.append).
@@ -122,6 +125,8 @@ class Instrumented(PoolOperations):
         self._pv_plain = True
         self._pv_resync = False
         self.leak_threshold = leak_threshold
+        # Whether each checkout records its site (poolviz.pools.sites).
+        self._pv_sites = sites
         self._pv_watchdog = None
         self._pv_name = ThreadNameCache()
         self._pv_close = CloseContext()

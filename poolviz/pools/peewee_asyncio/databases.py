@@ -115,15 +115,17 @@ _ASYNC_DATABASE = Adoptable(
 )  # fmt: skip
 
 
-def instrument_async(db: Any, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None) -> Any:
+def instrument_async(
+    db: Any, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None, sites: bool = True
+) -> Any:
     """Instrument an existing peewee asyncio database in place and return it.
 
     Works on any ``playhouse.pwasyncio`` database, your subclasses included;
     connections its pool already holds get serials without events.
-    ``leak_threshold`` turns on the leak watchdog, as for the threaded pools.
-    Instrumenting twice is harmless.
+    ``leak_threshold`` turns on the leak watchdog, as for the threaded pools;
+    ``sites=False`` leaves out each checkout's site. Instrumenting twice is harmless.
     """
-    return instrument_in_place(db, _ASYNC_DATABASE, event_capacity, leak_threshold)
+    return instrument_in_place(db, _ASYNC_DATABASE, event_capacity, leak_threshold, sites)
 
 
 def is_async_instrumented(db: object) -> bool:

@@ -38,6 +38,7 @@ from ...events import DEFAULT_CAPACITY, NO_CONN, EventLog
 from ...events.store import REUSED, payload
 from .. import leaks
 from ..callers import task_or_thread_name
+from ..sites import check_sites, checkout_payload, reused_payload
 from .drivers import DriverView, Known, view_for
 from .operations import AsyncOperations
 
@@ -50,14 +51,17 @@ _caller: contextvars.ContextVar[_Caller | None] = contextvars.ContextVar("poolvi
 class _Caller:
     """The task a driver call works for; ``errored`` once a connect error has been recorded for it.
 
-    With leak detection on, also the task itself and where it asked (read in
-    the asking task: the driver may run in a child task of ``wait_for``).
+    Also where it asked (its site), and with leak detection on the task itself
+    and its stack: read in the asking task, as the driver may run in a child
+    task of ``wait_for``.
     """
 
-    __slots__ = ("errored", "name", "origin", "task")
+    __slots__ = ("errored", "name", "origin", "site", "task")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, site: Any = REUSED) -> None:
         self.name = name
+        #: Where the task asked (poolviz.pools.sites.reused_payload's answer; REUSED: no site).
+        self.site = site
         self.errored = False
         self.task: asyncio.Task[Any] | None = None
         self.origin: str | None = None
@@ -119,18 +123,22 @@ class _AsyncInstrumented(AsyncOperations):
         *,
         event_capacity: int = DEFAULT_CAPACITY,
         leak_threshold: float | None = None,
+        sites: bool = True,
         **kwargs: Any,
     ) -> None:
         check_async_pool_args(kwargs)
         checks.count("event_capacity", event_capacity)
         leak_threshold = checks.leak_threshold(leak_threshold)
+        sites = check_sites(sites)
         kwargs = {**self._pv_driver_defaults, **kwargs}
         super().__init__(database, **kwargs)  # type: ignore[call-arg]
-        self._pv_setup(event_capacity, leak_threshold)
+        self._pv_setup(event_capacity, leak_threshold, sites)
 
-    def _pv_setup(self, event_capacity: int, leak_threshold: float | None = None) -> None:
+    def _pv_setup(self, event_capacity: int, leak_threshold: float | None = None, sites: bool = True) -> None:
         self.events = EventLog(event_capacity, lock=threading.RLock())
         self.leak_threshold = leak_threshold
+        # Whether each checkout records its site (poolviz.pools.sites).
+        self._pv_sites = sites
         self._pv_watchdog: leaks.LoopWatchdog | None = None
         self._pv_view: DriverView = view_for(self)
         self._pv_conns: dict[int, _AioConn] = {}
@@ -251,7 +259,7 @@ class _AsyncInstrumented(AsyncOperations):
     async def _acquire_conn_async(self) -> Any:
         # peewee creates the pool on first use inside asyncio.wait_for (a child
         # task on Python 3.11): name what happens there after the asking task.
-        caller = _Caller(task_name())
+        caller = _Caller(task_name(), reused_payload() if self._pv_sites else REUSED)
         if self.leak_threshold is not None:
             caller.task = asyncio.current_task()
             caller.origin = leaks.origin_summary()
@@ -297,7 +305,7 @@ class _AsyncInstrumented(AsyncOperations):
         # Set by _acquire_conn_async on peewee's path; set here only for a direct call.
         token = None
         if caller is None:
-            caller = _Caller(task_name())
+            caller = _Caller(task_name(), reused_payload() if self._pv_sites else REUSED)
             token = _caller.set(caller)
         name = caller.name
         key = id(caller)
@@ -340,11 +348,8 @@ class _AsyncInstrumented(AsyncOperations):
             info.checked_out = now
             info.idle_since = None
             info.name = name
-            if waited_since is not None:
-                extra: Any = (now - waited_since, 0.0, reused, "", "")
-            else:
-                extra = REUSED if reused else None
-            self._pv_event("checkout", info.serial, extra, now, name)
+            waited = now - waited_since if waited_since is not None else 0.0
+            self._pv_event("checkout", info.serial, checkout_payload(caller.site, reused, waited), now, name)
             if self.leak_threshold is not None:
                 self._pv_watch(info, caller)
         self.events.flush()

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool, AsyncNullConnectionPool, Connectio
 from ... import checks
 from ...credentials import mask_text, secrets_of
 from ...events import DEFAULT_CAPACITY, EventLog
+from ..sites import check_sites
 from .hooks import Hooks, NullHooks
 from .hooks_async import AsyncHooks, AsyncNullHooks
 from .leaks import watchdog_for
@@ -68,7 +69,9 @@ def instrumented_class(cls: type, checks_connections: bool = True) -> type:
     return type(cls.__name__, (cls,), namespace)
 
 
-def instrument_psycopg(pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None) -> P:
+def instrument_psycopg(
+    pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None, sites: bool = True
+) -> P:
     """Instrument a psycopg_pool pool in place and return it; its events are in ``pool._poolviz_events``.
 
     Takes the pool as built and possibly open: the connections it holds idle
@@ -77,6 +80,7 @@ def instrument_psycopg(pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_
     (see :mod:`poolviz.pools.psycopg`). With ``leak_threshold`` (seconds), a
     connection held longer is reported by a ``leak`` event while still held
     (the watchdog of :mod:`poolviz.pools.leaks`), and ``unleak`` when it comes back.
+    Each checkout records its site in ``message`` (:mod:`poolviz.pools.sites`) unless ``sites=False``.
     """
     if not is_psycopg_pool(pool):
         raise TypeError(f"instrument_psycopg() needs {ACCEPTED}, got {type(pool).__module__}.{type(pool).__qualname__}")
@@ -84,6 +88,7 @@ def instrument_psycopg(pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_
         return pool
     leak_threshold = checks.leak_threshold(leak_threshold)
     event_capacity = checks.count("event_capacity", event_capacity)
+    sites = check_sites(sites)
     target: Any = pool
     if target._opened and target._closed:
         raise ValueError(
@@ -107,6 +112,7 @@ def instrument_psycopg(pool: P, *, event_capacity: int = DEFAULT_CAPACITY, leak_
         log.on_listening = target._pv_on_listening
         target._pv_adopt()
         target._pv_leak_threshold = leak_threshold
+        target._pv_sites = sites
         if leak_threshold is not None:
             target._pv_watchdog = watchdog_for(target, asyncio_pool)
         log.meta.update(describe(target), leak_threshold=leak_threshold)

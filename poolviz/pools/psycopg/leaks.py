@@ -10,21 +10,10 @@ weakly, so a pool dropped without ``close()`` does not live on.
 
 from __future__ import annotations
 
-import os
 import weakref
 from typing import Any
 
-import psycopg_pool
-
 from .. import leaks
-
-# psycopg_pool's own frames are looked past too (poolviz's pools, peewee and asyncio always are).
-_PSYCOPG_POOL = (os.path.dirname(os.path.abspath(str(psycopg_pool.__file__))) + os.sep,)
-
-
-def origin(limit: int = 3) -> str:
-    """Where the caller asked for the connection: the innermost ``limit`` frames outside psycopg_pool and poolviz."""
-    return leaks.origin_summary(limit, skip=_PSYCOPG_POOL)
 
 
 class LeakView:

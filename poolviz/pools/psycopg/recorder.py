@@ -34,7 +34,7 @@ from ...events import NO_CONN, EventLog
 from ...events.store import REUSED
 from ..callers import thread_name
 from ..leaks import holder_name, note_holder
-from .leaks import origin as leak_origin
+from ..sites import checkout_payload, reused_payload
 
 UNKNOWN = TransactionStatus.UNKNOWN
 
@@ -133,6 +133,8 @@ class Recorder:
     _pv_waiters: dict[int, float]
     # Whether the log has listeners (told by the log itself): delivery is skipped without.
     _pv_listening: bool = False
+    # Whether checkouts record their site (poolviz.pools.sites).
+    _pv_sites: bool = True
     # leak_threshold, and the watchdog that looks for leaks while it is set (see .leaks).
     _pv_leak_threshold: float | None = None
     _pv_watchdog: Any = None
@@ -198,7 +200,7 @@ class Recorder:
         return threading.current_thread()
 
     def _pv_watch(self, info: Tracked) -> None:
-        note_holder(info, self._pv_holder(), leak_origin())
+        note_holder(info, self._pv_holder())
         self._pv_watchdog.ensure_running()
 
     def _pv_unleak(self, info: Tracked) -> None:
@@ -305,9 +307,11 @@ class Recorder:
         info.held_by = name
         checkouts = info.checkouts = info.checkouts + 1
         idle = len(self._pool)
-        # The hot path: the log's raw write, with the payload in its compact form.
-        if waited:
-            extra: Any = (waited, 0.0, checkouts > 1, "", "")
+        # The hot path: the log's raw write, with the payload in its compact form (cached with the site).
+        if self._pv_sites:
+            extra: Any = checkout_payload(reused_payload(), checkouts > 1, waited)
+        elif waited:
+            extra = (waited, 0.0, checkouts > 1, "", "")
         else:
             extra = REUSED if checkouts > 1 else None
         self._pv_write(now, "checkout", info.serial, name, self._nconns - idle, idle, len(self._waiting), extra)

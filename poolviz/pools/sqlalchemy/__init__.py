@@ -19,7 +19,8 @@ How SQLAlchemy's transitions read in poolviz's vocabulary (see
   ``detach()``: ``detached``; ``dispose()``: ``all``;
 - a caller blocked because ``pool_size + max_overflow`` are out: ``wait``, then
   ``checkout`` with its ``wait_s``, or ``timeout`` when SQLAlchemy raises
-  ``TimeoutError`` ("QueuePool limit of size 5 overflow 10 reached").
+  ``TimeoutError`` ("QueuePool limit of size 5 overflow 10 reached");
+- with ``leak_threshold``, ``leak`` and ``unleak`` as for every pool (:mod:`.leaks`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy.pool import Pool, QueuePool
 from ...checks import leak_threshold as check_leak_threshold
 from ...credentials import mask_url
 from ...events import DEFAULT_CAPACITY, EventLog
+from ..sites import check_sites
 from .observer import PoolObserver
 from .wiring import attach, records_in
 
@@ -46,26 +48,28 @@ def is_sqlalchemy_target(target: object) -> bool:
 
 
 def instrument_sqlalchemy(
-    target: Any, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None
+    target: Any, *, event_capacity: int = DEFAULT_CAPACITY, leak_threshold: float | None = None, sites: bool = True
 ) -> Any:
-    """Instrument ``target``'s pool in place (an Engine, AsyncEngine or Pool) and return ``target``."""
-    check_leak_threshold(leak_threshold)
-    if leak_threshold is not None:
-        raise ValueError(
-            f"leak_threshold={leak_threshold!r}: the leak watchdog is not available for SQLAlchemy's pools yet; "
-            "pass leak_threshold=None (SQLAlchemy warns about connections garbage-collected while checked out)"
-        )
+    """Instrument ``target``'s pool in place (an Engine, AsyncEngine or Pool) and return ``target``.
+
+    ``leak_threshold`` (seconds): a connection held longer gets a ``leak`` event while still held, and
+    ``unleak`` when it comes back (the watchdog of :mod:`poolviz.pools.leaks`: a thread, or the event loop
+    for an ``AsyncEngine``). Each checkout records its site (:mod:`poolviz.pools.sites`) unless ``sites=False``.
+    Settings apply when the pool is first instrumented; instrumenting again changes nothing.
+    """
+    leak_threshold = check_leak_threshold(leak_threshold)
+    sites = check_sites(sites)
     engine = _engine_of(target)
     pool = engine.pool if engine is not None else target
     if not isinstance(pool, Pool):
         raise TypeError(f"expected a SQLAlchemy Engine, AsyncEngine or Pool, got {type(target).__name__}")
     if getattr(pool, "_poolviz_events", None) is None:
         events = EventLog(capacity=event_capacity)  # its own RLock: readers such as to_frame() take it twice
-        observer = PoolObserver(pool, events)
+        observer = PoolObserver(pool, events, sites=sites, leak_threshold=leak_threshold)
         checked_out = pool.checkedout() if isinstance(pool, QueuePool) else 0
         observer.adopt(records_in(pool), checked_out)
         attach(pool, observer)
-        events.meta.update(_describe(pool, engine))
+        events.meta.update(_describe(pool, engine), leak_threshold=leak_threshold)
         instrumented: Any = pool
         instrumented._poolviz_events = events
         instrumented._poolviz_observer = observer

@@ -25,8 +25,11 @@ from typing import Any
 
 from ...credentials import mask_text
 from ...events import EventLog
-from ...events.store import REUSED, payload
+from ...events.store import REUSED
 from ..callers import task_or_thread_name, thread_name
+from ..leaks import origin_summary
+from ..sites import checkout_payload, reused_payload
+from .leaks import LeakWatch
 
 # Per caller (thread, task or greenlet: each has its own context), while it waits.
 _wait_started: contextvars.ContextVar[float | None] = contextvars.ContextVar("poolviz_sqla_wait", default=None)
@@ -38,9 +41,11 @@ _closing_because: contextvars.ContextVar[str | None] = contextvars.ContextVar("p
 class PoolObserver:
     """Records one SQLAlchemy pool's transitions into its :class:`~poolviz.events.EventLog`."""
 
-    def __init__(self, pool: Any, events: EventLog) -> None:
+    def __init__(self, pool: Any, events: EventLog, *, sites: bool = True, leak_threshold: float | None = None) -> None:
         self.pool = pool
         self.events = events
+        #: Whether each checkout records its site (poolviz.pools.sites).
+        self.sites = sites
         self.name_of_caller = task_or_thread_name if pool._is_asyncio else thread_name
         self._serials = itertools.count(1)
         self.serial_of: dict[int, int] = {}  # id(driver connection) -> poolviz serial
@@ -49,6 +54,10 @@ class PoolObserver:
         self._fresh: set[int] = set()  # opened and not yet handed out
         self._close_reason: dict[int, str] = {}  # serial -> reason decided before SQLAlchemy closes it
         self.counts = [0, 0, 0]  # in_use, idle, waiting: one list, shared with the hot path's closures
+        #: With ``leak_threshold``: the connections held now, as the leak watchdog reads them.
+        self.leak_watch: LeakWatch | None = None
+        if leak_threshold is not None:
+            self.leak_watch = LeakWatch(events, leak_threshold, self.counts, pool._is_asyncio)
 
     # -- adopting what the pool already holds --------------------------------------------------
 
@@ -104,36 +113,44 @@ class PoolObserver:
 
         Closures over this observer's containers (cells are cheaper to reach
         than attributes), writing through the log's raw ``write`` with the
-        payload in its compact form (``None``, :data:`REUSED`, or the
-        checkout's clock reading, from which a check-in's duration is derived).
+        payload in its compact form (``None``, the cached payload of a reused
+        checkout carrying its site, or the checkout's clock reading, from which
+        a check-in's duration is derived).
         """
         events = self.events
         lock, write = events.lock, events.write
         serial_of, held_since, fresh, counts = self.serial_of, self._held_since, self._fresh, self.counts
-        name_of_caller, serials = self.name_of_caller, self._serials
+        name_of_caller, serials, sites, watch = self.name_of_caller, self._serials, self.sites, self.leak_watch
 
         get_serial, waited_so_far, listening = serial_of.get, _waited.get, events.__dict__
 
-        # What only this caller touches (its connection's serial and hold) is kept outside the
-        # lock; the counts and the event, which other callers move too, inside it.
+        # What only this caller touches (its connection's serial and hold, where it asked) is
+        # worked out outside the lock; the counts and the event, which other callers move too, inside it.
         def checked_out(dbapi_connection: Any) -> None:
             now = perf_counter()
+            site = reused_payload() if sites else REUSED
             serial = get_serial(id(dbapi_connection), 0)
             held_since[serial] = now
-            if serial in fresh:
+            reused = serial not in fresh
+            if not reused:
                 fresh.discard(serial)
-                extra: Any = None
-            else:
-                extra = REUSED
             waited = waited_so_far()
             if waited:
                 _waited.set(0.0)
-                extra = payload(wait_s=waited, reused=extra is REUSED)
+            extra = checkout_payload(site, reused, waited)
             name = name_of_caller()
-            with lock:
-                counts[0] += 1
-                counts[1] -= 1
-                write(now, "checkout", serial, name, counts[0], counts[1], counts[2], extra)
+            if watch is None:
+                with lock:
+                    counts[0] += 1
+                    counts[1] -= 1
+                    write(now, "checkout", serial, name, counts[0], counts[1], counts[2], extra)
+            else:
+                origin = origin_summary()
+                with lock:
+                    counts[0] += 1
+                    counts[1] -= 1
+                    write(now, "checkout", serial, name, counts[0], counts[1], counts[2], extra)
+                    watch.checked_out(serial, now, origin)
             if listening["_listeners"]:
                 events.flush()
 
@@ -147,6 +164,8 @@ class PoolObserver:
             since = held_since.pop(serial, now)
             name = name_of_caller()
             with lock:
+                if watch is not None:
+                    watch.returned(serial, now)
                 counts[0] -= 1
                 counts[1] += 1
                 write(now, "checkin", serial, name, counts[0], counts[1], counts[2], since)
@@ -182,6 +201,8 @@ class PoolObserver:
             if not serial:
                 return
             if self._held_since.pop(serial, None) is not None:
+                if self.leak_watch is not None:
+                    self.leak_watch.returned(serial, now)
                 self.counts[0] -= 1
             else:
                 self.counts[1] -= 1
