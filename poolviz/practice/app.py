@@ -138,6 +138,16 @@ def user_table(db: Database, table: str) -> Any:
     return AppUser
 
 
+def drop_table(url: str, table: str = DEFAULT_TABLE) -> None:
+    """Drop the app's table on ``url`` if it is there: tests and the notebook clean up after themselves."""
+    db = open_pool(Settings(url=url, table=_table_name(table), metrics=False))
+    try:
+        with db.connection_context():
+            user_table(db, table).drop_table(safe=True)
+    finally:
+        db.close_all()
+
+
 def create_app(
     url: str | None = None,
     *,
