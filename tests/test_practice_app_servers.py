@@ -1,4 +1,4 @@
-"""The practice app on a real server under gunicorn: every worker records itself, the leak is found by its site, the fix removes it."""
+"""The practice app under gunicorn on a real server: each worker records itself, the leak found by its site, the fix."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_every_worker_records_its_own_stream(server_url: str, table: str, tmp_pa
 
 
 def test_the_leak_is_found_by_its_site(server_url: str, table: str, tmp_path: Path) -> None:
-    """The leaky app: every leak is a welcome thread that exited, taken at send_welcome's query; the pool fills, 503s."""
+    """Leaky app: each leak is a welcome thread that exited, taken at send_welcome's query; the pool fills: 503s."""
     result, frame, _workers = run(server_url, table, tmp_path / "rec", fixed=False)
     leaks = frame[frame["kind"] == "leak"]
     assert len(leaks) >= _signups(result) > 0
