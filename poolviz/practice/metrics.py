@@ -13,6 +13,8 @@ import os
 import threading
 from typing import Any
 
+from .. import checks
+
 #: Prometheus' text format, as ``prometheus_client`` writes it.
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -54,3 +56,71 @@ def prometheus_text(db: Any, *, enabled: bool = True) -> tuple[bytes, str]:
     from prometheus_client import generate_latest
 
     return generate_latest(registry_for(db)), TEXT_CONTENT_TYPE
+
+
+def scrape_workers(base_url: str, workers: list[int], *, tries: int = 200, timeout: float = 10.0) -> dict[int, str]:
+    """One ``/metrics`` page from each of ``workers``: ``{pid: text}``.
+
+    gunicorn hands each connection to whichever worker accepts it first, so
+    the page is asked for again until every worker has answered (or ``tries``
+    requests went out: the pages got so far are returned).
+    """
+    from .load import request
+
+    wanted = set(workers)
+    pages: dict[int, str] = {}
+    for _ in range(checks.count("tries", tries)):
+        reply = request(base_url, "/metrics", timeout=timeout)
+        if reply.ok and reply.pid is not None:
+            pages[reply.pid] = reply.body.decode("utf-8", errors="replace")
+        if wanted <= set(pages):
+            break
+    return pages
+
+
+def _samples(text: str) -> dict[str, float]:
+    # Every sample of the page, keyed by its name and the connection state (when it has one); one pool per page.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            state = sample.labels.get("db_client_connection_state")
+            if "le" not in sample.labels:
+                found[sample.name + (f"[{state}]" if state else "")] = sample.value
+    return found
+
+
+def metrics_table(pages: dict[int, str]) -> Any:
+    """The pool metrics of each worker's page side by side, one row per worker (a pandas DataFrame).
+
+    Columns: connections used and idle, the pool's max, requests pending,
+    timeouts, checkouts and the mean wait for one (the wait histogram's count
+    and mean), returns and the mean hold (the use histogram's).
+    """
+    import pandas as pd
+
+    rows = []
+    for pid, text in sorted(pages.items()):
+        s = _samples(text)
+        prefix = "db_client_connection_"
+
+        def mean_ms(name: str) -> float:
+            count = s.get(f"{prefix}{name}_seconds_count", 0.0)
+            return s.get(f"{prefix}{name}_seconds_sum", 0.0) / count * 1e3 if count else float("nan")
+
+        rows.append(
+            {
+                "worker": pid,
+                "used": s.get(f"{prefix}count[used]"),
+                "idle": s.get(f"{prefix}count[idle]"),
+                "max": s.get(f"{prefix}max"),
+                "pending": s.get(f"{prefix}pending_requests"),
+                "timeouts": s.get(f"{prefix}timeouts_total"),
+                "checkouts": s.get(f"{prefix}wait_time_seconds_count"),
+                "wait mean ms": mean_ms("wait_time"),
+                "returns": s.get(f"{prefix}use_time_seconds_count"),
+                "use mean ms": mean_ms("use_time"),
+            }
+        )
+    return pd.DataFrame(rows).set_index("worker")
