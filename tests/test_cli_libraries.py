@@ -195,3 +195,20 @@ def test_sweep_refuses_an_asyncpool_url_naming_the_threaded_form(tmp_path: Path)
         "(+asyncpool runs asyncio tasks in one process with poolviz run)"
     ]
     assert not out.exists()
+
+
+def test_factory_builds_asyncio_pools_from_an_asyncpool_url(tmp_path: Path) -> None:
+    """``factory.build`` on a +asyncpool URL gives the asyncio pool; asyncio=False refuses it, naming the +pool form."""
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from poolviz.pools import factory
+
+    url = f"sqlite+asyncpool:///{tmp_path / 'async.db'}"
+    engine = factory.build("sqlalchemy", url, pool_size=2)
+    assert isinstance(engine, AsyncEngine) and engine.sync_engine.pool.size() == 2
+    with pytest.raises(TypeError, match="AsyncEngine is an asyncio pool: close it with await factory.aclose"):
+        factory.close(engine)
+    with pytest.raises(ValueError, match=r"asyncio=False, but '.*' is an asyncio URL: give it as 'sqlite\+pool:///"):
+        factory.build("sqlalchemy", url, asyncio=False)
+    with pytest.raises(ValueError, match="psycopg_pool pools connect to PostgreSQL only"):
+        factory.build("psycopg", url)
