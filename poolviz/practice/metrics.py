@@ -100,27 +100,27 @@ def metrics_table(pages: dict[int, str]) -> Any:
     """
     import pandas as pd
 
+    p = "db_client_connection_"
     rows = []
     for pid, text in sorted(pages.items()):
         s = _samples(text)
-        prefix = "db_client_connection_"
-
-        def mean_ms(name: str) -> float:
-            count = s.get(f"{prefix}{name}_seconds_count", 0.0)
-            return s.get(f"{prefix}{name}_seconds_sum", 0.0) / count * 1e3 if count else float("nan")
-
         rows.append(
             {
                 "worker": pid,
-                "used": s.get(f"{prefix}count[used]"),
-                "idle": s.get(f"{prefix}count[idle]"),
-                "max": s.get(f"{prefix}max"),
-                "pending": s.get(f"{prefix}pending_requests"),
-                "timeouts": s.get(f"{prefix}timeouts_total"),
-                "checkouts": s.get(f"{prefix}wait_time_seconds_count"),
-                "wait mean ms": mean_ms("wait_time"),
-                "returns": s.get(f"{prefix}use_time_seconds_count"),
-                "use mean ms": mean_ms("use_time"),
+                "used": s.get(f"{p}count[used]"),
+                "idle": s.get(f"{p}count[idle]"),
+                "max": s.get(f"{p}max"),
+                "pending": s.get(f"{p}pending_requests"),
+                "timeouts": s.get(f"{p}timeouts_total"),
+                "checkouts": s.get(f"{p}wait_time_seconds_count"),
+                "wait mean ms": _mean_ms(s, f"{p}wait_time_seconds"),
+                "returns": s.get(f"{p}use_time_seconds_count"),
+                "use mean ms": _mean_ms(s, f"{p}use_time_seconds"),
             }
         )
     return pd.DataFrame(rows).set_index("worker")
+
+
+def _mean_ms(samples: dict[str, float], histogram: str) -> float:
+    count = samples.get(f"{histogram}_count", 0.0)
+    return samples.get(f"{histogram}_sum", 0.0) / count * 1e3 if count else float("nan")
