@@ -15,15 +15,15 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-import poolviz  # noqa: E402
-from poolviz import otel  # noqa: E402
-from poolviz.events import EventLog  # noqa: E402
-from poolviz.otel import names  # noqa: E402
-from poolviz.otel.testing import crowd, disagreements, points  # noqa: E402
-from poolviz.testing import plain_sqlite_pool, wait_until, wait_until_async  # noqa: E402
+import poolviz
+from poolviz import otel
+from poolviz.events import EventLog
+from poolviz.otel import names
+from poolviz.otel.testing import crowd, disagreements, points
+from poolviz.testing import plain_sqlite_pool, wait_until, wait_until_async
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -169,7 +169,9 @@ def test_peewee_publishes_its_limit_and_no_idle_limits(
     assert names.IDLE_MAX not in got and names.IDLE_MIN not in got
 
 
-def test_a_pool_without_a_limit_publishes_no_max(tmp_path: Path, observed: list[Any], provider: Any, reader: Any) -> None:
+def test_a_pool_without_a_limit_publishes_no_max(
+    tmp_path: Path, observed: list[Any], provider: Any, reader: Any
+) -> None:
     """max_connections=None (no limit) publishes no db.client.connection.max point."""
     db = sqlite_pool(tmp_path, observed, max_connections=None)
     observed.append(otel.observe(db, provider))
@@ -277,10 +279,11 @@ def test_the_drain_thread_keeps_up_with_a_log_smaller_than_the_gap_between_colle
     metrics = otel.observe(db, provider, drain_interval=0.001)
     without = otel.observe(lazy, provider, drain_interval=None)
     observed += [metrics, without]
-    for batch in range(20):
+    for batch in range(1, 21):
         cycle(db, 10)
         cycle(lazy, 10)
-        wait_until(lambda: metrics.drained == 1 + 20 * (batch + 1), what="the drain thread catching up")
+        events = 1 + 20 * batch  # a connect, then a checkout and a checkin per cycle
+        wait_until(lambda: metrics.drained == events, what="the drain thread catching up")  # noqa: B023
     assert value(reader, names.WAIT_TIME, metrics.pool_name).count == 200
     assert metrics.lost == 0
     assert without.lost > 0 and value(reader, names.WAIT_TIME, without.pool_name).count < 200
@@ -319,9 +322,7 @@ def test_default_pool_names_are_address_port_database_without_credentials(provid
     mysql = poolviz.connect("mysql+pool://bob:hunter22@db.example/shop")
     engine = create_engine("postgresql+psycopg2://carol:pa55word@10.0.0.7/sales")
     pool = ConnectionPool("host=pg.example user=dave password=letmein dbname=stock", open=False)
-    observers = [
-        otel.observe(target, provider, drain_interval=None) for target in (db, mysql, engine, pool)
-    ]
+    observers = [otel.observe(target, provider, drain_interval=None) for target in (db, mysql, engine, pool)]
     try:
         assert [m.pool_name for m in observers] == [
             "db.example:6543/orders",
@@ -364,11 +365,15 @@ def test_prometheus_serves_the_metrics_over_http(tmp_path: Path, observed: list[
         with urllib.request.urlopen(server.url, timeout=10) as response:
             page = response.read().decode()
         name = metrics.pool_name
-        assert f'db_client_connection_count{{db_client_connection_pool_name="{name}",db_client_connection_state="used"' in page
+        assert (
+            f'db_client_connection_count{{db_client_connection_pool_name="{name}",db_client_connection_state="used"'
+            in page
+        )
         assert f'db_client_connection_max{{db_client_connection_pool_name="{name}"' in page
         assert f'db_client_connection_use_time_seconds_count{{db_client_connection_pool_name="{name}"' in page
         assert "db_client_connection_timeouts_total" in page
         url, stop = server
+        assert stop == server.stop
         assert url == server.url and url.startswith("http://127.0.0.1:")
     finally:
         db.close()
@@ -389,7 +394,11 @@ def test_unsupported_objects_are_refused_naming_what_is_accepted(provider: Any) 
     [
         ({"pool_name": 3}, TypeError, "pool_name must be a string .* got 3"),
         ({"pool_name": " "}, ValueError, "pool_name must be a non-empty string .* got ' '"),
-        ({"meter_provider": "global"}, TypeError, "meter_provider must be an OpenTelemetry MeterProvider .* got builtins.str"),
+        (
+            {"meter_provider": "global"},
+            TypeError,
+            "meter_provider must be an OpenTelemetry MeterProvider .* got builtins.str",
+        ),
         ({"drain_interval": 0}, ValueError, "drain_interval"),
     ],
 )
@@ -429,4 +438,3 @@ def test_serve_prometheus_refuses_a_bad_port() -> None:
         otel.serve_prometheus(port=70000)
     with pytest.raises(ValueError, match="port"):
         otel.serve_prometheus(port=-1)
-

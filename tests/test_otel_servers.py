@@ -10,16 +10,16 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-import poolviz  # noqa: E402
-from poolviz import otel  # noqa: E402
-from poolviz.otel import names  # noqa: E402
-from poolviz.otel.testing import crowd, disagreements, points  # noqa: E402
-from poolviz.pools.psycopg.testing import libpq_url  # noqa: E402
-from poolviz.testing import wait_until  # noqa: E402
-from poolviz.urls import sqlalchemy_url  # noqa: E402
+import poolviz
+from poolviz import otel
+from poolviz.otel import names
+from poolviz.otel.testing import crowd, disagreements, points
+from poolviz.pools.psycopg.testing import libpq_url
+from poolviz.testing import wait_until
+from poolviz.urls import sqlalchemy_url
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -48,12 +48,14 @@ def closing() -> Iterator[list[Any]]:
                 break
 
 
-def point(reader: Any, name: str, pool_name: str, **extra: str) -> Any:
-    attributes = {names.POOL_NAME: pool_name, **{names.STATE: v for v in extra.values()}}
+def point(reader: Any, name: str, pool_name: str, state: str | None = None) -> Any:
+    attributes = {names.POOL_NAME: pool_name, **({names.STATE: state} if state else {})}
     return points(reader)[name][frozenset(attributes.items())]
 
 
-def test_peewee_on_postgresql_agrees_with_its_events(pg_url: str, provider: Any, reader: Any, closing: list[Any]) -> None:
+def test_peewee_on_postgresql_agrees_with_its_events(
+    pg_url: str, provider: Any, reader: Any, closing: list[Any]
+) -> None:
     """peewee on PostgreSQL, a waiter served late and two timeouts: every metric is what the events say."""
     patient = poolviz.connect(pg_url, max_connections=2, timeout=10)
     impatient = poolviz.connect(pg_url, max_connections=2, timeout=None)
@@ -69,7 +71,17 @@ def test_peewee_on_postgresql_agrees_with_its_events(pg_url: str, provider: Any,
         return db
 
     crowd(patient.events, lambda: take(patient), lambda db: db.close(), 2)
-    assert crowd(impatient.events, lambda: take(impatient), lambda db: db.close(), 2, waiter=False, impatient=impatient.connect) == 2
+    assert (
+        crowd(
+            impatient.events,
+            lambda: take(impatient),
+            lambda db: db.close(),
+            2,
+            waiter=False,
+            impatient=impatient.connect,
+        )
+        == 2
+    )
     take(patient)
     assert disagreements(reader, patient.events.snapshot(), watched.pool_name) == []
     assert disagreements(reader, impatient.events.snapshot(), "impatient") == []

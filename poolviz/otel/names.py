@@ -40,12 +40,18 @@ USE_TIME = "db.client.connection.use_time"
 
 #: ``name: (unit, description)`` for every metric, as the conventions give them.
 METRICS: dict[str, tuple[str, str]] = {
-    COUNT: ("{connection}", "The number of connections that are currently in state described by the `state` attribute."),
+    COUNT: (
+        "{connection}",
+        "The number of connections that are currently in state described by the `state` attribute.",
+    ),
     MAX: ("{connection}", "The maximum number of open connections allowed."),
     IDLE_MAX: ("{connection}", "The maximum number of idle open connections allowed."),
     IDLE_MIN: ("{connection}", "The minimum number of idle open connections allowed."),
     PENDING_REQUESTS: ("{request}", "The number of current pending requests for an open connection."),
-    TIMEOUTS: ("{timeout}", "The number of connection timeouts that have occurred trying to obtain a connection from the pool."),
+    TIMEOUTS: (
+        "{timeout}",
+        "The number of connection timeouts that have occurred trying to obtain a connection from the pool.",
+    ),
     CREATE_TIME: ("s", "The time it took to create a new connection."),
     WAIT_TIME: ("s", "The time it took to obtain an open connection from the pool."),
     USE_TIME: ("s", "The time between borrowing a connection and returning it to the pool."),
@@ -54,7 +60,26 @@ METRICS: dict[str, tuple[str, str]] = {
 #: Histogram bucket bounds in seconds (an advisory: a View overrides them). The SDK's default
 #: bounds (0 to 10 000) suit milliseconds; a pool's waits and holds run from microseconds to
 #: its timeout, so the bounds start at 100 µs and end at a minute.
-BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BUCKETS_S = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
 
 _LIBPQ_DEFAULTS = (("host", "PGHOST", "localhost"), ("port", "PGPORT", "5432"), ("dbname", "PGDATABASE", ""))
 

@@ -21,6 +21,7 @@ points told apart by their :data:`~poolviz.otel.names.POOL_NAME` attribute.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import threading
@@ -46,9 +47,7 @@ class _Instruments:
     """One meter provider's instruments and the pools observed through it."""
 
     def __init__(self, provider: metrics.MeterProvider) -> None:
-        from .. import __version__
-
-        meter = provider.get_meter(METER_NAME, __version__)
+        meter = provider.get_meter(METER_NAME, _version())
         self.observed: list[PoolMetrics] = []
         # Where a closed observer of a log stopped, by pool name: observing the same pool again
         # under the same name goes on from there, so the cumulative histograms count nothing twice.
@@ -104,6 +103,13 @@ _providers_lock = threading.Lock()
 _live: weakref.WeakSet[PoolMetrics] = weakref.WeakSet()
 
 
+def _version() -> str | None:
+    try:
+        return importlib.metadata.version("poolviz")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _instruments_for(provider: metrics.MeterProvider) -> _Instruments:
     with _providers_lock:
         found = _providers.get(provider)
@@ -115,9 +121,7 @@ def _instruments_for(provider: metrics.MeterProvider) -> _Instruments:
 class PoolMetrics:
     """What :func:`observe` returns: one pool published as OpenTelemetry metrics until :meth:`close`."""
 
-    def __init__(
-        self, log: EventLog, pool_name: str, instruments: _Instruments, drain_interval: float | None
-    ) -> None:
+    def __init__(self, log: EventLog, pool_name: str, instruments: _Instruments, drain_interval: float | None) -> None:
         self.log = log
         #: The ``db.client.connection.pool.name`` every point carries.
         self.pool_name = pool_name
@@ -324,6 +328,5 @@ def _log_of(pool: Any) -> EventLog:
         return events_of(pool)
     except TypeError:
         raise TypeError(
-            f"observe() takes {ACCEPTED}, or an EventLog; "
-            f"got {type(pool).__module__}.{type(pool).__qualname__}"
+            f"observe() takes {ACCEPTED}, or an EventLog; got {type(pool).__module__}.{type(pool).__qualname__}"
         ) from None

@@ -143,9 +143,9 @@ def crowd(
     late = [threading.Thread(target=wait, name="waiter")] if waiter else []
     for thread in late:
         # psycopg_pool counts a timed-out caller as waiting until a connection comes back.
-        before = log.last.waiting if log.last is not None else 0
+        waiting = (log.last.waiting if log.last is not None else 0) + 1
         thread.start()
-        wait_until(lambda: log.last is not None and log.last.waiting == before + 1, what="the waiter waiting")
+        wait_until(lambda: log.last is not None and log.last.waiting == waiting, what="the waiter waiting")  # noqa: B023
     release.set()
     join_threads(holders + late)
     return timeouts
