@@ -33,3 +33,8 @@ def test_the_fallback_ci_user_can_make_both_roles(mysql_url: str) -> None:
                 for host in ("127.0.0.1", "localhost"):
                     root.execute_sql(f"DROP USER IF EXISTS '{PROBE}'@'{host}'")
             root.close_all()
+
+
+def test_an_asyncio_url_is_reachable_when_its_server_answers(server_url: str) -> None:
+    """reachable() asks the server behind a +asyncpool URL too (Compare used to report it as not answering)."""
+    assert servers.reachable(server_url.replace("+pool://", "+asyncpool://", 1)) is None
