@@ -2,9 +2,12 @@
 
 The names, instrument types and units are OpenTelemetry's semantic conventions
 for database client connection pools (``db.client.connection.*``, the names
-the conventions use since v1.26; SQLAlchemy's own instrumentation still emits
-the older ``db.client.connections.*``). Every point carries the attribute
-:data:`POOL_NAME`; the connection count also :data:`STATE`.
+the conventions use since v1.26, as ``opentelemetry-semantic-conventions``
+0.66b0 spells them; SQLAlchemy's own instrumentation still emits the older
+``db.client.connections.*``). The newest conventions (schema 1.44, the Java
+and JavaScript libraries) rename :data:`MAX` ``db.client.connection.limit``.
+Every point carries the attribute :data:`POOL_NAME`; the connection count
+also :data:`STATE`.
 
 A pool's default name is the one the conventions suggest when the pool has
 none: ``server.address:server.port/db.namespace`` (``127.0.0.1:5432/test``);
