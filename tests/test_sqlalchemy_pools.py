@@ -239,8 +239,8 @@ def test_bad_input_names_what_is_accepted(sqlite_file: str) -> None:
     engine = create_engine(sqlite_file)
     with pytest.raises(ValueError, match="not instrumented"):
         poolviz.events_of(engine)
-    with pytest.raises(ValueError, match="leak_threshold=0.5"):
-        poolviz.instrument(engine, leak_threshold=0.5)
+    with pytest.raises(ValueError, match="leak_threshold must be None or a number of seconds > 0, got 0"):
+        poolviz.instrument(engine, leak_threshold=0)
     engine.dispose()
 
 
