@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from ..recording import RecordingReader
 from ..units import duration
-from .values import UsageError
+from .values import UsageError, positive
 
 #: The window, in seconds of the recording, over which checkouts per second are counted.
 RATE_WINDOW_S = 5.0
@@ -24,12 +25,8 @@ _CLEAR = "\x1b[H\x1b[2J"
 _COLUMNS = ("process", "state", "in use", "idle", "waiting", "checkouts/s", "waits", "timeouts", "dropped")
 
 
-def add_follow_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The ``follow`` command's options."""
-    from pathlib import Path
-
-    from .values import positive
-
+def add_follow_command(commands: Any) -> None:
+    """Add the ``follow`` command and its options to ``commands`` (the parser's subparsers)."""
     follow = commands.add_parser(
         "follow",
         help="follow a recording (poolviz.record) live: pools per process and who holds each connection",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -102,7 +103,7 @@ def encode(line: dict[str, Any]) -> bytes:
     return (json.dumps(line, separators=(",", ":"), default=str) + "\n").encode("utf-8")
 
 
-def batch(events: list[tuple[Any, ...]], watermark: float, dropped: int) -> bytes:
+def batch(events: Sequence[tuple[Any, ...]], watermark: float, dropped: int) -> bytes:
     """A batch line: the events (13 fields each), the writer's watermark and its running drop count."""
     return encode({"events": events, "watermark": watermark, "dropped": dropped})
 

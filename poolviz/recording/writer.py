@@ -197,7 +197,7 @@ class Recorder:
             if events or lost or mark - self._last_line >= IDLE_LINE_S:
                 # The mark was taken before the read: every later event is stamped after it (less a margin
                 # the reader allows for a reading taken just before the pool's lock).
-                line = fmt.batch([tuple(e) for e in events], mark, self.dropped)
+                line = fmt.batch(events, mark, self.dropped)  # Events are tuples: JSON arrays as they are
                 self._write_line(line, len(events))
             if len(events) < BATCH_LIMIT:
                 return
