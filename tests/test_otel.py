@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -287,6 +288,32 @@ def test_the_drain_thread_keeps_up_with_a_log_smaller_than_the_gap_between_colle
     assert value(reader, names.WAIT_TIME, metrics.pool_name).count == 200
     assert metrics.lost == 0
     assert without.lost > 0 and value(reader, names.WAIT_TIME, without.pool_name).count < 200
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_publishes_its_own_events(
+    tmp_path: Path, observed: list[Any], provider: Any, reader: Any
+) -> None:
+    """After fork the child's drain thread starts again and publishes the child's cycles; the parent's stay its own."""
+    db = sqlite_pool(tmp_path, observed, max_connections=2)
+    metrics = otel.observe(db, provider, drain_interval=0.001)
+    observed.append(metrics)
+    cycle(db, 2)
+    wait_until(lambda: metrics.drained == 5, what="the parent's events drained")
+    pid = os.fork()
+    if pid == 0:  # the child: report by exit code, never return into pytest
+        code = 1
+        try:
+            db.dispose()  # the parent's connections are the parent's
+            cycle(db, 3)
+            wait_until(lambda: metrics.drained == 5 + 1 + 1 + 6, what="the child's events drained")
+            code = 0 if value(reader, names.USE_TIME, metrics.pool_name).count == 5 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert metrics.drained == 5
+    assert value(reader, names.USE_TIME, metrics.pool_name).count == 2
 
 
 def test_an_uninstrumented_pool_is_instrumented(tmp_path: Path, provider: Any, reader: Any) -> None:
