@@ -430,12 +430,13 @@ def test_unsupported_objects_are_refused_naming_what_is_accepted(provider: Any) 
     ],
 )
 def test_bad_arguments_are_refused_naming_the_value(
-    tmp_path: Path, observed: list[Any], kwargs: dict[str, Any], error: type[Exception], match: str
+    tmp_path: Path, kwargs: dict[str, Any], error: type[Exception], match: str
 ) -> None:
-    """A bad pool_name, meter_provider or drain_interval raises, naming the value and what is allowed."""
-    db = sqlite_pool(tmp_path, observed)
+    """A bad pool_name, meter_provider or drain_interval raises naming the value, and leaves the pool as it was."""
+    db = plain_sqlite_pool(tmp_path / "plain.db")
     with pytest.raises(error, match=match):
         otel.observe(db, **kwargs)
+    assert not poolviz.is_instrumented(db)
 
 
 def test_two_pools_under_one_name_are_refused(tmp_path: Path, observed: list[Any], provider: Any) -> None:

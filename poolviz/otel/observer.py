@@ -304,8 +304,8 @@ def observe(
     collected and every ``drain_interval`` seconds (None: only when
     collected), never on the pool's own path.
     """
-    log = _log_of(pool)
-    name = names.default_pool_name(pool, log) if pool_name is None else names.checked_pool_name(pool_name)
+    # Every argument is checked before the pool is touched: a bad one leaves it as it was.
+    given_name = None if pool_name is None else names.checked_pool_name(pool_name)
     if meter_provider is None:
         meter_provider = metrics.get_meter_provider()
     elif not isinstance(meter_provider, metrics.MeterProvider):
@@ -315,6 +315,8 @@ def observe(
         )
     if drain_interval is not None:
         drain_interval = checks.seconds("drain_interval", drain_interval, positive=True)
+    log = _log_of(pool)
+    name = names.default_pool_name(pool, log) if given_name is None else given_name
     return PoolMetrics(log, name, _instruments_for(meter_provider), drain_interval)
 
 
