@@ -28,7 +28,7 @@ def test_follow_once_prints_each_process_and_the_connections_held_now(db: Any, t
     for _ in range(3):
         db.connect()
         db.close()
-    db.connect()  # held while the command runs
+    db.connect()  # held while the command runs, taken here
     recorder.flush()
     try:
         done = poolviz_cli("follow", str(tmp_path / "rec"), "--once", cwd=tmp_path, timeout=60)
@@ -45,6 +45,7 @@ def test_follow_once_prints_each_process_and_the_connections_held_now(db: Any, t
     assert "holders now, longest first (1 connections held)" in done.stdout
     holder = next(line for line in lines if line.startswith(f"p{os.getpid()}:"))
     assert holder.split()[1] == "MainThread"
+    assert "tests/test_follow_cli.py:" in holder  # the site where the test took it (contract 1)
 
 
 def test_follow_once_shows_an_ended_stream_as_stopped(db: Any, tmp_path: Path) -> None:

@@ -416,6 +416,11 @@ def test_replay_and_the_plots_take_a_recording(db: Any, tmp_path: Path) -> None:
     recorder.stop()
     frame = poolviz.load_recording(tmp_path)
     replay = Replay(frame)
-    assert replay.t_end == pytest.approx(frame["t"].max())
+    try:
+        assert replay.t_end == pytest.approx(frame["t"].max())
+        assert replay.seek(replay.t_end)
+        assert replay.last_stats["requests"] == 5
+    finally:
+        replay.close()
     plots.plot_timeline(frame, ax=Figure().add_subplot())
     plots.plot_occupancy(frame, ax=Figure().add_subplot())

@@ -28,7 +28,7 @@ from . import format as fmt
 logger = logging.getLogger("poolviz.recording")
 
 #: How far back :meth:`ProcessStream.checkouts_per_s` may look.
-RATE_WINDOW_S = 60.0
+RATE_WINDOW_S = 10.0
 _RELEASING = ("checkin", "close")
 
 
@@ -69,7 +69,11 @@ class ProcessStream:
     def checkouts_per_s(self, window_s: float, now: float) -> float:
         """Checkouts per second over the ``window_s`` seconds before ``now`` (``perf_counter()`` readings)."""
         since = now - window_s
-        recent = sum(1 for t in self.checkout_times if t > since)
+        recent = 0
+        for t in reversed(self.checkout_times):  # newest first: stop at the window's start
+            if t <= since:
+                break
+            recent += t <= now
         return recent / window_s
 
     def take(self, raw: tuple[Any, ...]) -> None:

@@ -83,9 +83,15 @@ class Recorder:
         self.max_segments = max_segments
         self.period_s = period_s
         self._stopped = False
+        self._fork_locked = False
         self._start_stream()
         atexit.register(self._at_exit)
-        os.register_at_fork(after_in_child=_child_hook(weakref.ref(self)))
+        ref = weakref.ref(self)
+        os.register_at_fork(
+            before=_hook(ref, "_before_fork"),
+            after_in_parent=_hook(ref, "_after_fork_in_parent"),
+            after_in_child=_hook(ref, "_after_fork_in_child"),
+        )
 
     def _start_stream(self) -> None:
         # Everything one process's stream needs, made afresh in a forked child.
@@ -242,6 +248,16 @@ class Recorder:
         except Exception:  # at exit, only a log line
             logger.exception("poolviz recording could not end its stream")
 
+    def _before_fork(self) -> None:
+        # The flusher takes the pool's lock to read the log: a fork while it does would leave the lock held for
+        # ever in the child, and its pool stuck. Holding the flusher's own lock over the fork keeps it out.
+        self._fork_locked = not self._stopped and self._lock.acquire(timeout=JOIN_TIMEOUT_S)
+
+    def _after_fork_in_parent(self) -> None:
+        if self._fork_locked:
+            self._fork_locked = False
+            self._lock.release()
+
     def _after_fork_in_child(self) -> None:
         if self._stopped:
             return
@@ -297,16 +313,17 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _child_hook(ref: weakref.ref[Recorder]) -> Any:
-    def after_in_child() -> None:
+def _hook(ref: weakref.ref[Recorder], method: str) -> Any:
+    # A fork hook cannot be unregistered: it holds the recorder weakly, and never raises into fork().
+    def hook() -> None:
         recorder = ref()
         if recorder is not None:
             try:
-                recorder._after_fork_in_child()
+                getattr(recorder, method)()
             except Exception:
-                logger.exception("poolviz recording could not start the forked child's stream")
+                logger.exception("poolviz recording: %s failed", method)
 
-    return after_in_child
+    return hook
 
 
 def _finalize_at_exit(recorder: Recorder) -> None:
