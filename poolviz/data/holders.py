@@ -80,9 +80,12 @@ def _events(source: Any) -> tuple[pd.DataFrame, EventLog | None]:
         log = None
     try:
         frame = as_frame(source)
-    except TypeError:
+    except TypeError as not_events:
         from ..pools import events_of  # an instrumented SQLAlchemy engine or psycopg_pool pool
 
-        log = events_of(source)
+        try:
+            log = events_of(source)
+        except TypeError:
+            raise not_events from None
         frame = log.to_frame()
     return frame, log
