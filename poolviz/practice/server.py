@@ -291,6 +291,31 @@ class AppServer:
         """The server's processes still running (master and workers): see :func:`group_members`."""
         return [] if self.pgid is None else group_members(self.pgid)
 
+    def wait_recorded(self, timeout: float = 10.0) -> None:
+        """Return once every worker's recording has caught up with now (the writers flush ~100 ms behind).
+
+        Each stream's watermark says up to when its process has written all
+        its events; this waits until every worker's passes the moment of the
+        call, so a recording read afterwards holds everything done before it.
+        Raises ``RuntimeError`` when the server does not record, or after ``timeout`` seconds.
+        """
+        from ..recording import RecordingReader
+        from .app import RECORDING_NAME
+
+        if self.record_dir is None:
+            raise RuntimeError("this server does not record: start it with record_dir=")
+        mark = time.perf_counter()
+        reader = RecordingReader(self.record_dir, RECORDING_NAME)
+        deadline = time.monotonic() + checks.seconds("timeout", timeout, positive=True)
+        while True:
+            reader.poll()
+            behind = [pid for pid in self.worker_pids() if _behind(reader, pid, mark)]
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the recordings of workers {behind} did not catch up within {timeout:g} s")
+            time.sleep(0.02)
+
     def get(self, path: str, timeout: float = 10.0) -> load.Reply:
         """One GET request to the app (see :func:`poolviz.practice.load.request`)."""
         return load.request(self.url, path, timeout=timeout)
@@ -338,6 +363,11 @@ class AppServer:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<AppServer {self.url} {state}, {self.workers} workers, {'fixed' if self.fixed else 'leaky'}>"
+
+
+def _behind(reader: Any, pid: int, mark: float) -> bool:
+    stream = reader.processes.get(pid)
+    return stream is None or (not stream.ended and stream.watermark < mark)
 
 
 def serve(url: str, **kwargs: Any) -> AppServer:
