@@ -11,6 +11,10 @@ kind          meaning and payload
 ``checkout``  a caller got a connection. ``wait_s`` is how long it waited for a
               free slot (0.0 when it did not wait), ``reused`` is True when the
               connection came from the idle heap rather than being just opened.
+              ``message`` is its *site*: where the application asked,
+              ``path.py:LINE in function``, the first frame outside the pool
+              libraries (see :mod:`poolviz.pools.sites`); ``""`` when none is
+              the application's or the pool was instrumented with ``sites=False``.
 ``checkin``   a caller returned its connection and the pool kept it idle.
               ``duration_s`` is how long it was held.
 ``wait``      a caller found the pool full (``max_connections`` in use) and
@@ -28,11 +32,14 @@ kind          meaning and payload
               type name, ``message`` its text with credentials masked.
 ``leak``      (only with ``leak_threshold``) a connection has been held longer
               than the threshold. ``thread`` is the holder, ``message`` where it
-              was checked out, ``duration_s`` how long it has been held,
+              was checked out: its stack, innermost first, `` < ``-joined
+              application frames, the first being the checkout's site;
+              ``duration_s`` how long it has been held,
               ``reason`` ``held`` or ``thread_exited`` (its holder is gone and
               will never return it).
 ``unleak``    a connection reported as leaked came back (check-in or close);
-              ``duration_s`` is how long it was held in all.
+              ``duration_s`` is how long it was held in all, ``message`` the
+              leak's stack.
 ``dispose``   ``dispose()`` made the pool forget every connection without
               closing it (after ``fork()`` the parent owns them); no ``close``
               events follow for them, and the counts drop to zero.
@@ -65,6 +72,11 @@ monotonic clock since the log started), ``conn`` (poolviz's serial for the
 driver connection, never reused; 0 when the event concerns none), ``thread``
 (the caller's thread name) and the pool's counts right after the event:
 ``in_use``, ``idle`` and ``waiting``.
+
+An events frame (:meth:`EventLog.to_frame <poolviz.events.EventLog.to_frame>`)
+adds a ``site`` column worked out from the events, not recorded: a checkout's
+site, and for a ``checkin``, ``leak``, ``unleak`` or ``close`` of a connection
+still held, the site of its latest checkout (``""`` otherwise).
 
 """
 
