@@ -606,3 +606,88 @@ def test_on_a_plain_page_the_view_is_light_sleeps_follows_its_box_and_a_theme(
     dark = assert_stays_asleep(page, live)
     assert dark["bg"] == "#111111" and contrast(rgba(dark["fg"]), rgba(dark["bg"])) >= 4.5
     assert mean_luminance(page.locator(f"{live} canvas").screenshot()) < 0.35
+
+
+FOLLOWED_APPS = [
+    "import pathlib, subprocess, sys, tempfile\n"
+    "from poolviz.live.follow import follow\n"
+    "base = pathlib.Path(tempfile.mkdtemp())\n"
+    "(base / 'rec').mkdir()\n"
+    "(base / 'app.py').write_text({app!r})\n"
+    "apps = [subprocess.Popen([sys.executable, 'app.py', str(base / 'rec'), str(base / f'shop{{i}}.db')], cwd=base,\n"
+    "                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for i in range(2)]\n"
+    "print('pids=' + ','.join(str(a.pid) for a in apps), [a.stdout.readline().strip() for a in apps])",
+    "followed = follow(base / 'rec', name='shop', interval_s=0.1, window_s=2, height=360)\nfollowed",
+]
+FOLLOW = ".poolviz-follow .poolviz-live"
+
+TABLE_STATE = """el => {
+    const cell = el.querySelector('.poolviz-live-holders td'), tip = el.querySelector('.poolviz-live-tip');
+    const chain = (node) => {
+        const out = [];
+        for (; node; node = node.parentElement) out.push(getComputedStyle(node).backgroundColor);
+        return out;
+    };
+    return { caption: el.querySelector('.poolviz-live-holders-caption').innerText,
+             heads: [...el.querySelectorAll('.poolviz-live-holders th')].map((th) => th.innerText),
+             rows: [...el.querySelectorAll('tr.poolviz-live-holder')]
+                 .map((tr) => [...tr.children].map((td) => td.innerText)),
+             cellColour: getComputedStyle(cell).color, cellBackgrounds: chain(cell),
+             tipColour: getComputedStyle(tip).color, tipBackgrounds: chain(tip), tip: tip.innerText };
+}"""
+
+
+@pytest.mark.parametrize("lab", [LIGHT, DARK], indirect=True)
+def test_following_a_recording_shows_each_holds_site_on_hover_and_who_holds_what(
+    lab: dict[str, Any], page: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two app processes recorded and followed: hovering each one's held bar shows its site; the table lists both."""
+    from test_live_follow import APP, REPORT_SITE
+
+    slug = "dark" if request.node.callspec.params["lab"] == DARK else "light"
+    open_and_run_all(lab, page, "follow.ipynb", [FOLLOWED_APPS[0].format(app=APP), FOLLOWED_APPS[1]])
+    page.wait_for_function(ALL_CELLS_RAN, timeout=120_000)
+    printed = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']").inner_text()
+    pids = printed.split()[0].removeprefix("pids=").split(",")
+    page.locator(FOLLOW).wait_for()
+    # Both processes' reporters hold a connection, and the axis has moved a window past their checkouts.
+    page.wait_for_function(
+        "sel => { const d = document.querySelector(sel)?.dataset; return d && +d.holders === 2 && +d.t > 3; }",
+        arg=FOLLOW,
+        timeout=60_000,
+    )
+    view = page.locator(FOLLOW)
+    view.scroll_into_view_if_needed()
+    data = page.eval_on_selector(FOLLOW, "el => ({...el.dataset})")
+    canvas = page.locator(f"{FOLLOW} canvas")
+    width = canvas.bounding_box()["width"]
+    hovered = []
+    for lane in range(int(data["lanes"])):
+        y = float(data["laneTop"]) + (lane + 0.5) * float(data["laneHeight"])
+        canvas.hover(position={"x": width - 30, "y": y})
+        page.wait_for_function(
+            "sel => document.querySelector(sel + ' .poolviz-live-tip').style.display === 'block'", arg=FOLLOW
+        )
+        state = page.eval_on_selector(FOLLOW, TABLE_STATE)
+        hovered.append((page.eval_on_selector(FOLLOW, "el => el.dataset.hoverSite"), state["tip"]))
+        if lane == 0:
+            view.screenshot(path=str(tmp_path / f"follow_hover_{slug}.png"))
+    assert [site for site, _tip in hovered] == [REPORT_SITE, REPORT_SITE], hovered
+    assert sorted(tip.split("\n")[0].rsplit(" ", 1)[-1] for _site, tip in hovered) == sorted(pids)
+    assert all(f"site {REPORT_SITE}" in tip and "thread reporter" in tip for _site, tip in hovered)
+
+    page.mouse.move(0, 0)
+    state = page.eval_on_selector(FOLLOW, TABLE_STATE)
+    assert state["heads"] == ["process", "connection", "holder (thread or task)", "checkout site", "held for"]
+    assert sorted((row[0], row[2], row[3]) for row in state["rows"]) == sorted(
+        (p, "reporter", REPORT_SITE) for p in pids
+    )
+    assert state["caption"].startswith("holders now: 2 connections held, longest first")
+    reads = contrast(rgba(state["cellColour"]), effective_background(state["cellBackgrounds"]))
+    tip = contrast(rgba(state["tipColour"]), effective_background(state["tipBackgrounds"]))
+    print(f"\nfollow ({slug}): holders {state['rows']}, table contrast {reads:.1f}, tooltip contrast {tip:.1f}")
+    assert reads >= 4.5 and tip >= 4.5 and data["theme"] == slug
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    view.screenshot(path=str(tmp_path / f"follow_{slug}.png"))
+    for name in (f"follow_{slug}.png", f"follow_hover_{slug}.png"):
+        shutil.copy(tmp_path / name, SCREENSHOTS / name)

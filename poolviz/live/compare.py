@@ -109,6 +109,8 @@ class Compare:
                     max_connections=c["limit"],
                     height=420,
                     workers=closed_loop_workers(self.workload.workers),
+                    # Side by side the views are narrow, and each run's holders matter less than the contrast.
+                    show_holders=False,
                 ),
                 "poolviz-view",
             )

@@ -74,7 +74,7 @@ class LiveView(anywidget.AnyWidget):
 
     Under the canvas a "holders now" table lists who holds every connection
     (connection, holder thread or task, checkout site, held for; longest
-    first; ``data-holders`` counts them), and hovering a hold shows its
+    first; ``data-holders`` counts them; ``show_holders=False`` hides it), and hovering a hold shows its
     checkout's site (``data-hover-site``). ``by_process`` (a merged log of
     several processes, thread labels ``p<pid>:<thread>``) groups the lanes by
     process and adds a process column to the table; set it before sending
@@ -96,6 +96,7 @@ class LiveView(anywidget.AnyWidget):
     height = traitlets.Int(520).tag(sync=True)
     workers = traitlets.List(traitlets.Unicode(), default_value=[]).tag(sync=True)
     by_process = traitlets.Bool(False).tag(sync=True)
+    show_holders = traitlets.Bool(True).tag(sync=True)
     wire = traitlets.Dict(default_value=wire_format()).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:

@@ -29,7 +29,7 @@ function buildHolders(make, ink) {
   const head = document.createElement("thead"), body = document.createElement("tbody");
   table.append(head, body);
   box.append(caption, table);
-  return { box, caption, head, body, key: "" };
+  return { box, caption, head, body, key: "", at: "" };
 }
 
 function holderCells(r, byProcess) {
@@ -56,6 +56,10 @@ function tableRow(tag, cells, css) {
 
 function showHolders(el, dom, s, t, live, p) {
   // Refresh the table for time t (live: from the open holds); nothing is touched when the text is the same.
+  // A settled view redrawn for the pointer (same time, same events, same colours) skips even the scan.
+  const at = `${t}|${s.n}|${s.batches}|${p.key}|${live}`;
+  if (!live && at === dom.at) return;
+  dom.at = at;
   const rows = holdersAt(s, t, live), shown = rows.slice(0, HOLDERS_SHOWN), caption = holdersCaption(rows, t, live);
   const key = [caption, p.key, s.byProcess, ...shown.map((r) => holderCells(r, s.byProcess).join("\u0001"))].join("\u0002");
   el.dataset.holders = String(rows.length);
@@ -64,6 +68,8 @@ function showHolders(el, dom, s, t, live, p) {
   dom.caption.textContent = caption;
   const heads = [...(s.byProcess ? ["process"] : []), "connection", "holder (thread or task)", "checkout site", "held for"];
   const last = heads.length - 1, pad = "padding:1px 6px;text-align:left;border-top:1px solid var(--jp-border-color2, #e0e0e0);";
+  // No one holds a connection: the caption says so, without a table head over no rows.
+  if (!rows.length) { dom.head.replaceChildren(); dom.body.replaceChildren(); return; }
   dom.head.replaceChildren(tableRow("th", heads, (i) => `${pad}background:var(--jp-layout-color2, #eeeeee);` +
     `font-weight:bold;${i === last ? "text-align:right" : ""}`));
   dom.body.replaceChildren(...shown.map((r) => {

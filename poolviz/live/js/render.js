@@ -5,7 +5,7 @@
 // theme switch (MutationObserver on <body>). data-frames counts frames drawn, data-ticks animation
 // frames run, data-sleeping says whether one is pending: a test reads them to see the loop asleep.
 
-const SETTINGS = ["window_s", "max_connections", "cursor_t", "span", "title", "height", "workers", "max_fps"];
+const SETTINGS = ["window_s", "max_connections", "cursor_t", "span", "title", "height", "workers", "max_fps", "show_holders"];
 const STRIP_EVERY_MS = 250;
 
 function layout(s, W, H, [t0, t1, tEnd]) {
@@ -116,9 +116,10 @@ function draw(v, settled) {
   if (settled || now - v.lastStrip > STRIP_EVERY_MS) {
     v.lastStrip = now;
     drawStrip(el, v.dom.numbers, s, n, g, cursor ? totalsUpTo(s, g.hi) : s.totals, settled ? null : v.fps);
-    showHolders(el, v.dom.holders, s, g.tEnd, moving(v), p);
+    if (model.get("show_holders")) showHolders(el, v.dom.holders, s, g.tEnd, moving(v), p);
   }
-  Object.assign(el.dataset, { theme: p.dark ? "dark" : "light", bg: p.bg, fg: p.text, width: String(W), t: g.tEnd.toFixed(3) });
+  Object.assign(el.dataset, { theme: p.dark ? "dark" : "light", bg: p.bg, fg: p.text, width: String(W), t: g.tEnd.toFixed(3),
+    lanes: String(s.laneCount), laneTop: String(g.top), laneHeight: g.laneH.toFixed(2) });
 }
 
 function wake(v) {
@@ -156,7 +157,12 @@ function onHover(v, ev) {
   // What a test reads: the site of the hold under the pointer ("" when none).
   v.el.dataset.hoverSite = hold ? v.s.sites[hold.site] ?? "" : "";
   tip.style.display = text ? "block" : "none";
-  if (text) { tip.textContent = text; tip.style.left = `${v.mouse.x + 12}px`; tip.style.top = `${v.mouse.y + 12}px`; }
+  if (!text) return;
+  tip.textContent = text;
+  // Beside the pointer, on its left where the right would run past the canvas's edge.
+  const right = v.mouse.x + 12 + tip.offsetWidth > canvas.clientWidth;
+  tip.style.left = `${Math.max(0, right ? v.mouse.x - 12 - tip.offsetWidth : v.mouse.x + 12)}px`;
+  tip.style.top = `${v.mouse.y + 12}px`;
 }
 
 function render({ model, el }) {
@@ -172,7 +178,11 @@ function render({ model, el }) {
     if (!model.get("paused")) v.frozenEnd = null; else if (v.frozenEnd === null) v.frozenEnd = currentEnd(v);
     setPause(); wakeUp();
   };
-  const onSetting = () => { title.textContent = model.get("title"); wakeUp(); };
+  const onSetting = () => {
+    title.textContent = model.get("title");
+    v.dom.holders.box.style.display = model.get("show_holders") ? "" : "none";
+    wakeUp();
+  };
   const hover = (ev) => onHover(v, ev);
   const leave = () => { v.mouse = null; tip.style.display = "none"; wakeUp(); };
   model.on("change:paused", onPaused);
