@@ -39,7 +39,8 @@ connections being opened or returned, and after ``close()`` it keeps the
 ``pool_size`` psycopg_pool keeps. Not recorded: ``check()`` taking idle
 connections out while it tests them (psycopg_pool counts them as not available
 meanwhile; the next event shows it), and a failed reconnection lowering
-``pool_size``. ``leak_threshold`` is not available for these pools yet.
+``pool_size``. ``leak_threshold`` reports connections held too long (:mod:`.leaks`), and
+each checkout's ``message`` is its site (:mod:`poolviz.pools.sites`).
 :mod:`.testing` has the helpers the tests use to hold the pools to this.
 """
 
