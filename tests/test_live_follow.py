@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NODE_INGEST, run_view_module
+from conftest import NODE_LOAD, run_view_module
 
 import poolviz
 from poolviz.live.follow import Follow, follow
@@ -128,8 +128,18 @@ def release(procs: list[subprocess.Popen[str]]) -> None:
 
 
 NODE_HOLDERS_NOW = (
-    NODE_INGEST.replace("view.newStore(input.wire)", "view.newStore(input.wire, true)")
+    NODE_LOAD
     + """
+// The view's store fed with every message in order, as the browser is: batches, and processes gone.
+const s = view.newStore(input.wire, true);
+for (const { header, buffers } of input.messages) {
+  if (header.type === "gone") view.gone(s, header.process, header.t);
+  if (header.type !== "events") continue;
+  view.ingest(s, header, buffers.map((b) => {
+    const raw = Buffer.from(b, "base64");
+    return new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  }));
+}
 const rows = view.holdersAt(s, s.nowK, true).map((r) => [r.process, r.thread, r.site]);
 process.stdout.write(JSON.stringify({ rows, groups: s.groups.map((g) => g.key) }));
 """
@@ -137,9 +147,10 @@ process.stdout.write(JSON.stringify({ rows, groups: s.groups.map((g) => g.key) }
 
 
 def holders_in_browser(sent: Sent, tmp_path: Path) -> dict[str, Any]:
-    """What the view's holders table lists, from the batches sent so far (the view's store, run in node)."""
-    batches = [{"header": h, "buffers": [base64.b64encode(x).decode() for x in b]} for h, b in sent.batches()]
-    return run_view_module(NODE_HOLDERS_NOW, {"wire": wire_format(), "batches": batches}, tmp_path)
+    """What the view's holders table lists, from the messages sent so far (the view's store, run in node)."""
+    with sent.lock:
+        messages = [{"header": h, "buffers": [base64.b64encode(x).decode() for x in b]} for h, b in sent.messages]
+    return run_view_module(NODE_HOLDERS_NOW, {"wire": wire_format(), "messages": messages}, tmp_path)
 
 
 def follow_threads() -> list[str]:
@@ -175,6 +186,26 @@ def test_following_two_application_processes_groups_them_and_names_who_holds_wha
         assert followed.stop()
         assert not follow_threads()
     assert followed.error == "" and not followed.running
+
+
+def test_a_process_that_dies_holding_a_connection_leaves_the_holders_table(
+    tmp_path: Path, sent: Sent, apps: list[subprocess.Popen[str]]
+) -> None:
+    """One app process killed while its worker holds a connection: once its stream ends, only the other holds one."""
+    with follow(tmp_path / "rec", name="shop", interval_s=0.05) as followed:
+        for proc in apps:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+        wait_until(lambda: len(holders_in_browser(sent, tmp_path)["rows"]) == 2, timeout=30, what="both holding")
+        dead, alive = apps
+        dead.kill()
+        wait_until(lambda: f"p{dead.pid} exited" in followed.status_text(), timeout=30, what="the killed stream ended")
+        gone = wait_until(
+            lambda: [h for h, _b in sent.messages if h.get("type") == "gone"], timeout=30, what="the view told"
+        )
+        assert gone == [{"type": "gone", "process": f"p{dead.pid}", "t": gone[0]["t"]}]
+        assert holders_in_browser(sent, tmp_path)["rows"] == [[str(alive.pid), "reporter", REPORT_SITE]]
+        assert f"p{alive.pid} running" in followed.status_text()
+        release([alive])
 
 
 def test_stop_leaves_no_thread_and_sends_the_last_events(tmp_path: Path, sent: Sent) -> None:

@@ -8,7 +8,10 @@ into a :class:`~poolviz.events.merge.MergedEventLog` (threads read
 releases to a :class:`~poolviz.live.view.LiveView` that groups the lanes by
 process and lists who holds every connection, with the site it was taken at.
 A line above the view says which processes are recorded, which are still
-running and how many events each one's stream dropped.
+running and how many events each one's stream dropped. When a process's
+stream ends (its process exited, or it stopped recording), the view is told
+once the process's last events are shipped, and its holds end there: a
+worker that died holds nothing, whatever it held when it died.
 """
 
 from __future__ import annotations
@@ -68,11 +71,15 @@ class Follow:
         #: The last problem reading the recording ("" when none), also shown above the view.
         self.error = ""
         self.polls = 0
+        # Ended streams: thread-label prefix -> (the log's next seq when seen ended, t of its last event).
+        self._ended: dict[str, tuple[int, float]] = {}
+        self._told: set[str] = set()
+        self._sent_upto = 0
         self._status_at = -float("inf")
         self._status_lock = threading.Lock()
         self.view.reset()
         self.shipper = Shipper(self.reader.log, self._send)
-        self.view.on_hello = lambda: self.shipper.resend(self.view.reset)
+        self.view.on_hello = lambda: self.shipper.resend(self._reset)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="poolviz-follow", daemon=True)
         self._show_status(force=True)
@@ -83,11 +90,31 @@ class Follow:
         name = self.reader.name or "the application"
         return f"{name}, recorded in {self.reader.directory}: lanes grouped by process"
 
+    def _reset(self) -> None:
+        self._told.clear()
+        self.view.reset()
+
     def _send(self, events: Sequence[Event], *, now: float, lost: int, dropped: int) -> None:
-        # A long recording's history arrives in one read: sent in messages of at most CHUNK_EVENTS.
+        # The shipper's thread, one batch at a time. A long recording's history arrives in one read: sent in
+        # messages of at most CHUNK_EVENTS. Then each ended process whose last event has gone is told.
         for start in range(0, max(1, len(events)), CHUNK_EVENTS):
             part = events[start : start + CHUNK_EVENTS]
             self.view.send_batch(part, now=now, lost=lost if start == 0 else 0, dropped=dropped)
+        if events:
+            self._sent_upto = events[-1].seq + 1
+        for label, (upto, t) in list(self._ended.items()):
+            if label not in self._told and upto <= self._sent_upto:
+                self._told.add(label)
+                self.view.send({"type": "gone", "process": label, "t": t})
+
+    def _note_ended(self) -> None:
+        # Called after a poll: streams newly ended, with where the log stood once their last events were in it.
+        log = self.reader.log
+        for pid, stream in list(self.reader.processes.items()):
+            label = f"p{pid}"
+            if stream.ended and label not in self._ended:
+                last = stream.last - log.t0 if stream.last > float("-inf") else log.now()
+                self._ended[label] = (log.cursor().next_seq, last)
 
     def poll(self) -> int:
         """Read what is new in the recording now (the thread does this every ``interval_s``); events released."""
@@ -100,6 +127,7 @@ class Follow:
             self._show_status(force=True)
             return 0
         was, self.error = self.error, ""
+        self._note_ended()
         self.polls += 1
         self._show_status(force=bool(was))
         return released

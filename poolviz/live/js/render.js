@@ -212,7 +212,7 @@ function render({ model, el }) {
 }
 
 // For tests that run the view's arithmetic without a browser (node): anywidget uses the default export.
-export { newStore, ingest, serviceUpTo, viewNumbers, occupancyMeans, decodeBatch, threadColour, holdersAt, holdText,
+export { newStore, ingest, gone, serviceUpTo, viewNumbers, occupancyMeans, decodeBatch, threadColour, holdersAt, holdText,
   groupStarts };
 
 export default {

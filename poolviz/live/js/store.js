@@ -194,6 +194,12 @@ function dispose(s, group, t) {
   for (const [conn, hold] of [...s.openHold]) if (hold.lane.group === group) endHold(s, conn, t);
 }
 
+function gone(s, process, t) {
+  // A process of a merged log ended (exited, or stopped recording) after its last event: it holds nothing now.
+  const group = s.byProcess ? s.groupOf.get(process) : undefined;
+  if (group !== undefined) dispose(s, group, t);
+}
+
 function ingest(s, msg, buffers) {
   for (const [id, name] of msg.threads) s.threads[id] = name;
   for (const [id, name] of msg.reasons) s.reasons[id] = name;
@@ -242,6 +248,7 @@ function storeFor(model) {
     else if (msg.type === "reset") resetStore(s, msg.wire ?? s.wire, msg.max_connections, Boolean(msg.by_process));
     else if (msg.type === "resize") s.resizes.push(msg);
     else if (msg.type === "end") s.ended = msg.t;
+    else if (msg.type === "gone") gone(s, msg.process, msg.t);
     else return;
     changed(s);
   });
