@@ -269,6 +269,20 @@ def test_rotation_keeps_the_limit_and_counts_the_deleted_events(db: Any, tmp_pat
     assert len(frame) == stats["events_written"] - stats["dropped_rotation"]
 
 
+def test_events_the_log_no_longer_holds_are_counted_as_dropped(tmp_path: Path) -> None:
+    """Events the log's capacity dropped before the flusher read them are counted, and the rest written."""
+    pool = poolviz.connect(f"sqlite+pool:///{tmp_path / 'cap.db'}", event_capacity=100)
+    recorder = writer_module.Recorder(poolviz.events_of(pool), tmp_path / "rec", "cap", period_s=3600)
+    cycles(pool, 3000)
+    recorder.stop()
+    pool.close_all()
+    stats = recorder.stats()
+    assert stats["dropped_capacity"] > 0
+    assert stats["dropped_capacity"] + stats["events_written"] == 6001  # a connect, then checkouts and checkins
+    frame = poolviz.load_recording(tmp_path / "rec")
+    assert len(frame) == stats["events_written"] and frame.attrs["dropped"] == stats["dropped_capacity"]
+
+
 def test_an_unwritable_directory_warns_once_and_the_application_goes_on(db: Any, tmp_path: Path) -> None:
     """A directory that cannot be created: one RecordingWarning, the pool works, every event counted as dropped."""
     (tmp_path / "file").write_text("not a directory")
