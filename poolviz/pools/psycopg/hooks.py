@@ -17,9 +17,12 @@ Listeners are called once this thread holds the pool lock no more.
 
 from __future__ import annotations
 
+import threading
 from time import perf_counter
 from typing import Any
 
+from ...events.store import REUSED
+from ..sites import reused_payload
 from .recorder import OUT, Recorder, Scope, current_scope, in_check
 
 
@@ -27,6 +30,11 @@ class Hooks(Recorder):
     """The overrides for ``ConnectionPool``, copied into the class ``instrument_psycopg`` swaps in."""
 
     _lock: Any
+    _pv_local: threading.local
+
+    def _pv_site(self) -> Any:
+        # Noted by getconn() before psycopg_pool takes its lock: the walk stays out of it.
+        return getattr(self._pv_local, "site", REUSED)
 
     def _pv_deliver(self) -> None:
         # Listeners are user code: never while this thread holds the pool lock.
@@ -35,6 +43,8 @@ class Hooks(Recorder):
 
     def getconn(self, timeout: float | None = None) -> Any:
         started = perf_counter()
+        if self._pv_sites:
+            self._pv_local.site = reused_payload()
         try:
             conn = self._pv_next_getconn(self, timeout)
         except BaseException as exc:

@@ -113,6 +113,7 @@ def instrument_psycopg(
         target._pv_adopt()
         target._pv_leak_threshold = leak_threshold
         target._pv_sites = sites
+        target._pv_local = threading.local()  # each thread's site, noted before psycopg_pool's lock
         if leak_threshold is not None:
             target._pv_watchdog = watchdog_for(target, asyncio_pool)
         log.meta.update(describe(target), leak_threshold=leak_threshold)

@@ -195,6 +195,11 @@ class Recorder:
             message,
         )
 
+    def _pv_site(self) -> Any:
+        """Where the caller asked: :func:`~poolviz.pools.sites.reused_payload`'s answer (the threaded hooks
+        work it out before psycopg_pool takes its lock)."""
+        return reused_payload()
+
     def _pv_holder(self) -> Any:
         """The thread (or, in the asyncio hooks, the task) checking a connection out."""
         return threading.current_thread()
@@ -309,7 +314,7 @@ class Recorder:
         idle = len(self._pool)
         # The hot path: the log's raw write, with the payload in its compact form (cached with the site).
         if self._pv_sites:
-            extra: Any = checkout_payload(reused_payload(), checkouts > 1, waited)
+            extra: Any = checkout_payload(self._pv_site(), checkouts > 1, waited)
         elif waited:
             extra = (waited, 0.0, checkouts > 1, "", "")
         else:
