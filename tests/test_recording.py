@@ -19,6 +19,7 @@ from poolviz.events.merge import PROCESS_COLUMNS
 from poolviz.recording import RecordingReader, RecordingVersionError, RecordingWarning
 from poolviz.recording import format as fmt
 from poolviz.recording import writer as writer_module
+from poolviz.recording.reader import STALL_S
 from poolviz.testing import SOURCE_ROOT, wait_until
 
 
@@ -363,6 +364,23 @@ def test_load_recording_reads_what_is_whole_of_a_half_written_file(tmp_path: Pat
     write_stream(tmp_path, fmt.batch([event(0, 0.1, "checkout")], 100.2, 0), b'{"events":[[1,0.3,"chec')
     frame = poolviz.load_recording(tmp_path)
     assert list(frame["kind"]) == ["checkout"]
+
+
+def test_a_silent_live_stream_stops_holding_the_others_back(tmp_path: Path) -> None:
+    """A live process's stream that writes nothing (not even its idle lines) holds the merge back only STALL_S."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_stream(tmp_path, fmt.batch([event(0, 0.1, "checkout")], 100.2, 0))
+        write_stream(tmp_path, pid=sleeper.pid)
+        reader = RecordingReader(tmp_path)
+        reader.poll()
+        assert len(reader.log) == 0  # the silent stream may still send an earlier event
+        reader.processes[sleeper.pid].heard -= STALL_S + 1  # as if STALL_S had passed without a line
+        reader.poll()
+        assert [e.kind for e in reader.log] == ["checkout"]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_another_format_version_names_both_versions(tmp_path: Path) -> None:

@@ -27,6 +27,9 @@ from . import format as fmt
 
 logger = logging.getLogger("poolviz.recording")
 
+#: A live stream that writes no line for this long (its writer writes one every 0.5 s at least) stops
+#: holding back the other streams' events: the merged log releases them up to this long ago.
+STALL_S = 2.0
 #: How far back :meth:`ProcessStream.checkouts_per_s` may look.
 RATE_WINDOW_S = 10.0
 _RELEASING = ("checkin", "close")
@@ -58,6 +61,8 @@ class ProcessStream:
     events: int = 0
     dropped: int = 0
     bad_lines: int = 0
+    lines: int = 0
+    heard: float = field(default_factory=time.perf_counter, repr=False)  # when a poll last found a new line
     ended: str = ""  # "" while live; "stopped" (its end marker) or "exited" (its process is gone)
     watermark: float = float("-inf")
     last: float = float("-inf")  # the perf_counter() reading of its latest event
@@ -146,10 +151,16 @@ class RecordingReader:
             if stream.ended:
                 continue
             gone = not _alive(stream)
+            read = stream.lines
             recorded += self._read(stream, by_pid.get(pid, []), listed)
             if gone and not stream.ended:
                 stream.ended = "exited"
                 recorded += self.log.end(pid)
+            elif stream.lines != read:
+                stream.heard = listed
+            elif listed - stream.heard > STALL_S:
+                # Silent past its idle lines (a full disk, a frozen process): stop holding the others back.
+                recorded += self.log.add(pid, stream.t0, (), listed - STALL_S)
         return recorded
 
     def end_all(self) -> int:
@@ -241,6 +252,7 @@ class RecordingReader:
         return recorded
 
     def _take(self, stream: ProcessStream, line: dict[str, Any], path: Path, listed: float, *, first: bool) -> int:
+        stream.lines += 1
         if first or "format" in line:
             fmt.check_header(line, path)
             return 0
