@@ -105,7 +105,7 @@ class Follow:
         for label, (upto, t) in list(self._ended.items()):
             if label not in self._told and upto <= self._sent_upto:
                 self._told.add(label)
-                self.view.send({"type": "gone", "process": label, "t": t})
+                self.view.gone(label, t)
 
     def _note_ended(self) -> None:
         # Called after a poll: streams newly ended, with where the log stood once their last events were in it.

@@ -150,6 +150,13 @@ class LiveView(anywidget.AnyWidget):
         self.send({"type": "resize", "t": t, "old": old, "new": new})
         self.max_connections = new
 
+    def gone(self, process: str, t: float) -> None:
+        """The merged log's process ``process`` (``"p<pid>"``) ended at ``t``, after its last event sent: its holds end.
+
+        Send it after that process's last batch; only a ``by_process`` view acts on it.
+        """
+        self.send({"type": "gone", "process": process, "t": t})
+
     def end(self, t: float) -> None:
         """The run ended at ``t``: the time axis stops moving."""
         self.send({"type": "end", "t": t})
