@@ -19,7 +19,7 @@ from .. import checks
 from ..pools import ACCEPTED, events_of, instrument
 from . import format as fmt
 from .format import FORMAT, VERSION, RecordingVersionError
-from .reader import Holder, ProcessStream, RecordingReader, check_name
+from .reader import Holder, ProcessStream, RecordingReader, check_name, pid_exists
 from .writer import DEFAULT_MAX_BYTES, DEFAULT_MAX_SEGMENTS, Recorder, RecordingWarning
 
 #: Script names that say nothing of the application: the recording is then called "app".
@@ -76,7 +76,7 @@ def _instrumented_log(pool: Any, leak_threshold: float | None) -> Any:
 
 
 def _warn_of_others(directory: Path, name: str) -> None:
-    others = sorted({f.name for f in fmt.stream_files(directory) if f.name != name and _running(f.pid)})
+    others = sorted({f.name for f in fmt.stream_files(directory) if f.name != name and pid_exists(f.pid)})
     if others:
         warnings.warn(
             f"{str(directory)!r} also holds the recording of {', '.join(map(repr, others))}, still running; "
@@ -84,16 +84,6 @@ def _warn_of_others(directory: Path, name: str) -> None:
             RecordingWarning,
             stacklevel=3,
         )
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 __all__ = [

@@ -87,11 +87,12 @@ class Recorder:
         self._start_stream()
         atexit.register(self._at_exit)
         ref = weakref.ref(self)
-        os.register_at_fork(
-            before=_hook(ref, "_before_fork"),
-            after_in_parent=_hook(ref, "_after_fork_in_parent"),
-            after_in_child=_hook(ref, "_after_fork_in_child"),
-        )
+        if hasattr(os, "register_at_fork"):  # POSIX: where there is fork()
+            os.register_at_fork(
+                before=_hook(ref, "_before_fork"),
+                after_in_parent=_hook(ref, "_after_fork_in_parent"),
+                after_in_child=_hook(ref, "_after_fork_in_child"),
+            )
 
     def _start_stream(self) -> None:
         # Everything one process's stream needs, made afresh in a forked child.
