@@ -209,7 +209,7 @@ def reused_payload(depth: int = 1) -> Payload:
     frame: FrameType | None = _getframe(depth)
     library = _library
     lines_of = _lines
-    # The walk of app_frames inlined, in this greenlet: most checkouts meet only cached code objects.
+    # _payload_in's walk, inlined: most checkouts meet only cached code objects in this greenlet.
     while frame is not None:
         key = id(frame.f_code)
         if key in library:
@@ -225,8 +225,34 @@ def reused_payload(depth: int = 1) -> Payload:
         if found is None:
             found = lines[line] = (0.0, 0.0, True, "", describe(frame.f_code, line))
         return found
-    outer = next(app_frames(_getframe(depth)), None)
-    return REUSED if outer is None else _payload_at(outer)
+    return _outside_this_greenlet()
+
+
+def _payload_in(frame: FrameType | None) -> Payload | None:
+    """The payload at the first application frame from ``frame`` outwards in its greenlet (None: none there)."""
+    library = _library
+    while frame is not None:
+        lines = None if id(frame.f_code) in library else _classify(frame)
+        if lines is not None:
+            line = frame.f_lineno
+            found = lines.get(line)
+            if found is None:
+                found = lines[line] = (0.0, 0.0, True, "", describe(frame.f_code, line))
+            return found
+        frame = frame.f_back
+    return None
+
+
+def _outside_this_greenlet() -> Payload:
+    """The walk's answer in the greenlets that switched into this one, outwards (``REUSED``: none)."""
+    greenlet = sys.modules.get("greenlet")
+    current = greenlet.getcurrent().parent if greenlet is not None else None
+    while current is not None:
+        found = _payload_in(current.gr_frame)
+        if found is not None:
+            return found
+        current = current.parent
+    return REUSED
 
 
 def site(depth: int = 1) -> str:
