@@ -77,6 +77,39 @@ def test_importing_poolviz_loads_no_opentelemetry() -> None:
     assert out.strip() == "[]"
 
 
+GLOBAL_PROVIDER_SCRIPT = """
+import sys
+import poolviz
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from poolviz import otel
+from poolviz.otel.testing import disagreements
+
+early = poolviz.connect(f"sqlite+pool:///{sys.argv[1]}/early.db")
+first = otel.observe(early)  # before the application sets its provider: OpenTelemetry's proxy
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+late = poolviz.connect(f"sqlite+pool:///{sys.argv[1]}/late.db")
+second = otel.observe(late)
+third = otel.observe(poolviz.connect(f"sqlite+pool:///{sys.argv[1]}/third.db"), metrics.get_meter_provider())
+for db in (early, late):
+    db.connect()
+    db.close()
+problems = [*disagreements(reader, early.events.snapshot(), first.pool_name)]
+problems += disagreements(reader, late.events.snapshot(), second.pool_name)
+print(problems)
+"""
+
+
+def test_the_global_provider_publishes_pools_observed_before_and_after_it_is_set(tmp_path: Path) -> None:
+    """Observed before the application sets OpenTelemetry's global provider, or after: every pool is published."""
+    out = subprocess.run(
+        [sys.executable, "-c", GLOBAL_PROVIDER_SCRIPT, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stderr
+
+
 def test_peewee_metrics_agree_with_the_events(tmp_path: Path, observed: list[Any], provider: Any, reader: Any) -> None:
     """Two peewee pools, waits and timeouts: counts, timeouts and the three histograms are what the events say."""
     patient = sqlite_pool(tmp_path, observed, "patient.db", max_connections=2, timeout=10)

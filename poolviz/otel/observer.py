@@ -100,6 +100,11 @@ class _Instruments:
 
 _providers: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
 _providers_lock = threading.Lock()
+# The instruments made through OpenTelemetry's global provider. Made before the application
+# sets one, they sit on its proxy, which hands them to the real provider once set: observing
+# through the global provider afterwards must find them, not make the same names again (the SDK
+# would keep the first instruments and drop the new callbacks).
+_global: list[_Instruments] = []
 _live: weakref.WeakSet[PoolMetrics] = weakref.WeakSet()
 
 
@@ -110,8 +115,15 @@ def _version() -> str | None:
         return None
 
 
-def _instruments_for(provider: metrics.MeterProvider) -> _Instruments:
+def _instruments_for(provider: metrics.MeterProvider | None) -> _Instruments:
+    """The instruments made through ``provider`` (None: the global provider), made on first use."""
     with _providers_lock:
+        current = metrics.get_meter_provider()
+        if provider is None or (_global and provider is current):
+            if not _global:
+                _global.append(_providers.get(current) or _Instruments(current))
+            _providers[current] = _global[0]
+            return _global[0]
         found = _providers.get(provider)
         if found is None:
             found = _providers[provider] = _Instruments(provider)
@@ -135,6 +147,7 @@ class PoolMetrics:
         self.drained = 0
         self.lost = 0
         self.closed = False
+        self._announced = False
         self._instruments = instruments
         self._drain_interval = drain_interval
         self._held: dict[int, float] = {}  # conn -> t of its checkout, to time a return the pool closes
@@ -155,7 +168,6 @@ class PoolMetrics:
                     "pass another pool_name= to tell the pools apart, or close() the first"
                 )
             instruments.observed.append(self)
-        instruments.timeouts.add(0, self.attributes)  # the series exists from the start, at zero
         _live.add(self)
         self._start_thread()
 
@@ -179,6 +191,9 @@ class PoolMetrics:
         with self._lock:
             if self.closed:
                 return 0
+            if not self._announced:  # the timeouts' series exists from the first collection on, at zero
+                self._announced = True
+                self._instruments.timeouts.add(0, self.attributes)
             events, lost = self._cursor.read()
             self.lost += lost
             self.drained += len(events)
@@ -306,9 +321,7 @@ def observe(
     """
     # Every argument is checked before the pool is touched: a bad one leaves it as it was.
     given_name = None if pool_name is None else names.checked_pool_name(pool_name)
-    if meter_provider is None:
-        meter_provider = metrics.get_meter_provider()
-    elif not isinstance(meter_provider, metrics.MeterProvider):
+    if meter_provider is not None and not isinstance(meter_provider, metrics.MeterProvider):
         raise TypeError(
             "meter_provider must be an OpenTelemetry MeterProvider (opentelemetry.sdk.metrics.MeterProvider) "
             f"or None for the global one, got {type(meter_provider).__module__}.{type(meter_provider).__qualname__}"
