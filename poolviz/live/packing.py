@@ -26,7 +26,9 @@ dictionary in a sparse column, :data:`CHECKOUT_COLUMNS`: one entry per
 checkout event of the batch, in order, after the per-event columns' buffers
 (no buffer when no checkout has a site). The other events carry no site of
 their own (a check-in's or a leak's is its checkout's), so sites cost well
-under a byte an event: the ``i``-th checkout of a batch has the ``i``-th id. The kinds and the
+under a byte an event: the ``i``-th checkout of a batch has the ``i``-th id.
+A busy batch (a third of its events checkouts, twelve sites) packs in 9.33
+bytes an event with its sites, 9.0 without. The kinds and the
 column names the browser decodes come from here too (:func:`wire_format`,
 sent to the view as a synced trait and with every reset), so the browser code holds
 no copy of them. Only the standard library is used, so packing costs no
