@@ -60,7 +60,7 @@ def record(
     max_bytes = checks.count("max_bytes", max_bytes)
     max_segments = checks.count("max_segments", max_segments)
     log = _instrumented_log(pool, leak_threshold)
-    path = Path(directory)
+    path = Path(directory).absolute()  # a later chdir (a daemonising server) must not move the files
     _warn_of_others(path, name)
     return Recorder(log, path, name, max_bytes=max_bytes, max_segments=max_segments)
 
