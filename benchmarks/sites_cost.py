@@ -13,10 +13,14 @@ median over rounds, each ratio the median of the rounds' ratios):
 2. Does the whole recording, sites included, fit the issue's budget? The
    realistic cycle (checkout + ``SELECT 1`` + checkin on PostgreSQL): the plain
    pool, poolviz with ``sites=False``, poolviz with sites; budget: sites on at
-   most 1.05x the plain pool. Wall time: the application waits for the server.
+   most 1.05x the plain pool. Wall time (the application waits for the server)
+   in short rounds, so a server's latency swinging from one second to the next
+   hits every variant alike; beside it, the CPU time poolviz adds per cycle
+   (this thread's, paired by round), as a share of the plain cycle: the same
+   cost measured without the server's noise.
 
     .venv/bin/python benchmarks/sites_cost.py [--bare-cycles 2000] [--bare-rounds 31]
-        [--cycles 40] [--rounds 201] [--only bare|realistic|all]
+        [--cycles 10] [--rounds 601] [--only bare|realistic|all]
 """
 
 from __future__ import annotations
@@ -87,14 +91,29 @@ def cpu_timed(cycle: Callable[[], Any]) -> Run:
     return run
 
 
-def wall_timed(cycle: Callable[[], Any]) -> Run:
+def wall_timed(cycle: Callable[[], Any], cpu: list[float]) -> Run:
+    """Times ``count`` cycles on the wall clock; appends their CPU time per cycle (this thread's) to ``cpu``."""
+
     def run(count: int) -> float:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         for _ in range(count):
             cycle()
+        cpu.append((time.thread_time() - started_cpu) / count)
         return time.perf_counter() - started
 
     return run
+
+
+def realistic_report(title: str, variants: dict[str, Callable[[], Any]], count: int, rounds: int) -> None:
+    """The realistic cycle's wall times against the budget, and the CPU time poolviz adds, paired round by round."""
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    times = rounds_of({name: wall_timed(cycle, cpu[name]) for name, cycle in variants.items()}, count, rounds)
+    report(title, times, BUDGET)
+    names = list(variants)
+    plain_cpu, plain_wall = cpu[names[0]][1:], statistics.median(times[names[0]])
+    for name in names[1:]:
+        added = statistics.median(c - p for p, c in zip(plain_cpu, cpu[name][1:], strict=True))
+        print(f"  CPU added by {name}: {added * 1e6:+.2f} µs per cycle = {added / plain_wall:+.2%} of the plain cycle")
 
 
 def loop_timed(loop: asyncio.AbstractEventLoop, cycle: Callable[[], Any], clock: Callable[[], float]) -> Run:
@@ -250,9 +269,9 @@ def realistic(url: str, dsn: str, count: int, rounds: int) -> None:
     params.update(_peewee_params(url))
     plain_db = PooledPostgresqlDatabase(**params)
     dbs = {on: poolviz.instrument(PooledPostgresqlDatabase(**params), sites=on) for on in (False, True)}
-    variants = {"plain PooledPostgresqlDatabase": wall_timed(peewee_query(plain_db))}
-    variants.update({_name(on): wall_timed(peewee_query(db)) for on, db in dbs.items()})
-    report("peewee, checkout + SELECT 1 + checkin (PostgreSQL, psycopg2)", rounds_of(variants, count, rounds), BUDGET)
+    variants = {"plain PooledPostgresqlDatabase": peewee_query(plain_db)}
+    variants.update({_name(on): peewee_query(db) for on, db in dbs.items()})
+    realistic_report("peewee, checkout + SELECT 1 + checkin (PostgreSQL, psycopg2)", variants, count, rounds)
     for db in (plain_db, *dbs.values()):
         db.close_all()
 
@@ -268,11 +287,9 @@ def realistic(url: str, dsn: str, count: int, rounds: int) -> None:
     sa_url = sqlalchemy_url(url)
     plain_engine = create_engine(sa_url, pool_size=4)
     engines = {on: poolviz.instrument(create_engine(sa_url, pool_size=4), sites=on) for on in (False, True)}
-    variants = {"plain QueuePool": wall_timed(sqlalchemy_query(plain_engine))}
-    variants.update({_name(on): wall_timed(sqlalchemy_query(e)) for on, e in engines.items()})
-    report(
-        "SQLAlchemy, checkout + SELECT 1 + checkin (PostgreSQL, psycopg2)", rounds_of(variants, count, rounds), BUDGET
-    )
+    variants = {"plain QueuePool": sqlalchemy_query(plain_engine)}
+    variants.update({_name(on): sqlalchemy_query(e) for on, e in engines.items()})
+    realistic_report("SQLAlchemy, checkout + SELECT 1 + checkin (PostgreSQL, psycopg2)", variants, count, rounds)
     for engine in (plain_engine, *engines.values()):
         engine.dispose()
 
@@ -287,13 +304,9 @@ def realistic(url: str, dsn: str, count: int, rounds: int) -> None:
     pools = {on: poolviz.instrument(ConnectionPool(dsn, min_size=2, open=False), sites=on) for on in (False, True)}
     for pool in (plain_pool, *pools.values()):
         pool.open(wait=True)
-    variants = {"plain ConnectionPool": wall_timed(psycopg_query(plain_pool))}
-    variants.update({_name(on): wall_timed(psycopg_query(p)) for on, p in pools.items()})
-    report(
-        "psycopg_pool, checkout + SELECT 1 + checkin (PostgreSQL, psycopg 3)",
-        rounds_of(variants, count, rounds),
-        BUDGET,
-    )
+    variants = {"plain ConnectionPool": psycopg_query(plain_pool)}
+    variants.update({_name(on): psycopg_query(p) for on, p in pools.items()})
+    realistic_report("psycopg_pool, checkout + SELECT 1 + checkin (PostgreSQL, psycopg 3)", variants, count, rounds)
     for pool in (plain_pool, *pools.values()):
         pool.close()
 
@@ -318,8 +331,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bare-cycles", type=int, default=2000, help="bare cycles per variant per round")
     parser.add_argument("--bare-rounds", type=int, default=31, help="interleaved rounds of the bare cycles")
-    parser.add_argument("--cycles", type=int, default=40, help="realistic cycles per variant per round")
-    parser.add_argument("--rounds", type=int, default=201, help="interleaved rounds of the realistic cycle")
+    parser.add_argument("--cycles", type=int, default=10, help="realistic cycles per variant per round")
+    parser.add_argument("--rounds", type=int, default=601, help="interleaved rounds of the realistic cycle")
     parser.add_argument("--only", choices=["bare", "realistic", "all"], default="all")
     args = parser.parse_args()
     url = servers.postgres_url()
