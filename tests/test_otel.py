@@ -239,6 +239,43 @@ def test_sqlalchemy_idle_max_is_pool_size_and_overflow_returns_count_as_uses(
         engine.dispose()
 
 
+def test_sqlalchemy_async_engine_and_bare_pool_agree_with_their_events(
+    tmp_path: Path, provider: Any, reader: Any
+) -> None:
+    """An AsyncEngine (named by its database file) and a bare Pool (named by pool_name) publish what they record."""
+    import sqlite3
+
+    pytest.importorskip("aiosqlite")
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import QueuePool
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'async.db'}", pool_size=2, max_overflow=0)
+    bare = QueuePool(lambda: sqlite3.connect(str(tmp_path / "bare.db"), check_same_thread=False), pool_size=1)
+    on_engine = otel.observe(engine, provider, drain_interval=None)
+    on_pool = otel.observe(bare, provider, pool_name="bare", drain_interval=None)
+    log = poolviz.events_of(engine)  # dispose() below gives the engine a new pool; this is the old one's
+
+    async def main() -> None:
+        for _ in range(3):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        await engine.dispose()
+
+    try:
+        asyncio.run(main())
+        for _ in range(2):
+            bare.connect().close()
+        assert on_engine.pool_name == str(tmp_path / "async.db")
+        assert disagreements(reader, log.snapshot(), on_engine.pool_name) == []
+        assert disagreements(reader, poolviz.events_of(bare).snapshot(), "bare") == []
+        assert value(reader, names.USE_TIME, "bare").count == 2
+    finally:
+        on_engine.close()
+        on_pool.close()
+        bare.dispose()
+
+
 def test_asyncio_peewee_metrics_agree_with_the_events(tmp_path: Path, provider: Any, reader: Any) -> None:
     """peewee's asyncio pool with tasks waiting and one timing out: the metrics are what the events say."""
     from poolviz.pools.peewee_asyncio import InstrumentedAsyncSqliteDatabase

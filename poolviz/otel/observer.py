@@ -317,7 +317,8 @@ def observe(
     to ``server.address:server.port/db.namespace`` (see
     :mod:`poolviz.otel.names`). Events are read from the log when metrics are
     collected and every ``drain_interval`` seconds (None: only when
-    collected), never on the pool's own path.
+    collected), never on the pool's own path. SQLAlchemy's ``engine.dispose()``
+    gives the engine a new pool: observe the engine again to follow it.
     """
     # Every argument is checked before the pool is touched: a bad one leaves it as it was.
     given_name = None if pool_name is None else names.checked_pool_name(pool_name)
