@@ -14,7 +14,8 @@ are also reported as this process's CPU time per cycle (every thread's, the
 flusher's included, each round ending after a pause long enough for the
 flusher to write it): steadier than wall time on a busy machine, and exactly
 what recording adds to the application's process. Last, the flusher thread's
-own CPU time per event written.
+own CPU time per event written, and first, its CPU per event alone (the
+thread's own CPU time writing out a log of 100,000 events at once).
 
     .venv/bin/python benchmarks/recording_overhead.py [--cycles 2000] [--rounds 9] [--threads 1,8]
 """
@@ -104,6 +105,31 @@ def server(label: str, url: str, args: argparse.Namespace, directory: Path) -> N
     )
 
 
+def flusher_alone(events: int, rounds: int, directory: Path) -> None:
+    """The flusher's CPU per event, alone: a log holding ``events`` checkouts and check-ins written out at once."""
+    from poolviz.events import EventLog
+    from poolviz.recording.writer import Recorder
+
+    samples = []
+    for index in range(rounds):
+        log = EventLog()
+        recorder = Recorder(log, directory / f"alone{index}", "alone", period_s=3600)
+        with log.lock:
+            for i in range(events // 2):
+                now = time.perf_counter()
+                log.write(now, "checkout", 1 + i % 8, "worker-3", 1, 7, 0, None)
+                log.write(now, "checkin", 1 + i % 8, "worker-3", 0, 8, 0, now - 0.0002)
+        start = time.thread_time()
+        recorder.flush()
+        samples.append((time.thread_time() - start) / events * 1e6)
+        recorder.stop()
+    print(
+        f"\nThe flusher alone: {events} events read, encoded and written, {rounds} rounds: "
+        f"median {statistics.median(samples):.2f} us CPU per event (best {min(samples):.2f}), "
+        "about twice that per checkout + checkin cycle"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=2000, help="query cycles per round")
@@ -116,6 +142,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        flusher_alone(100_000, 7, Path(tmp))
         for label, url in (("PostgreSQL", servers.postgres_url()), ("MariaDB", servers.mysql_url())):
             problem = servers.reachable(url)
             if problem:

@@ -38,8 +38,10 @@ logger = logging.getLogger("poolviz.recording")
 FLUSH_PERIOD_S = 0.05
 #: With nothing new, a line still goes out this often: its watermark lets a reader release other processes' events.
 IDLE_LINE_S = 0.5
-#: Events per batch line at most.
-BATCH_LIMIT = 5000
+#: Events per batch line at most. Small batches keep the application's threads waiting little: reading one
+#: holds the pool's lock, and encoding one holds the GIL, each for a few hundred microseconds at most; the
+#: line's write then lets the GIL go.
+BATCH_LIMIT = 256
 #: A segment rotates once it holds this many bytes...
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 #: ...and the oldest is deleted (its events counted as dropped) when a stream has more segments than this.
