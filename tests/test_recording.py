@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from matplotlib.figure import Figure
 
 import poolviz
+from poolviz.data.processes import by_process
 from poolviz.events.merge import PROCESS_COLUMNS
+from poolviz.plots.processes import plot_processes
 from poolviz.recording import RecordingReader, RecordingVersionError, RecordingWarning
 from poolviz.recording import format as fmt
 from poolviz.recording import writer as writer_module
@@ -248,6 +251,9 @@ def test_multiprocessing_workers_merge_on_one_clock(db: Any, tmp_path: Path) -> 
     assert per_process == {w.pid: n for w, n in zip(workers, counts, strict=True)}
     assert kinds_of(frame)["checkout"] == sum(counts)
     assert frame["t"].is_monotonic_increasing
+    table = by_process(frame).set_index("process")
+    assert all(table.loc[w.pid, "requests"] == n for w, n in zip(workers, counts, strict=True))
+    plot_processes(frame, ax=Figure().add_subplot())
     for _process, part in frame.groupby("process"):
         assert part["process_seq"].is_monotonic_increasing
     reader = RecordingReader(tmp_path)
@@ -438,8 +444,6 @@ def test_a_process_that_exits_normally_flushes_and_ends_its_stream(tmp_path: Pat
 
 def test_replay_and_the_plots_take_a_recording(db: Any, tmp_path: Path) -> None:
     """A finished recording plays in Replay and draws on the timeline and occupancy plots."""
-    from matplotlib.figure import Figure
-
     from poolviz import plots
     from poolviz.live.replay import Replay
 
