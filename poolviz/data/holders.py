@@ -11,13 +11,15 @@ not listed.
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..events import EventLog
-from .frames import SITE, add_site
-from .traces import as_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported when holders() is called: poolviz.data's package imports this module, and
+# `import poolviz` must not load pandas.
 
 #: The columns of :func:`holders` (a merged trace adds ``process``).
 HOLDER_COLUMNS = ("conn", "thread", "site", "held_s")
@@ -38,6 +40,10 @@ def holders(source: Any, now: float | None = None) -> pd.DataFrame:
     multi-process trace adds ``process``, and connections are told apart by
     ``(process, process_conn)``. ``frame.attrs["now"]`` is the ``now`` used.
     """
+    import pandas as pd
+
+    from .frames import SITE, add_site
+
     frame, log = _events(source)
     frame = frame.reset_index(drop=True)
     if now is None:
@@ -75,6 +81,8 @@ def holders(source: Any, now: float | None = None) -> pd.DataFrame:
 
 def _events(source: Any) -> tuple[pd.DataFrame, EventLog | None]:
     """The events of ``source`` as a frame, and its live log when it has one (for the present time)."""
+    from .traces import as_frame
+
     log: Any = source if isinstance(source, EventLog) else getattr(source, "events", None)
     if not isinstance(log, EventLog):
         log = None
