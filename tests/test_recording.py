@@ -460,3 +460,21 @@ def test_replay_and_the_plots_take_a_recording(db: Any, tmp_path: Path) -> None:
         replay.close()
     plots.plot_timeline(frame, ax=Figure().add_subplot())
     plots.plot_occupancy(frame, ax=Figure().add_subplot())
+
+
+@pytest.mark.parametrize(
+    ("argv0", "name"),
+    [
+        ("/srv/venv/bin/gunicorn", "gunicorn"),
+        ("/srv/venv/lib/python3.11/site-packages/gunicorn/__main__.py", "gunicorn"),
+        ("shop.py", "shop"),
+        ("my shop.py", "my_shop"),
+        ("-c", "app"),
+        ("", "app"),
+        ("/venv/lib/ipykernel_launcher.py", "app"),
+    ],
+)
+def test_the_default_name_is_the_script_s(argv0: str, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without name=, a recording is named after the script (a package run with -m: the package), else 'app'."""
+    monkeypatch.setattr(sys, "argv", [argv0])
+    assert poolviz.recording.default_name() == name

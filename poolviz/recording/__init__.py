@@ -27,8 +27,11 @@ _ANONYMOUS = {"", "-c", "-m", "__main__", "ipykernel_launcher", "pytest", "pytho
 
 
 def default_name() -> str:
-    """The running script's name (``app.py`` → ``app``; gunicorn's workers → ``gunicorn``), else ``"app"``."""
-    stem = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
+    """The running script's name (``app.py`` → ``app``; gunicorn's workers, ``python -m gunicorn`` too →
+    ``gunicorn``), else ``"app"``."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    # python -m gunicorn runs gunicorn/__main__.py: the package names the application.
+    stem = script.parent.name if script.stem == "__main__" else script.stem
     cleaned = "".join(c if c.isalnum() or c in "_-." else "_" for c in stem).lstrip(".")
     return "app" if cleaned in _ANONYMOUS or not cleaned else cleaned
 
