@@ -63,9 +63,11 @@ class Recorder:
 
     Made and started by :func:`poolviz.record`. A child forked after it starts
     records itself, in a stream of its own that starts with the events after
-    the fork; the parent's stream stays the parent's. Stopped (and its stream
-    ended) by :meth:`stop`, at interpreter exit, or when a multiprocessing
-    child finishes.
+    the fork; the parent's stream stays the parent's (that takes Python's
+    fork hooks: ``os.fork()``, multiprocessing, gunicorn; uWSGI forks in C and
+    runs them only with ``py-call-osafterfork``, else call :func:`poolviz.record`
+    in each worker, as with ``lazy-apps``). Stopped (and its stream ended) by
+    :meth:`stop`, at interpreter exit, or when a multiprocessing child finishes.
     """
 
     def __init__(
