@@ -292,6 +292,11 @@ def _setting(meta: dict[str, Any], key: str) -> int | None:
 
 
 def _after_fork_in_child() -> None:
+    # A thread of the parent may have held any of these locks at the fork: the child gets new ones.
+    global _providers_lock
+    _providers_lock = threading.Lock()
+    for instruments in [*_providers.values(), *_global]:
+        instruments.lock = threading.Lock()
     for pool in list(_live):
         pool._after_fork_in_child()
 
