@@ -187,6 +187,8 @@ def test_psycopg_asyncio_pool_agrees_with_its_events(pg_url: str, provider: Any,
             await pool.putconn(conn)
         log = poolviz.events_of(pool)
         problems = disagreements(reader, log.snapshot(), metrics.pool_name)
+        if point(reader, names.IDLE_MIN, metrics.pool_name).value != 0:  # min_size=0 is a bound too
+            problems.append("idle.min is not 0")
         await pool.close()
         metrics.close()
         return problems, point(reader, names.TIMEOUTS, metrics.pool_name).value

@@ -82,7 +82,10 @@ class _Instruments:
 
     def _counts(self, options: CallbackOptions) -> Iterator[Observation]:
         for pool in self.pools():
-            pool.drain()
+            try:
+                pool.drain()
+            except Exception:  # the other pools' points still go out; the next collection retries
+                logger.exception("poolviz.otel: draining %s's events failed", pool.pool_name)
             in_use, idle, _waiting = pool.counts
             yield Observation(in_use, pool.used_attributes)
             yield Observation(idle, pool.idle_attributes)
@@ -236,15 +239,15 @@ class PoolMetrics:
     def idle_max(self) -> int | None:
         """``db.client.connection.idle.max``: the most idle connections the pool keeps (SQLAlchemy's ``pool_size``)."""
         meta = self.log.meta
-        return _setting(meta, "pool_size") if meta.get("library") == "sqlalchemy" else None
+        return _setting(meta, "pool_size", least=0) if meta.get("library") == "sqlalchemy" else None
 
     def idle_min(self) -> int | None:
         """``db.client.connection.idle.min``: psycopg_pool's ``min_size``, peewee asyncio's ``pool_min_size``."""
         meta = self.log.meta
         if meta.get("library") == "psycopg_pool":
-            return _setting(meta, "min_size")
+            return _setting(meta, "min_size", least=0)
         if meta.get("backend") != "sqlite":  # peewee's asyncio SQLite pool ignores pool_min_size
-            return _setting(meta, "pool_min_size")
+            return _setting(meta, "pool_min_size", least=0)
         return None
 
     def pending(self) -> int:
@@ -286,9 +289,10 @@ class PoolMetrics:
         return f"<PoolMetrics {self.pool_name!r} {state}>"
 
 
-def _setting(meta: dict[str, Any], key: str) -> int | None:
+def _setting(meta: dict[str, Any], key: str, least: int = 1) -> int | None:
+    # A limit of 0 or None is no limit (peewee's max_connections); an idle bound may be 0.
     value = meta.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= least else None
 
 
 def _after_fork_in_child() -> None:
