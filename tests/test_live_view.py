@@ -521,10 +521,13 @@ NODE_HOLDERS = (
     + """
 const at = (t, live) => view.holdersAt(s, t, live)
   .map((r) => [r.process, r.conn, r.thread, r.site, +r.held.toFixed(6), r.leaked]);
-const g = { starts: view.groupStarts(s) };
+const { starts } = view.groupStarts(s);
+for (const [process, t] of input.gone || []) view.gone(s, process, t);
+const inView = (input.gone || []).length ? view.groupStarts(s, input.now) : null;
+const tips = s.holds.map((h) => view.holdText(s, h, input.now));
 process.stdout.write(JSON.stringify({
   live: at(input.now, true), earlier: at(input.earlier, false), groups: s.groups.map((x) => [x.key, x.slots]),
-  starts: g.starts, tips: s.holds.map((h) => view.holdText(s, h, input.now)),
+  starts, inView, tips,
 }));
 """
 )
@@ -583,6 +586,31 @@ def test_a_merged_log_groups_lanes_by_process_and_a_dispose_ends_only_its_own_ho
         ["20", 4, "worker"],
     ]
     assert out["tips"][1].startswith("connection #2 in process 20\nthread MainThread\nsite app.py:9 in b")
+
+
+def test_a_process_gone_holds_nothing_and_gives_up_its_lanes_once_out_of_view(tmp_path: Path) -> None:
+    """gone("p10", t): p10's holds end at t; its lanes stay while t is in view, then p20's lanes move up."""
+    merged = [
+        event(0, 0.0, "checkout", conn=1, thread="p10:MainThread", message="app.py:5 in a"),
+        event(1, 0.1, "checkout", conn=2, thread="p20:MainThread", message="app.py:9 in b"),
+    ]
+    out = run_node(
+        NODE_HOLDERS,
+        {
+            "wire": wire_format(),
+            "batches": batches_for([merged]),
+            "now": 1.0,
+            "earlier": 0.5,
+            "byProcess": True,
+            "gone": [["p10", 0.6]],
+        },
+        tmp_path,
+    )
+    assert out["live"] == [["20", 2, "MainThread", "app.py:9 in b", 0.9, False]]
+    assert [row[:2] for row in out["earlier"]] == [["10", 1], ["20", 2]]
+    assert out["starts"] == [0, 1]
+    assert out["inView"] == {"starts": [-1, 0], "rows": 1}
+    assert "held 600 ms\n" in out["tips"][0] and "still held" in out["tips"][1]
 
 
 def test_a_view_for_a_merged_log_says_so_with_every_reset() -> None:

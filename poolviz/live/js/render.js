@@ -10,7 +10,7 @@ const STRIP_EVERY_MS = 250;
 
 function layout(s, W, H, [t0, t1, tEnd]) {
   // Where each panel goes: the timeline across the top, then occupancy, waits and service side by side.
-  const left = 58, right = W - 10, top = 16, lanes = Math.max(s.laneCount, 1);
+  const left = 58, right = W - 10, top = 16, { starts, rows } = groupStarts(s, t0), lanes = Math.max(rows, 1);
   const timelineH = Math.round(H * 0.55), laneH = Math.min(48, (timelineH - 34) / (lanes + 1));
   const times = s.cols.t || [];
   const lo = Math.max(0, lowerBound(times, s.n, t0) - 1), hi = lowerBound(times, s.n, tEnd + 1e-9);
@@ -18,7 +18,7 @@ function layout(s, W, H, [t0, t1, tEnd]) {
   const y0 = timelineH + 22, y1 = H - 22, occRight = left + (right - left) * 0.5;
   const waitsLeft = occRight + 30, waitsRight = waitsLeft + (right - waitsLeft) * 0.5 - 12;
   return {
-    t0, t1, tEnd, left, right, top, laneH, lanes, waitY: top + lanes * laneH, timelineH, x, H, lo, hi, starts: groupStarts(s),
+    t0, t1, tEnd, left, right, top, laneH, lanes, waitY: top + lanes * laneH, timelineH, x, H, lo, hi, starts,
     limit: limitAt(s, tEnd),
     boxes: { occupancy: { x0: left, x1: occRight, y0, y1 }, waits: { x0: waitsLeft, x1: waitsRight, y0, y1 },
       service: { x0: waitsRight + 24, x1: right, y0, y1 } },
@@ -119,7 +119,7 @@ function draw(v, settled) {
     if (model.get("show_holders")) showHolders(el, v.dom.holders, s, g.tEnd, moving(v), p);
   }
   Object.assign(el.dataset, { theme: p.dark ? "dark" : "light", bg: p.bg, fg: p.text, width: String(W), t: g.tEnd.toFixed(3),
-    lanes: String(s.laneCount), laneTop: String(g.top), laneHeight: g.laneH.toFixed(2) });
+    lanes: String(g.lanes), laneTop: String(g.top), laneHeight: g.laneH.toFixed(2) });
 }
 
 function wake(v) {

@@ -2,6 +2,7 @@
 // marks, lanes), running totals and per-worker service. One store per model, shared by its views.
 // Lanes come in groups: one group in all, or (byProcess: a merged log of several processes, whose
 // thread labels are "p<pid>:<thread>") one group per process, so each process's connections sit together.
+// A process gone (its stream ended) keeps its lanes while anything of it is in view, then gives them up.
 // A hold keeps its checkout's site (an id in s.sites; the sites travel once, like thread names).
 // The kinds and column names come from Python (the model's `wire` trait and every reset message:
 // poolviz/live/packing.py), so this file holds no copy of them; `s.K` maps a kind's name to its code.
@@ -102,7 +103,7 @@ function groupOfThread(s, thread) {
 
 function groupIndex(s, key) {
   let g = s.groupOf.get(key);
-  if (g === undefined) { g = s.groups.length; s.groups.push({ key, slots: 0, free: [] }); s.groupOf.set(key, g); }
+  if (g === undefined) { g = s.groups.length; s.groups.push({ key, slots: 0, free: [], goneAt: NaN }); s.groupOf.set(key, g); }
   return g;
 }
 
@@ -111,6 +112,7 @@ function laneOf(s, conn, thread) {
   let lane = s.lanes.get(conn);
   if (lane === undefined) {
     const g = groupOfThread(s, thread), group = s.groups[g];
+    group.goneAt = NaN;
     group.free.sort((a, b) => a - b);
     if (!group.free.length) s.laneCount++;
     lane = { group: g, slot: group.free.length ? group.free.shift() : group.slots++ };
@@ -124,12 +126,17 @@ function freeLane(s, conn) {
   if (lane !== undefined) { s.lanes.delete(conn); s.groups[lane.group].free.push(lane.slot); }
 }
 
-function groupStarts(s) {
-  // The first row of each lane group, top to bottom in the order the groups appeared.
+function groupStarts(s, t0 = -Infinity) {
+  // The first row of each lane group, top to bottom in the order the groups appeared, and the rows in all.
+  // A group gone before t0 (nothing of it left in view) has no rows: its start is -1.
   const starts = [];
-  let row = 0;
-  for (const group of s.groups) { starts.push(row); row += group.slots; }
-  return starts;
+  let rows = 0;
+  for (const group of s.groups) {
+    if (group.goneAt < t0) { starts.push(-1); continue; }
+    starts.push(rows);
+    rows += group.slots;
+  }
+  return { starts, rows };
 }
 
 function endHold(s, conn, t) {
@@ -197,7 +204,7 @@ function dispose(s, group, t) {
 function gone(s, process, t) {
   // A process of a merged log ended (exited, or stopped recording) after its last event: it holds nothing now.
   const group = s.byProcess ? s.groupOf.get(process) : undefined;
-  if (group !== undefined) dispose(s, group, t);
+  if (group !== undefined) { dispose(s, group, t); s.groups[group].goneAt = t; }
 }
 
 function ingest(s, msg, buffers) {

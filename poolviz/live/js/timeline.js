@@ -9,13 +9,15 @@ function visibleEnd(item, tEnd) {
 }
 
 function rowOf(g, lane) {
-  return g.starts[lane.group] + lane.slot;
+  // The timeline row of a lane; -1 for a lane of a process gone out of view.
+  const start = g.starts[lane.group];
+  return start < 0 ? -1 : start + lane.slot;
 }
 
 function laneLabel(s, g, l) {
   // "lane 3", or grouped by process: the process's name on its first lane, the lane's number on the others.
   if (!s.byProcess) return `lane ${l + 1}`;
-  const group = g.starts.findLastIndex((start) => start <= l), slot = l - g.starts[group];
+  const group = g.starts.findLastIndex((start) => start >= 0 && start <= l), slot = l - g.starts[group];
   return slot ? String(slot + 1) : `${s.groups[group].key} 1`;
 }
 
@@ -30,7 +32,7 @@ function drawLanes(ctx, s, g, p) {
     ctx.fillText(laneLabel(s, g, l), left - 4, top + l * laneH + laneH * 0.7);
   }
   ctx.strokeStyle = p.frame;
-  for (const start of s.byProcess ? g.starts.slice(1) : []) {
+  for (const start of s.byProcess ? g.starts.filter((row) => row > 0) : []) {
     ctx.beginPath(); ctx.moveTo(4, top + start * laneH); ctx.lineTo(right, top + start * laneH); ctx.stroke();
   }
   ctx.fillStyle = p.waitLane;
@@ -46,9 +48,11 @@ function drawHolds(ctx, s, g, p) {
     if (h.start > tEnd) continue;
     const end = visibleEnd(h, tEnd);
     if (end < t0) continue;
+    const row = rowOf(g, h.lane);
+    if (row < 0) continue;
     ctx.fillStyle = threadColour(p, h.thread, 0.85);
     const x0 = x(Math.max(h.start, t0));
-    ctx.fillRect(x0, top + rowOf(g, h.lane) * laneH + 2, Math.max(1, x(end) - x0), laneH - 4);
+    ctx.fillRect(x0, top + row * laneH + 2, Math.max(1, x(end) - x0), laneH - 4);
   }
   if (limit && limit < lanes && !s.byProcess) {
     ctx.strokeStyle = p.error; ctx.setLineDash([5, 3]);
@@ -88,7 +92,7 @@ function drawMark(ctx, m, px, y, p, K) {
 function drawMarksAndResizes(ctx, s, g, p) {
   const { t0, tEnd, top, laneH, waitY, x } = g;
   for (const m of s.marks) {
-    if (m.t < t0 || m.t > tEnd) continue;
+    if (m.t < t0 || m.t > tEnd || (m.lane !== null && rowOf(g, m.lane) < 0)) continue;
     drawMark(ctx, m, x(m.t), m.lane === null ? waitY + laneH / 2 : top + rowOf(g, m.lane) * laneH + laneH / 2, p, s.K);
   }
   ctx.strokeStyle = p.resize; ctx.fillStyle = p.resize;
