@@ -1,4 +1,6 @@
-"""Notebook 14's claims, each pinned: the leaky app under gunicorn on PostgreSQL, found by its site, fixed, measured.
+"""Notebook 14's claims, each pinned: the leaky app under gunicorn, its leak found by its site, fixed, measured.
+
+On PostgreSQL, and on SQLite (the notebook's fallback).
 
 The runs use the notebook's own parameters (its parameters cell, with
 ``POOLVIZ_SMALL=1`` as the test suite runs it) and the same calls.
@@ -88,21 +90,29 @@ def run(url: str, directory: Path, *, fixed: bool, mix: Any = None, threads: int
     return Run(result, metrics, recording, pgid, workers, group_members(pgid))
 
 
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The notebook's database: PostgreSQL, and SQLite, its fallback when PostgreSQL is not reachable."""
+    if request.param == "sqlite":
+        return f"sqlite+pool:///{tmp_path_factory.mktemp('sqlite') / 'app.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture(scope="module")
-def table(pg_url: str) -> Iterator[str]:
+def table(url: str) -> Iterator[str]:
     name = f"practice_user_{uuid.uuid4().hex[:8]}"
     yield name
-    practice_app.drop_table(pg_url, name)
+    practice_app.drop_table(url, name)
 
 
 @pytest.fixture(scope="module")
-def leaky(pg_url: str, table: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    return run(pg_url, tmp_path_factory.mktemp("leaky"), fixed=False, table=table)
+def leaky(url: str, table: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return run(url, tmp_path_factory.mktemp("leaky"), fixed=False, table=table)
 
 
 @pytest.fixture(scope="module")
-def fixed(pg_url: str, table: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    return run(pg_url, tmp_path_factory.mktemp("fixed"), fixed=True, table=table)
+def fixed(url: str, table: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return run(url, tmp_path_factory.mktemp("fixed"), fixed=True, table=table)
 
 
 def test_every_failure_of_the_leaky_app_is_a_503(leaky: Run) -> None:
@@ -111,19 +121,15 @@ def test_every_failure_of_the_leaky_app_is_a_503(leaky: Run) -> None:
     assert 503 in statuses and statuses <= {200, 503}
 
 
-def test_the_pools_run_dry_one_worker_at_a_time(leaky: Run) -> None:
-    """'after the first 503, other workers still answered ok for a while.'"""
+def test_a_worker_never_answers_ok_after_its_first_503(leaky: Run) -> None:
+    """'once it has answered its first 503 it never answers ok again (its last ok is done before its first 503)'."""
     frame = leaky.result.frame()
-    failed, ok = frame[frame["status"] == 503], frame[frame["ok"]]
-    first = failed.loc[failed["started_s"].idxmin()]
-    assert ((ok["started_s"] > first["started_s"]) & (ok["pid"] != first["pid"])).any()
-
-
-def test_the_leaky_app_stops_answering_well_before_the_run_ends(leaky: Run) -> None:
-    """'The last ok answer went to a request sent well before the end of the run' (the first half of it)."""
-    frame = leaky.result.frame()
-    assert frame.loc[frame["ok"], "started_s"].max() < P["DURATION_S"] / 2
-    assert (frame.loc[frame["started_s"] > P["DURATION_S"] / 2, "status"] == 503).all()
+    frame["done_s"] = frame["started_s"] + frame["latency_s"]
+    for pid, replies in frame.groupby("pid"):
+        failed = replies.loc[replies["status"] == 503, "done_s"]
+        if len(failed):
+            assert replies.loc[replies["ok"], "done_s"].max() < failed.min(), f"worker {pid}"
+    assert frame["status"].eq(503).any()
 
 
 def test_every_503_waits_the_pool_timeout(leaky: Run) -> None:
@@ -193,16 +199,16 @@ def test_stopping_leaves_no_process_of_the_server(leaky: Run, fixed: Run) -> Non
     assert leaky.left == [] and fixed.left == []
 
 
-def test_try_it_1_without_signups_nothing_leaks(pg_url: str, table: str, tmp_path: Path) -> None:
+def test_try_it_1_without_signups_nothing_leaks(url: str, table: str, tmp_path: Path) -> None:
     """Try it 1: only /users and /slow: no 503 and no leak event."""
-    quiet = run(pg_url, tmp_path, fixed=False, mix={"/users": 6, "/slow?seconds=0.05": 2}, table=table)
+    quiet = run(url, tmp_path, fixed=False, mix={"/users": 6, "/slow?seconds=0.05": 2}, table=table)
     assert quiet.result.count() == quiet.result.count(status=200) > 0
     assert (quiet.recording["kind"] == "leak").sum() == 0
 
 
-def test_try_it_2_threaded_workers_leak_at_the_same_site(pg_url: str, table: str, tmp_path: Path) -> None:
+def test_try_it_2_threaded_workers_leak_at_the_same_site(url: str, table: str, tmp_path: Path) -> None:
     """Try it 2: gthread workers (4 threads): the same site and reason; the holders are welcome threads."""
-    threaded = run(pg_url, tmp_path, fixed=False, threads=4, table=table)
+    threaded = run(url, tmp_path, fixed=False, threads=4, table=table)
     leaks = threaded.recording[threaded.recording["kind"] == "leak"]
     assert set(leaks["reason"]) == {"thread_exited"} and len(leaks) > 0
     assert {site.split(":")[0] + " " + site.split(" in ")[1] for site in leaks["site"]} == {
