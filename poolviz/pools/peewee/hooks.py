@@ -171,8 +171,9 @@ class PoolHooks(EventRecorder):
     def _connect(self) -> Any:
         # Whatever can be done before taking the pool lock is: every other caller waits while it is held.
         name = self._pv_name.name or self._pv_thread_name()
-        # Where the application asked: a cached payload per call site (poolviz.pools.sites).
-        site = reused_payload() if self._pv_sites else REUSED
+        # Where the application asked: a cached payload per call site (poolviz.pools.sites),
+        # looked for from this method's caller on (depth 2: this frame is known to be the pool's).
+        site = reused_payload(2) if self._pv_sites else REUSED
         try:
             with self._pool_lock:
                 # One clock reading serves the usual checkout: taken holding the

@@ -259,7 +259,7 @@ class _AsyncInstrumented(AsyncOperations):
     async def _acquire_conn_async(self) -> Any:
         # peewee creates the pool on first use inside asyncio.wait_for (a child
         # task on Python 3.11): name what happens there after the asking task.
-        caller = _Caller(task_name(), reused_payload() if self._pv_sites else REUSED)
+        caller = _Caller(task_name(), reused_payload(2) if self._pv_sites else REUSED)
         if self.leak_threshold is not None:
             caller.task = asyncio.current_task()
             caller.origin = leaks.origin_summary()
@@ -305,7 +305,7 @@ class _AsyncInstrumented(AsyncOperations):
         # Set by _acquire_conn_async on peewee's path; set here only for a direct call.
         token = None
         if caller is None:
-            caller = _Caller(task_name(), reused_payload() if self._pv_sites else REUSED)
+            caller = _Caller(task_name(), reused_payload(2) if self._pv_sites else REUSED)
             token = _caller.set(caller)
         name = caller.name
         key = id(caller)

@@ -44,7 +44,7 @@ class Hooks(Recorder):
     def getconn(self, timeout: float | None = None) -> Any:
         started = perf_counter()
         if self._pv_sites:
-            self._pv_local.site = reused_payload()
+            self._pv_local.site = reused_payload(2)  # from getconn()'s caller on
         try:
             conn = self._pv_next_getconn(self, timeout)
         except BaseException as exc:

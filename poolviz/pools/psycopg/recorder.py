@@ -198,7 +198,7 @@ class Recorder:
     def _pv_site(self) -> Any:
         """Where the caller asked: :func:`~poolviz.pools.sites.reused_payload`'s answer (the threaded hooks
         work it out before psycopg_pool takes its lock)."""
-        return reused_payload()
+        return reused_payload(4)  # from the caller of getconn() or _get_ready_connection(), which call _pv_checkout
 
     def _pv_holder(self) -> Any:
         """The thread (or, in the asyncio hooks, the task) checking a connection out."""

@@ -128,7 +128,7 @@ class PoolObserver:
         # worked out outside the lock; the counts and the event, which other callers move too, inside it.
         def checked_out(dbapi_connection: Any) -> None:
             now = perf_counter()
-            site = reused_payload() if sites else REUSED
+            site = reused_payload(3) if sites else REUSED  # from the caller of the wrapper that called this
             serial = get_serial(id(dbapi_connection), 0)
             held_since[serial] = now
             reused = serial not in fresh
