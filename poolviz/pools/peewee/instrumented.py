@@ -48,7 +48,9 @@ class Instrumented(PoolOperations):
 
     Put it first among the bases of a ``PooledDatabase`` subclass, as the
     public classes do, or let :func:`poolviz.instrument` do it for an
-    existing pool.
+    existing pool. Beyond peewee's settings: ``event_capacity``,
+    ``leak_threshold`` and ``sites`` (each checkout's site in its ``message``,
+    :mod:`poolviz.pools.sites`; on unless ``False``).
     """
 
     # poolviz's own classes refuse settings that mislead (see checks.pool_args);
