@@ -258,3 +258,33 @@ def test_a_memory_database_is_refused() -> None:
     """SQLite in memory cannot be shared by worker processes: refused with the reason."""
     with pytest.raises(ValueError, match="database file they can share"):
         AppServer("sqlite+pool:///:memory:")
+
+
+@pytest.mark.timeout(120)
+def test_stop_waits_out_a_request_in_flight_and_leaves_no_process(sqlite_url: str, tmp_path: Path) -> None:
+    """A request still running at stop(): gunicorn's grace period ends it; no process of the group is left."""
+    from poolviz.data import holders
+
+    server = serve(sqlite_url, workers=2, metrics=False, record_dir=tmp_path / "rec")
+    pgid = server.pgid
+    assert pgid is not None
+    replies: list[Any] = []
+    hold = threading.Thread(target=lambda: replies.append(server.get("/slow?seconds=60", timeout=90)))
+    hold.start()
+    wait_until(lambda: len(holders(poolviz.load_recording(tmp_path / "rec"))) == 1, timeout=20, what="/slow holding")
+    server.stop()
+    join_threads([hold])
+    assert _gone(pgid) and replies[0].status != 200
+
+
+@pytest.mark.timeout(120)
+def test_stop_kills_a_server_that_ignores_sigterm(sqlite_url: str) -> None:
+    """A master that cannot act on SIGTERM (stopped with SIGSTOP): SIGKILL to the group after the timeout."""
+    import signal
+
+    server = serve(sqlite_url, workers=2, metrics=False)
+    pgid = server.pgid
+    assert pgid is not None
+    os.kill(pgid, signal.SIGSTOP)
+    server.stop(timeout=1)
+    assert _gone(pgid) and server.members() == []
