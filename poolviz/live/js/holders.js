@@ -7,8 +7,10 @@
 const HOLDERS_SHOWN = 50;
 
 function holdersAt(s, t, live) {
-  // The rows of the table at time t: one per connection held then, longest held first.
-  const open = live ? [...s.openHold.values()].filter((h) => h.start <= t) : s.holds.filter((h) => h.start <= t && !(h.end <= t));
+  // The rows of the table at time t: one per connection held then, longest held first. A hold that ends at
+  // t has ended, to the wire's half unit (Python's t and a time decoded from whole microseconds differ by that).
+  const at = t + s.wire.unit_s / 2;
+  const open = live ? [...s.openHold.values()].filter((h) => h.start <= at) : s.holds.filter((h) => h.start <= at && !(h.end <= at));
   const rows = open.map((h) => {
     const name = s.threads[h.thread] ?? String(h.thread), [process, thread] = s.byProcess ? processOf(name) : ["", name];
     return { conn: h.conn, process: process.slice(1), thread, threadId: h.thread, site: s.sites[h.site] ?? "",
@@ -24,8 +26,9 @@ function buildHolders(make, ink) {
     "border:1px solid var(--jp-border-color2, #e0e0e0)");
   const caption = make("div", "poolviz-live-holders-caption",
     "font:bold 11px var(--jp-ui-font-family, sans-serif);padding:2px 6px;color:var(--jp-ui-font-color0, #000)");
+  // The colour is set on the table too: a page in quirks mode does not let tables inherit it.
   const table = make("table", "poolviz-live-holders-table",
-    "border-collapse:collapse;width:100%;font:11px var(--jp-code-font-family, monospace)");
+    `border-collapse:collapse;width:100%;font:11px var(--jp-code-font-family, monospace);color:${ink}`);
   const head = document.createElement("thead"), body = document.createElement("tbody");
   table.append(head, body);
   box.append(caption, table);

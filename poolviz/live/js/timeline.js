@@ -139,6 +139,6 @@ function holdText(s, h, tEnd) {
   const end = visibleEnd(h, tEnd), [process, thread] = s.byProcess ? processOf(s.threads[h.thread]) : ["", s.threads[h.thread]];
   const leaked = h.leakedAt <= end ? `  (reported as leaked at ${h.leakedAt.toFixed(3)} s)` : "";
   return `connection #${h.conn}${process ? ` in process ${process.slice(1)}` : ""}\nthread ${thread ?? h.thread}\n` +
-    `site ${s.sites[h.site] || "–"}\nheld ${ms(end - h.start)}${!(h.end <= tEnd) ? " (still held)" : ""}${leaked}\n` +
+    `site ${s.sites[h.site] || "–"}\nheld ${ms(end - h.start)}${!(h.end <= tEnd + s.wire.unit_s / 2) ? " (still held)" : ""}${leaked}\n` +
     `waited ${ms(h.wait)} before`;
 }
