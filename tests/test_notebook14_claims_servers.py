@@ -31,7 +31,8 @@ from poolviz.practice.metrics import metrics_table, scrape_workers
 from poolviz.practice.server import group_members
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "14_your_own_app_live.ipynb"
-pytestmark = pytest.mark.timeout(300)
+# Two servers and about a thousand requests per backend: slow (make test and CI run it, make check does not).
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
 def notebook_parameters() -> dict[str, Any]:

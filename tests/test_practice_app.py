@@ -265,7 +265,7 @@ def test_stop_waits_out_a_request_in_flight_and_leaves_no_process(sqlite_url: st
     """A request still running at stop(): gunicorn's grace period ends it; no process of the group is left."""
     from poolviz.data import holders
 
-    server = serve(sqlite_url, workers=2, metrics=False, record_dir=tmp_path / "rec")
+    server = serve(sqlite_url, workers=2, metrics=False, record_dir=tmp_path / "rec", graceful_timeout=1)
     pgid = server.pgid
     assert pgid is not None
     replies: list[Any] = []

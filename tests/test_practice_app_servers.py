@@ -44,12 +44,12 @@ def table(server_url: str) -> Iterator[str]:
     practice_app.drop_table(server_url, name)
 
 
-def run(url: str, table: str, directory: Path, *, fixed: bool, requests: int = 120) -> tuple[Any, Any, list[int]]:
-    """Serve the app (3 workers, pools of 4, leak threshold 0.3 s), send ``requests`` requests, stop it."""
+def run(url: str, table: str, directory: Path, *, fixed: bool, requests: int = 60) -> tuple[Any, Any, list[int]]:
+    """Serve the app (3 workers, pools of 4, leak threshold 0.3 s), send ``requests`` requests (or 3 s of them)."""
     server = serve(url, workers=3, fixed=fixed, table=table, record_dir=directory, leak_threshold=0.3)
     try:
         workers = server.worker_pids()
-        result = drive(server.url, MIX, concurrency=6, duration=60, requests=requests)
+        result = drive(server.url, MIX, concurrency=6, duration=3, requests=requests)
         if not fixed:  # leaks are reported 0.3 s after their checkout: wait for those of the last signups
             wait_until(lambda: _leaks(directory) >= _signups(result), timeout=20, what="a leak per signup")
     finally:
@@ -69,7 +69,7 @@ def _leaks(directory: Path) -> int:
 
 def test_every_worker_records_its_own_stream(server_url: str, table: str, tmp_path: Path) -> None:
     """gunicorn forks its workers after record(): each worker's events are in a stream of its own pid."""
-    result, frame, workers = run(server_url, table, tmp_path / "rec", fixed=True, requests=60)
+    result, frame, workers = run(server_url, table, tmp_path / "rec", fixed=True)
     assert set(workers) <= set(frame.attrs["processes"])
     answered = {r.pid for r in result.replies}
     checkouts = frame[frame["kind"] == "checkout"]

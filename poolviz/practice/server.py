@@ -118,6 +118,7 @@ class AppServer:
     ``pool_timeout`` seconds for a connection before answering 503.
     ``fixed`` runs the fixed app; ``record_dir`` records every worker's pool
     there (``leak_threshold`` for leak events). ``port=None`` picks a free one.
+    At :meth:`stop`, requests still running get ``graceful_timeout`` seconds.
     """
 
     def __init__(
@@ -136,6 +137,7 @@ class AppServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         boot_timeout: float = 60.0,
+        graceful_timeout: int = 5,
         env: dict[str, str] | None = None,
     ) -> None:
         if not isinstance(url, str):
@@ -153,6 +155,7 @@ class AppServer:
         self.host = host
         self.port = None if port is None else checks.count("port", port)
         self.boot_timeout = checks.seconds("boot_timeout", boot_timeout, positive=True)
+        self.graceful_timeout = checks.count("graceful_timeout", graceful_timeout)
         self.extra_env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
         self.pgid: int | None = None
@@ -208,7 +211,7 @@ class AppServer:
             f"{self.host}:{self.port}",
             "--preload",
             "--graceful-timeout",
-            "5",
+            str(self.graceful_timeout),
             "--log-level",
             "info",
             # gunicorn 23+ opens a control socket at one fixed path per user: two servers would share it.
