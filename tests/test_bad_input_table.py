@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 from pathlib import Path
@@ -62,7 +63,12 @@ def test_row(row: Row, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.M
     """The input fails with an error containing the table's text (CLI: on stderr, exit status 2)."""
     monkeypatch.chdir(tmp_path)  # CLI runs create their --out folder relative to here
     if row.where == "Python":
-        namespace: dict[str, Any] = {"poolviz": poolviz, "peewee": peewee, "workload": poolviz.workload}
+        namespace: dict[str, Any] = {
+            "poolviz": poolviz,
+            "peewee": peewee,
+            "workload": poolviz.workload,
+            "otel": importlib.import_module("poolviz.otel"),
+        }
         with pytest.raises(Exception) as info:
             eval(row.given, namespace)
         shown = f"{type(info.value).__name__}: {info.value}"
