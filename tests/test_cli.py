@@ -238,7 +238,7 @@ def test_every_option_has_help() -> None:
     """Every argument of every command carries a help string."""
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subparsers.choices) == {"run", "sweep", "report"}
+    assert set(subparsers.choices) == {"run", "sweep", "report", "follow"}
     for name, command in subparsers.choices.items():
         for action in command._actions:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
