@@ -119,6 +119,17 @@ def test_a_held_connection_is_listed_among_the_holders(db: Any, tmp_path: Path) 
     assert reader.holders() == []
 
 
+def test_recording_a_pool_twice_returns_the_same_recorder(db: Any, tmp_path: Path) -> None:
+    """record() on a pool already recorded there returns its recorder; another pool needs another name."""
+    recorder = poolviz.record(db, tmp_path, name="shop")
+    assert poolviz.record(db, tmp_path, name="shop") is recorder
+    other = poolviz.connect(f"sqlite+pool:///{tmp_path / 'other.db'}")
+    with pytest.raises(ValueError, match="another pool of this process already records as 'shop'"):
+        poolviz.record(other, tmp_path, name="shop")
+    recorder.stop()
+    poolviz.record(other, tmp_path / "again", name="shop").stop()
+
+
 def test_record_instruments_a_plain_peewee_pool(tmp_path: Path) -> None:
     """A pool poolviz has not instrumented yet is instrumented by record()."""
     pool = poolviz.testing.plain_sqlite_pool(tmp_path / "plain.db", max_connections=2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from .format import FORMAT, VERSION, RecordingVersionError
 from .reader import Holder, ProcessStream, RecordingReader, check_name, pid_exists
 from .writer import DEFAULT_MAX_BYTES, DEFAULT_MAX_SEGMENTS, Recorder, RecordingWarning
 
+#: This process's recorders by directory and name (a forked child's are its own: their pid says so).
+_recorders: weakref.WeakValueDictionary[tuple[Path, str], Recorder] = weakref.WeakValueDictionary()
 #: Script names that say nothing of the application: the recording is then called "app".
 _ANONYMOUS = {"", "-c", "-m", "__main__", "ipykernel_launcher", "pytest", "python"}
 
@@ -50,7 +53,8 @@ def record(
     ``pool`` is any pool :func:`poolviz.instrument` takes; it is instrumented
     here if it is not yet (with ``leak_threshold``). ``name`` names the
     application (default: the script's name); each process writes its own
-    stream, and a process forked later records itself. A stream rotates into a
+    stream, and a process forked later records itself. Recording the same
+    pool again returns the same recorder. A stream rotates into a
     new file every ``max_bytes`` and keeps at most ``max_segments`` of them,
     deleting the oldest (its events counted as dropped). Bad arguments raise
     at once; problems writing never do: one :class:`RecordingWarning`, and the
@@ -64,8 +68,18 @@ def record(
     max_segments = checks.count("max_segments", max_segments)
     log = _instrumented_log(pool, leak_threshold)
     path = Path(directory).absolute()  # a later chdir (a daemonising server) must not move the files
+    running = _recorders.get((path, name))
+    if running is not None and running.running and running.pid == os.getpid():
+        if running.log is log:
+            return running  # recording already: the same recorder
+        raise ValueError(
+            f"another pool of this process already records as {name!r} in {str(path)!r}: "
+            "give this one another name= (one stream per process and name)"
+        )
     _warn_of_others(path, name)
-    return Recorder(log, path, name, max_bytes=max_bytes, max_segments=max_segments)
+    recorder = Recorder(log, path, name, max_bytes=max_bytes, max_segments=max_segments)
+    _recorders[(path, name)] = recorder
+    return recorder
 
 
 def _instrumented_log(pool: Any, leak_threshold: float | None) -> Any:
