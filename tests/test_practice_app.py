@@ -178,12 +178,24 @@ def test_driver_notes_requests_that_get_no_answer() -> None:
 
 @pytest.mark.parametrize(
     ("mix", "message"),
-    [({}, "mix must be"), ({"users": 1}, "start with '/'"), ({"/users": 0}, "positive number")],
+    [
+        ({}, "mix must be"),
+        ({"users": 1}, "start with '/'"),
+        ({"/users now": 1}, "hold no spaces"),
+        ({"/users": 0}, "positive number"),
+    ],
 )
 def test_driver_refuses_a_bad_mix(mix: Any, message: str) -> None:
-    """An empty mix, a path without '/', a weight of zero: refused before any request."""
+    """An empty mix, a path without '/' or with a space, a weight of zero: refused before any request."""
     with pytest.raises(ValueError, match=message):
         drive("http://127.0.0.1:1", mix, duration=0.1)
+
+
+@pytest.mark.parametrize("base_url", ["localhost:8000", "https://127.0.0.1:8000", "http://127.0.0.1:99999"])
+def test_driver_refuses_a_bad_base_url(base_url: str) -> None:
+    """A base URL that is not http://host[:port]: refused at once, before any thread starts."""
+    with pytest.raises(ValueError, match="base_url"):
+        drive(base_url, "/users", duration=0.1)
 
 
 def _gone(pgid: int) -> bool:

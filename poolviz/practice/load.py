@@ -45,11 +45,9 @@ class Reply:
 
 def request(base_url: str, path: str, *, timeout: float = 10.0, t0: float | None = None) -> Reply:
     """GET ``path`` from the app at ``base_url``; never raises for a failed request (status 0, error text)."""
-    parts = urlsplit(base_url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"base_url must be an http:// URL such as http://127.0.0.1:8000, got {base_url!r}")
+    host, port = _host_port(base_url)
     started = time.perf_counter()
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Connection": "close"})
         response = conn.getresponse()
@@ -70,6 +68,16 @@ def request(base_url: str, path: str, *, timeout: float = 10.0, t0: float | None
         error=error,
         body=body,
     )
+
+
+def _host_port(base_url: str) -> tuple[str, int]:
+    parts = urlsplit(base_url) if isinstance(base_url, str) else None
+    if parts is None or parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"base_url must be an http:// URL such as http://127.0.0.1:8000, got {base_url!r}")
+    try:
+        return parts.hostname, parts.port or 80
+    except ValueError:
+        raise ValueError(f"base_url's port must be a number from 0 to 65535, got {base_url!r}") from None
 
 
 @dataclass
@@ -130,8 +138,8 @@ def _mix(mix: Mapping[str, Any] | str) -> dict[str, float]:
         raise ValueError(f"mix must be a path or a mapping of paths to weights such as {{'/users': 9}}, got {mix!r}")
     weights = {}
     for path, weight in mix.items():
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ValueError(f"each path in mix must start with '/', got {path!r}")
+        if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
+            raise ValueError(f"each path in mix must start with '/' and hold no spaces, got {path!r}")
         weights[path] = checks.number(f"mix[{path!r}]", weight, positive=True)
     return weights
 
@@ -153,6 +161,7 @@ def drive(
     at whichever comes first). Every thread finishes its request in flight,
     so the run can last up to ``timeout`` past ``duration``.
     """
+    _host_port(base_url)
     weights = _mix(mix)
     concurrency = checks.count("concurrency", concurrency)
     duration = checks.seconds("duration", duration, positive=True)
