@@ -72,7 +72,7 @@ def test_the_stream_is_a_header_then_batches_then_an_end_marker(db: Any, tmp_pat
     head, *batches, end = lines
     assert (head["format"], head["version"], head["pid"]) == ("poolviz-recording", 1, os.getpid())
     assert head["t0"] == poolviz.events_of(db).t0
-    events = [e for line in batches for e in line["events"]]
+    events = [e for line in batches for e in fmt.batch_events(line)]
     assert all(len(e) == len(poolviz.FIELDS) for e in events)
     assert [e[2] for e in events].count("checkout") == 3
     assert end == {"end": True, "watermark": end["watermark"], "dropped": 0}
@@ -398,6 +398,33 @@ def test_a_silent_live_stream_stops_holding_the_others_back(tmp_path: Path) -> N
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_batch_in_plain_json_is_read_too(tmp_path: Path) -> None:
+    """A batch written as plain JSON lists of the 13 fields (by hand, by another tool) reads as poolviz's own."""
+    plain = fmt.encode({"events": [event(0, 0.1, "checkout"), event(1, 0.2, "checkin")], "watermark": 100.3})
+    write_stream(tmp_path, plain)
+    assert list(poolviz.load_recording(tmp_path)["kind"]) == ["checkout", "checkin"]
+
+
+class _Boom:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+def test_a_batch_that_would_run_code_is_skipped_not_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pickled batch naming any global (here os.system) is refused: skipped and counted, nothing runs."""
+    import base64
+    import pickle
+
+    monkeypatch.chdir(tmp_path)
+    evil = fmt.encode({"rows": base64.b64encode(pickle.dumps([_Boom()])).decode(), "watermark": 100.2})
+    write_stream(tmp_path, evil, fmt.batch([tuple(event(0, 0.3, "checkout"))], 100.4, 0))
+    reader = RecordingReader(tmp_path)
+    reader.poll()
+    assert reader.processes[os.getpid()].bad_lines == 1
+    assert reader.processes[os.getpid()].kinds == {"checkout": 1}
+    assert not (tmp_path / "pwned.txt").exists()
 
 
 def test_another_format_version_names_both_versions(tmp_path: Path) -> None:

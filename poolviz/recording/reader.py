@@ -260,7 +260,12 @@ class RecordingReader:
         if line.get("end"):
             stream.ended = "stopped"
             return self.log.end(stream.pid)
-        events = [tuple(e) for e in line.get("events", ())]
+        try:
+            events = fmt.batch_events(line)
+        except ValueError as exc:
+            stream.bad_lines += 1
+            logger.warning("poolviz recording: skipped a batch of %s: %s", path, exc)
+            return 0
         for raw in events:
             stream.take(raw)
         watermark = line.get("watermark")
