@@ -77,6 +77,13 @@ def report(title: str, samples: dict[str, list[float]]) -> None:
             f"  {name:24s} {median:8.1f} us/cycle  {median / base:5.3f}x  "
             f"(median per-round ratio {statistics.median(per_round):5.3f})"
         )
+    alone, recorded = samples[NAMES[1]], samples[NAMES[2]]
+    own = [r / a for r, a in zip(recorded, alone, strict=True)]
+    print(
+        f"  recording's own cost: {statistics.median(recorded) - statistics.median(alone):+.1f} us/cycle, "
+        f"{statistics.median(recorded) / statistics.median(alone):5.3f}x the instrumented pool "
+        f"(median per-round ratio {statistics.median(own):5.3f})"
+    )
 
 
 def server(label: str, url: str, args: argparse.Namespace, directory: Path) -> None:
