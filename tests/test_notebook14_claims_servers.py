@@ -82,7 +82,7 @@ def run(url: str, directory: Path, *, fixed: bool, mix: Any = None, threads: int
         workers = server.worker_pids()
         result = drive(server.url, mix or P["MIX"], concurrency=P["CONCURRENCY"], duration=P["DURATION_S"])
         metrics = metrics_table(scrape_workers(server.url, workers))
-        server.wait_recorded()
+        server.wait_recorded(leaks=True)
         recording = poolviz.load_recording(directory)
     finally:
         pgid = server.pgid

@@ -300,3 +300,31 @@ def test_stop_kills_a_server_that_ignores_sigterm(sqlite_url: str) -> None:
     os.kill(pgid, signal.SIGSTOP)
     server.stop(timeout=1)
     assert _gone(pgid) and server.members() == []
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("fixed", [False, True], ids=["leaky", "fixed"])
+def test_under_gunicorn_the_recording_finds_the_leak_at_its_site(sqlite_url: str, tmp_path: Path, fixed: bool) -> None:
+    """gunicorn, 2 workers recording: each signup's leak at send_welcome's query (thread_exited); fixed: none."""
+    import inspect
+
+    from poolviz.practice import app as practice_app
+
+    directory = tmp_path / "rec"
+    # Pools of 20 for 12 requests: no signup's thread ever finds its pool empty, so each one leaks.
+    settings: dict[str, Any] = {"workers": 2, "max_connections": 20, "metrics": False, "fixed": fixed}
+    with serve(sqlite_url, **settings, record_dir=directory, leak_threshold=0.2) as server:
+        result = drive(server.url, {"/signup": 1, "/users": 1}, concurrency=2, duration=30, requests=12)
+        signups = result.count(path="/signup", status=200)
+        server.wait_recorded()
+        if not fixed:
+            wait_until(lambda: (poolviz.load_recording(directory)["kind"] == "leak").sum() >= signups, what="leaks")
+    frame = poolviz.load_recording(directory)
+    leaks = frame[frame["kind"] == "leak"]
+    if fixed:
+        assert len(leaks) == 0 and result.count() == result.count(status=200)
+        return
+    lines, first = inspect.getsourcelines(practice_app.send_welcome)
+    line = first + next(i for i, text in enumerate(lines) if "get_by_id" in text)
+    assert len(leaks) == signups > 0 and set(leaks["reason"]) == {"thread_exited"}
+    assert set(leaks["site"]) == {f"poolviz/practice/app.py:{line} in send_welcome"}

@@ -294,22 +294,26 @@ class AppServer:
         """The server's processes still running (master and workers): see :func:`group_members`."""
         return [] if self.pgid is None else group_members(self.pgid)
 
-    def wait_recorded(self, timeout: float = 10.0) -> None:
+    def wait_recorded(self, timeout: float = 10.0, *, leaks: bool = False) -> None:
         """Return once every worker's recording has caught up with now (the writers flush ~100 ms behind).
 
         Each stream's watermark says up to when its process has written all
         its events; this waits until every worker's passes the moment of the
         call, so a recording read afterwards holds everything done before it.
-        Raises ``RuntimeError`` when the server does not record, or after ``timeout`` seconds.
+        ``leaks=True`` waits a leak threshold and a tenth longer (the pool looks
+        for leaks ten times per threshold), so the leak reports due for
+        connections taken before the call are in too. Raises ``RuntimeError``
+        when the server does not record, or after ``timeout`` seconds more.
         """
         from ..recording import RecordingReader
         from .app import RECORDING_NAME
 
         if self.record_dir is None:
             raise RuntimeError("this server does not record: start it with record_dir=")
-        mark = time.perf_counter()
+        extra_s = 1.1 * self.leak_threshold if leaks and self.leak_threshold else 0.0
+        mark = time.perf_counter() + extra_s
         reader = RecordingReader(self.record_dir, RECORDING_NAME)
-        deadline = time.monotonic() + checks.seconds("timeout", timeout, positive=True)
+        deadline = time.monotonic() + extra_s + checks.seconds("timeout", timeout, positive=True)
         while True:
             reader.poll()
             behind = [pid for pid in self.worker_pids() if _behind(reader, pid, mark)]
