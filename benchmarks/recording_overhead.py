@@ -15,7 +15,9 @@ flusher's included, each round ending after a pause long enough for the
 flusher to write it): steadier than wall time on a busy machine, and exactly
 what recording adds to the application's process. Last, the flusher thread's
 own CPU time per event written, and first, its CPU per event alone (the
-thread's own CPU time writing out a log of 100,000 events at once).
+thread's own CPU time writing out a log of 100,000 events at once), and
+one instrumented pool whose rounds alternate with and without a recorder
+(the steadiest view of what recording alone adds: the same connections).
 
     .venv/bin/python benchmarks/recording_overhead.py [--cycles 2000] [--rounds 9] [--threads 1,8]
 """
@@ -112,6 +114,45 @@ def server(label: str, url: str, args: argparse.Namespace, directory: Path) -> N
     )
 
 
+def same_pool(label: str, url: str, count: int, rounds: int, directory: Path) -> None:
+    """One instrumented pool, pairs of rounds without and with a recorder: no second pool, no other connections.
+
+    A recorded round starts a recorder before the clocks start and stops it (its last write and end marker,
+    done by the calling thread) before they stop; the pair's order alternates. Per pair, the ratio of wall
+    time and of the application thread's own CPU time (does recording make it work more?); the flusher
+    thread's CPU per cycle beside. Medians and quartiles over pairs.
+    """
+    db = poolviz.connect(url, max_connections=POOL_SIZE)
+    cycle = query_cycle(db)
+    per_cycle_us(cycle, max(count // 10, 50), 1, time.perf_counter)
+    wall: list[float] = []
+    cpu: list[float] = []
+    flusher: list[float] = []
+    try:
+        for index in range(rounds):
+            measured: dict[bool, tuple[float, float]] = {}
+            for recording in (False, True) if index % 2 else (True, False):
+                recorder = poolviz.record(db, directory / label / f"same{index}", name="same") if recording else None
+                start_cpu, start = time.thread_time(), time.perf_counter()
+                for _ in range(count):
+                    cycle()
+                if recorder is not None:
+                    # Read while the thread lives; the last write, in stop(), is the calling thread's.
+                    flusher.append(time.clock_gettime(time.pthread_getcpuclockid(recorder._thread.ident or 0)))
+                    recorder.stop()
+                    flusher[-1] = flusher[-1] / count * 1e6
+                measured[recording] = (time.perf_counter() - start, time.thread_time() - start_cpu)
+            wall.append(measured[True][0] / measured[False][0])
+            cpu.append(measured[True][1] / measured[False][1])
+    finally:
+        db.close_all()
+    print(f"\n{label}, one instrumented pool, {rounds} pairs of rounds without and with recording, {count} cycles each")
+    for what, ratios in (("wall time", wall), ("app thread CPU", cpu)):
+        low, median, high = statistics.quantiles(ratios, n=4)
+        print(f"  {what:14s} with / without: median {median:5.3f} (quartiles {low:.3f} - {high:.3f})")
+    print(f"  flusher thread CPU {statistics.median(flusher):.2f} us/cycle (on another core when one is free)")
+
+
 def flusher_alone(events: int, rounds: int, directory: Path) -> None:
     """The flusher's CPU per event, alone: a log holding ``events`` checkouts and check-ins written out at once."""
     from poolviz.events import EventLog
@@ -155,6 +196,7 @@ def main() -> None:
             if problem:
                 print(f"\n{label}: skipped ({problem})")
                 continue
+            same_pool(label, url, args.cycles // 2, 2 * args.rounds + 1, Path(tmp))
             server(label, url, args, Path(tmp))
 
 
