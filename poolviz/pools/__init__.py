@@ -17,9 +17,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from .. import checks
 from ..events import DEFAULT_CAPACITY, EventLog
 from .peewee import instrument as instrument_peewee
 from .peewee import is_instrumented
+from .sites import check_sites
 
 ACCEPTED = (
     "a peewee pool (playhouse.pool.PooledDatabase) or asyncio database (playhouse.pwasyncio), "
@@ -38,6 +40,10 @@ def instrument(
     ``leak_threshold`` (seconds) turns on leak detection; each checkout records
     where the application asked (its site, :mod:`.sites`) unless ``sites=False``.
     """
+    # Checked here, so a pool instrumented already (where the settings are not used again) refuses them too.
+    checks.count("event_capacity", event_capacity)
+    checks.leak_threshold(leak_threshold)
+    check_sites(sites)
     settings: dict[str, Any] = {"event_capacity": event_capacity, "leak_threshold": leak_threshold, "sites": sites}
     if "sqlalchemy" in sys.modules:
         from .sqlalchemy import instrument_sqlalchemy, is_sqlalchemy_target
