@@ -68,6 +68,7 @@ def test_row(row: Row, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.M
             "peewee": peewee,
             "workload": poolviz.workload,
             "otel": importlib.import_module("poolviz.otel"),
+            "practice": importlib.import_module("poolviz.practice"),
         }
         with pytest.raises(Exception) as info:
             eval(row.given, namespace)
