@@ -150,6 +150,13 @@ def test_record_passes_leak_threshold_through(tmp_path: Path) -> None:
     pool.close_all()
 
 
+def test_leak_threshold_for_a_pool_instrumented_already_is_refused(db: Any, tmp_path: Path) -> None:
+    """An instrumented pool has its leak threshold: record(..., leak_threshold=) on it says where to give it."""
+    with pytest.raises(ValueError, match="is instrumented already: give leak_threshold where it was instrumented"):
+        poolviz.record(db, tmp_path, leak_threshold=5)
+    assert not list(tmp_path.glob("*.pvrec"))
+
+
 def test_record_a_sqlalchemy_engine(tmp_path: Path) -> None:
     """A SQLAlchemy Engine records through its pool."""
     import sqlalchemy

@@ -51,7 +51,8 @@ def record(
     """Stream ``pool``'s events to files in ``directory`` while the application runs; returns the :class:`Recorder`.
 
     ``pool`` is any pool :func:`poolviz.instrument` takes; it is instrumented
-    here if it is not yet (with ``leak_threshold``). ``name`` names the
+    here if it is not yet, with ``leak_threshold`` (which an instrumented pool
+    refuses: it has its own). ``name`` names the
     application (default: the script's name); each process writes its own
     stream, and a process forked later records itself. Recording the same
     pool again returns the same recorder. A stream rotates into a
@@ -84,12 +85,19 @@ def record(
 
 def _instrumented_log(pool: Any, leak_threshold: float | None) -> Any:
     try:
-        return events_of(pool)
+        log = events_of(pool)
     except TypeError:
         raise TypeError(f"record() takes {ACCEPTED}; got {type(pool).__module__}.{type(pool).__qualname__}") from None
     except ValueError:
-        pass  # not instrumented yet
-    return events_of(instrument(pool, leak_threshold=leak_threshold))
+        return events_of(instrument(pool, leak_threshold=leak_threshold))  # not instrumented yet
+    if leak_threshold is not None:
+        # Instrumenting again changes nothing: the threshold would be silently ignored.
+        raise ValueError(
+            f"record(leak_threshold={leak_threshold:g}) instruments a pool with it, but this "
+            f"{type(pool).__name__} is instrumented already: give leak_threshold where it was instrumented "
+            "(poolviz.connect(url, leak_threshold=...) or poolviz.instrument(pool, leak_threshold=...))"
+        )
+    return log
 
 
 def _warn_of_others(directory: Path, name: str) -> None:
