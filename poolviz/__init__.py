@@ -5,6 +5,7 @@ from __future__ import annotations
 from playhouse.pool import MaxConnectionsExceeded
 
 from .credentials import mask_url
+from .data.holders import holders
 from .data.recordings import load_recording
 from .data.traces import load_events, save_events
 from .events import CLOSE_REASONS, FIELDS, KINDS, Event, EventLog, Subscription
@@ -36,6 +37,7 @@ __all__ = [
     "WorkloadResult",
     "connect",
     "events_of",
+    "holders",
     "instrument",
     "is_instrumented",
     "load_events",

@@ -225,3 +225,29 @@ def test_counts_survive_dropped_chunks() -> None:
     assert small.events.get_stats()["pool_size"] == large.events.get_stats()["pool_size"] == 3
     cursor = small.events.cursor(start_seq=small.events.snapshot()[10].seq)
     assert [e[:13] for e in cursor.read(limit=5)[0]] == [tuple(e) for e in small.events.snapshot()[10:15]]
+
+
+def test_a_cursor_reads_plain_rows_as_read_gives_events() -> None:
+    """Cursor.read_rows returns the 13 Event fields as tuples, keeps its place and counts the lost like read()."""
+    log = EventLog(capacity=2)
+    rows_cursor, events_cursor = log.cursor(0), log.cursor(0)
+    for conn in (1, 2, 3):
+        log.record("connect", conn, "t", 0, conn, 0)
+    rows, lost = rows_cursor.read_rows()
+    events, lost_too = events_cursor.read()
+    assert [tuple(e) for e in events] == rows and lost == lost_too == 1
+    log.record("close", 3, "t", 0, 2, 0, reason="idle")
+    assert [row[2] for row in rows_cursor.read_rows()[0]] == ["close"]
+
+
+def test_a_merged_log_can_start_its_clock_before_its_first_record_only() -> None:
+    """start_clock_at moves t == 0 of a fresh merged log, and refuses once anything is recorded."""
+    from poolviz.events.merge import MergedEventLog
+
+    log = MergedEventLog([1])
+    log.start_clock_at(100.0)
+    log.add(1, 100.0, [(0, 0.5, "connect", 1, "t", 0.0, 0.1, False, "", "", 0, 1, 0)], None)
+    log.end(1)
+    assert log.snapshot()[0].t == pytest.approx(0.5)
+    with pytest.raises(RuntimeError, match="before the first record"):
+        log.start_clock_at(50.0)

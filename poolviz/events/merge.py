@@ -77,6 +77,15 @@ class MergedEventLog(EventLog):
         self._counts[process] = (0, 0, 0)
         self.received[process] = 0
 
+    def start_clock_at(self, t0: float) -> None:
+        """Make ``t == 0`` the ``perf_counter()`` reading ``t0`` (the earliest process's start, say).
+
+        Only before the first record."""
+        with self.lock:
+            if self._store.next_seq() != 0:
+                raise RuntimeError("start_clock_at() must come before the first record")
+            self._t0 = t0
+
     @property
     def processes(self) -> tuple[int, ...]:
         """The processes this log merges."""

@@ -205,7 +205,7 @@ class RecordingReader:
         if self._clock_set or not self.processes:
             return
         self._clock_set = True
-        self.log._t0 = min(s.t0 for s in self.processes.values())
+        self.log.start_clock_at(min(s.t0 for s in self.processes.values()))
         if not self.log.meta:
             self.log.meta.update(next(iter(self.processes.values())).meta)
 

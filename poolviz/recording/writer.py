@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..credentials import mask_text
-from ..events import EventLog, store
+from ..events import EventLog
 from . import format as fmt
 
 logger = logging.getLogger("poolviz.recording")
@@ -114,7 +114,7 @@ class Recorder:
         self._last_line = 0.0
         self._warned = False
         self._failing = False
-        self._next_seq = self.log.cursor().next_seq  # from now on: a child records what follows the fork
+        self._cursor = self.log.cursor()  # from now on: a child records what follows the fork
         with self._lock:
             self._open_next()
         self._thread = threading.Thread(target=self._run, name="poolviz-recorder", daemon=True)
@@ -203,7 +203,9 @@ class Recorder:
     def _flush_locked(self) -> None:
         mark = time.perf_counter()
         while True:
-            events, lost = self._read(BATCH_LIMIT)
+            # Plain rows, not Event records: those would cost the flusher (in the application's
+            # process) more than half again its CPU per event (see benchmarks/recording_overhead.py).
+            events, lost = self._cursor.read_rows(BATCH_LIMIT)
             self._dropped["capacity"] += lost
             if events or lost or mark - self._last_line >= IDLE_LINE_S:
                 # The mark was taken before the read: every later event is stamped after it (less a margin
@@ -212,16 +214,6 @@ class Recorder:
                 self._write_line(line, len(events))
             if len(events) < BATCH_LIMIT:
                 return
-
-    def _read(self, limit: int) -> tuple[list[tuple[Any, ...]], int]:
-        # What Cursor.read does, as plain rows of the 13 Event fields: building Event records first
-        # would cost the flusher more than half again its CPU per event (see benchmarks/recording_overhead.py).
-        log = self.log
-        start, records, counts, first = log._copy(self._next_seq, limit)
-        rows = store.rows(start, records, counts, log.t0)
-        lost = max(0, first - self._next_seq)
-        self._next_seq = max(self._next_seq, first) + len(rows)
-        return rows, lost
 
     def flush(self) -> None:
         """Write what the log holds that is not written yet, now (the flusher does it every 50 ms)."""
