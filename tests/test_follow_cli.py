@@ -37,12 +37,12 @@ def test_follow_once_prints_each_process_and_the_connections_held_now(db: Any, t
         recorder.stop()
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith(f"{tmp_path / 'rec'}: 'shop', 1 processes (1 live), 8 events read")
+    assert lines[0].startswith(f"{tmp_path / 'rec'}: 'shop', 1 process (1 live), 8 events read")
     header = lines[2].split()
     assert header[:2] == ["process", "state"] and "checkouts/s" in header and "dropped" in header
     row = lines[3].split()
     assert row[:5] == [str(os.getpid()), "live", "1", "0", "0"]  # in use, idle, waiting
-    assert "holders now, longest first (1 connections held)" in done.stdout
+    assert "holders now, longest first (1 connection held)" in done.stdout
     holder = next(line for line in lines if line.startswith(f"p{os.getpid()}:"))
     assert holder.split()[1] == "MainThread"
     assert "tests/test_follow_cli.py:" in holder  # the site where the test took it (contract 1)
@@ -79,7 +79,7 @@ def test_follow_needs_a_name_when_two_applications_share_the_directory(tmp_path:
     assert done.returncode == 2
     assert "several applications: app, shop; pass name= (poolviz follow: --name)" in done.stderr
     done = poolviz_cli("follow", "rec", "--once", "--name", "shop", cwd=tmp_path, timeout=60)
-    assert done.returncode == 0 and "'shop', 1 processes" in done.stdout
+    assert done.returncode == 0 and "'shop', 1 process" in done.stdout
 
 
 def test_follow_runs_until_ctrl_c_and_exits_cleanly(db: Any, tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_follow_runs_until_ctrl_c_and_exits_cleanly(db: Any, tmp_path: Path) -> 
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert "'shop', 1 processes (1 live)" in first
+        assert "'shop', 1 process (1 live)" in first
         db.connect()
         db.close()
         wait_until(lambda: "3 events read" in proc.stdout.readline(), timeout=30, what="a later summary")

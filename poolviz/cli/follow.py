@@ -79,7 +79,8 @@ def summary(reader: RecordingReader, now: float | None = None) -> str:
     live = sum(1 for s in streams.values() if not s.ended)
     events = sum(s.events for s in streams.values())
     lines = [
-        f"{reader.directory}: {reader.name!r}, {len(streams)} processes ({live} live), {events} events read",
+        f"{reader.directory}: {reader.name!r}, {_plural(len(streams), 'process', 'processes')} ({live} live), "
+        f"{events} events read",
         "",
     ]
     rows = [list(_COLUMNS)]
@@ -99,7 +100,7 @@ def summary(reader: RecordingReader, now: float | None = None) -> str:
         )
     lines += _table(rows)
     held = reader.holders(now)
-    lines += ["", f"holders now, longest first ({len(held)} connections held)"]
+    lines += ["", f"holders now, longest first ({_plural(len(held), 'connection', 'connections')} held)"]
     if held:
         table = [["conn", "thread", "site", "held for"]]
         for holder, seconds in held[:MAX_HOLDERS]:
@@ -113,3 +114,7 @@ def summary(reader: RecordingReader, now: float | None = None) -> str:
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
