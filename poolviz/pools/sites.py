@@ -13,10 +13,12 @@ greenlet (SQLAlchemy's ``AsyncEngine``, peewee's asyncio bridge) the walk
 carries on in the greenlet that switched into it.
 
 Every checkout asks, so every step is cached: the verdict per code object,
-and per (code object, line) the checkout payload (see
+and per (code object, instruction offset) the checkout payload (see
 :mod:`poolviz.events.store`) that carries the site, so a checkout of an idle
 connection that did not wait reuses one tuple and allocates nothing. The
-caches hold the code objects they saw, so an id is never reused while cached.
+offset (``f_lasti``) is the key, not the line: ``f_lineno`` decodes the code
+object's line table on every read, the offset is a field. The caches hold the
+code objects they saw, so an id is never reused while cached.
 
 The path is relative to the current directory when the file is under it,
 else its last two components; ``""`` when no frame is the application's.
@@ -69,7 +71,7 @@ Payload = tuple[float, float, bool, str, str]
 
 # id(code) -> code, for library code (holding the code keeps its id from being reused).
 _library: dict[int, CodeType] = {}
-# id(code) -> (code, {line: the payload of a reused checkout there}), for application code.
+# id(code) -> (code, {f_lasti: the payload of a reused checkout there}), for application code.
 _lines: dict[int, tuple[CodeType, dict[int, Payload]]] = {}
 _getframe = sys._getframe
 
@@ -192,10 +194,9 @@ def _payload_at(frame: FrameType) -> Payload:
     lines = _classify(frame)
     if lines is None:  # the caches started again since: it is application code all the same
         lines = {}
-    line = frame.f_lineno
-    found = lines.get(line)
+    found = lines.get(frame.f_lasti)
     if found is None:
-        found = lines[line] = (0.0, 0.0, True, "", describe(frame.f_code, line))
+        found = lines[frame.f_lasti] = (0.0, 0.0, True, "", describe(frame.f_code, frame.f_lineno))
     return found
 
 
@@ -220,10 +221,9 @@ def reused_payload(depth: int = 1) -> Payload:
         if lines is None:
             frame = frame.f_back
             continue
-        line = frame.f_lineno
-        found = lines.get(line)
+        found = lines.get(frame.f_lasti)
         if found is None:
-            found = lines[line] = (0.0, 0.0, True, "", describe(frame.f_code, line))
+            found = lines[frame.f_lasti] = (0.0, 0.0, True, "", describe(frame.f_code, frame.f_lineno))
         return found
     return _outside_this_greenlet()
 
@@ -234,10 +234,9 @@ def _payload_in(frame: FrameType | None) -> Payload | None:
     while frame is not None:
         lines = None if id(frame.f_code) in library else _classify(frame)
         if lines is not None:
-            line = frame.f_lineno
-            found = lines.get(line)
+            found = lines.get(frame.f_lasti)
             if found is None:
-                found = lines[line] = (0.0, 0.0, True, "", describe(frame.f_code, line))
+                found = lines[frame.f_lasti] = (0.0, 0.0, True, "", describe(frame.f_code, frame.f_lineno))
             return found
         frame = frame.f_back
     return None

@@ -21,9 +21,11 @@ import threading
 from time import perf_counter
 from typing import Any
 
-from ...events.store import REUSED
+from ...events.store import CHUNK, REUSED
+from ..callers import _cache as _thread_names
+from ..callers import thread_name
 from ..sites import reused_payload
-from .recorder import OUT, Recorder, Scope, current_scope, in_check
+from .recorder import IDLE, NEW, OUT, UNKNOWN, Recorder, Scope, current_scope, in_check
 
 
 class Hooks(Recorder):
@@ -62,7 +64,12 @@ class Hooks(Recorder):
         return conn
 
     def putconn(self, conn: Any) -> None:
-        self._pv_returning(conn)
+        # _pv_returning() inlined for a connection checked out and alive (only its holder touches its record).
+        info = self._pv_conns.get(id(conn))
+        if info is not None and info.state == OUT and conn.pgconn.transaction_status != UNKNOWN:
+            info.returned = perf_counter()
+        else:
+            self._pv_returning(conn)
         try:
             self._pv_next_putconn(self, conn)
         finally:
@@ -72,11 +79,35 @@ class Hooks(Recorder):
     def _get_ready_connection(self, timeout: float | None) -> Any:
         # Called with the pool lock held.
         conn = self._pv_next__get_ready_connection(self, timeout)
-        if conn is not None:
-            if self._check is None:
-                self._pv_checkout(conn)  # handed over as it is: checked out now
-            else:
-                self._pv_take(conn)
+        if conn is None:
+            return None
+        if self._check is not None:
+            self._pv_take(conn)
+            return conn
+        info = self._pv_conns.get(id(conn))
+        if info is None or info.state == NEW or self._pv_waiters or self._pv_leak_threshold is not None:
+            self._pv_checkout(conn)  # handed over as it is: checked out now
+            return conn
+        # _pv_checkout() inlined for the common case: an idle connection, nobody queued, no leak watch.
+        now = perf_counter()
+        name = _thread_names.name or thread_name()
+        info.state = OUT
+        info.checked_out = now
+        info.returned = None
+        info.held_by = name
+        checkouts = info.checkouts = info.checkouts + 1
+        site = getattr(self._pv_local, "site", REUSED) if self._pv_sites else REUSED
+        if checkouts > 1:
+            extra: Any = site
+        else:
+            extra = (0.0, 0.0, False, "", site[4]) if site[4] else None
+        idle = len(self._pool)
+        record = (now, "checkout", info.serial, name, self._nconns - idle, idle, len(self._waiting), extra)
+        self._pv_append(record)
+        if len(self._pv_tail) >= CHUNK:
+            self._poolviz_events.roll()
+        if self._pv_listening:
+            self._poolviz_events.hold(record)
         return conn
 
     def _check_connection(self, conn: Any) -> None:
@@ -108,9 +139,31 @@ class Hooks(Recorder):
     def _add_to_pool(self, conn: Any) -> None:
         # Held around psycopg_pool's own critical section (the lock is reentrant)
         # so the connection is seen where psycopg_pool put it.
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # (acquire() and release() cost half what a with block does)
+        try:
             self._pv_next__add_to_pool(self, conn)
-            self._pv_landed(conn)
+            info = self._pv_conns.get(id(conn))
+            pool = self._pool
+            if info is None or info.checked_out is None or info.leaked or not pool or pool[-1] is not conn:
+                self._pv_landed(conn)
+            else:
+                # _pv_landed() inlined for the common case: a checked-out connection back idle in the pool.
+                checked_out = info.checked_out
+                info.checked_out = None
+                info.state = IDLE
+                idle = len(pool)
+                now = perf_counter()
+                held = (0.0, (info.returned or now) - checked_out, False, "", "")
+                waiting = len(self._waiting)
+                record = (now, "checkin", info.serial, info.held_by, self._nconns - idle, idle, waiting, held)
+                self._pv_append(record)
+                if len(self._pv_tail) >= CHUNK:
+                    self._poolviz_events.roll()
+                if self._pv_listening:
+                    self._poolviz_events.hold(record)
+        finally:
+            lock.release()
         if self._pv_listening:
             self._pv_deliver()
 

@@ -108,6 +108,8 @@ def instrument_psycopg(
         target._pv_secrets = _secrets(target)
         target._pv_record = log.record
         target._pv_write = log.write
+        target._pv_tail = log.tail
+        target._pv_append = log.append
         target._poolviz_events = log
         log.on_listening = target._pv_on_listening
         target._pv_adopt()

@@ -31,7 +31,7 @@ from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 
 from ...credentials import mask_text
 from ...events import NO_CONN, EventLog
-from ...events.store import REUSED
+from ...events.store import CHUNK, REUSED
 from ..callers import thread_name
 from ..leaks import holder_name, note_holder
 from ..sites import checkout_payload, reused_payload
@@ -129,6 +129,9 @@ class Recorder:
     _pv_secrets: tuple[str, ...]
     _pv_record: Any
     _pv_write: Any
+    # The log's tail and its append (see EventLog.tail): the hot path appends lean records itself.
+    _pv_tail: list[Any]
+    _pv_append: Any
     # Callers now queued: their key (see _pv_key) -> when they joined the queue.
     _pv_waiters: dict[int, float]
     # Whether the log has listeners (told by the log itself): delivery is skipped without.
@@ -273,12 +276,15 @@ class Recorder:
             info.checked_out = None
             info.state = state
             idle = len(pool)
-            # The hot path: the log's raw write; held until putconn() was called.
+            # The hot path: a lean record appended to the log's tail (see EventLog.write); held until putconn().
             now = perf_counter()
             held = (0.0, (info.returned or now) - checked_out, False, "", "")
-            self._pv_write(
-                now, "checkin", info.serial, info.held_by, self._nconns - idle, idle, len(self._waiting), held
-            )
+            record = (now, "checkin", info.serial, info.held_by, self._nconns - idle, idle, len(self._waiting), held)
+            self._pv_append(record)
+            if len(self._pv_tail) >= CHUNK:
+                self._poolviz_events.roll()
+            if self._pv_listening:
+                self._poolviz_events.hold(record)
             return
         if info.state == NEW:
             self._pv_announce(info)

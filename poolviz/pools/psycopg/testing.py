@@ -52,8 +52,13 @@ def stats_at_each_event(pool: Any) -> list[tuple[int, int, int]]:
     def checked_write(*args: Any) -> None:  # the hot path: (now, kind, ...)
         note(args[1])
         write(*args)
+    append = pool._pv_append
 
-    pool._pv_record, pool._pv_write = checked_record, checked_write
+    def checked_append(record: tuple[Any, ...]) -> None:  # the hot path's own append: (now, kind, ...)
+        note(record[1])
+        append(record)
+
+    pool._pv_record, pool._pv_write, pool._pv_append = checked_record, checked_write, checked_append
     return seen
 
 

@@ -23,12 +23,15 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
+
 from ...credentials import mask_text
 from ...events import EventLog
-from ...events.store import REUSED
+from ...events.store import CHUNK, REUSED
+from ..callers import _cache as _thread_names
 from ..callers import task_or_thread_name, thread_name
 from ..leaks import origin_summary
-from ..sites import checkout_payload, reused_payload
+from ..sites import reused_payload
 from .leaks import LeakWatch
 
 # Per caller (thread, task or greenlet: each has its own context), while it waits.
@@ -54,6 +57,7 @@ class PoolObserver:
         self._fresh: set[int] = set()  # opened and not yet handed out
         self._close_reason: dict[int, str] = {}  # serial -> reason decided before SQLAlchemy closes it
         self.counts = [0, 0, 0]  # in_use, idle, waiting: one list, shared with the hot path's closures
+        self._waited = [0]  # callers whose wait is over and not yet on their checkout (see wait_over)
         #: With ``leak_threshold``: the connections held now, as the leak watchdog reads them.
         self.leak_watch: LeakWatch | None = None
         if leak_threshold is not None:
@@ -108,71 +112,112 @@ class PoolObserver:
             self._record(now, "connect", serial, duration_s=opened_for)
         self.deliver()
 
-    def hot_path(self) -> tuple[Callable[[Any], None], Callable[[Any], None]]:
-        """``(checked_out, checked_in)``: the two calls every checkout and checkin make, kept cheap.
+    def busy_path(
+        self, original_connect: Callable[..., Any], original_return: Callable[[Any], None], depth: int = 2
+    ) -> tuple[Callable[..., Any], Callable[[Any], None]]:
+        """``pool.connect`` and ``pool._return_conn`` wrapped: each calls the original and records its event.
 
-        Closures over this observer's containers (cells are cheaper to reach
-        than attributes), writing through the log's raw ``write`` with the
+        The two calls every checkout and checkin make, so each is one flat
+        function with its state in closure cells: the event is appended to the
+        log's tail as a lean record (see :mod:`poolviz.events.store`) with the
         payload in its compact form (``None``, the cached payload of a reused
         checkout carrying its site, or the checkout's clock reading, from which
-        a check-in's duration is derived).
+        a check-in's duration is derived), under the log's lock (no other lock
+        is taken). A waited-for checkout reads its wait only when one was noted.
+        ``depth`` is where the site's walk starts (2: the wrapper's caller). Called with a
+        fairy, the wrapped ``connect`` records its checkout without calling the original.
         """
         events = self.events
-        lock, write = events.lock, events.write
-        serial_of, held_since, fresh, counts = self.serial_of, self._held_since, self._fresh, self.counts
-        name_of_caller, serials, sites, watch = self.name_of_caller, self._serials, self.sites, self.leak_watch
-
-        get_serial, waited_so_far, listening = serial_of.get, _waited.get, events.__dict__
+        lock, tail, roll, hold, flush = events.lock, events.tail, events.roll, events.hold, events.flush
+        append = tail.append
+        serial_of, held_since, fresh, counts, waited = (
+            self.serial_of,
+            self._held_since,
+            self._fresh,
+            self.counts,
+            self._waited,
+        )
+        serials, sites, watch, timed_out = self._serials, self.sites, self.leak_watch, self.timed_out
+        get_serial, listening, names = serial_of.get, events.__dict__, _thread_names
+        asyncio_pool = bool(self.pool._is_asyncio)
 
         # What only this caller touches (its connection's serial and hold, where it asked) is
         # worked out outside the lock; the counts and the event, which other callers move too, inside it.
-        def checked_out(dbapi_connection: Any) -> None:
+        def connect(given: Any = None) -> Any:
+            if given is None:
+                try:
+                    fairy = original_connect()
+                except sa_exc.TimeoutError as error:
+                    timed_out(error)
+                    raise
+            else:  # SingletonThreadPool's wrapper got it, and it is a checkout
+                fairy = given
             now = perf_counter()
-            site = reused_payload(3) if sites else REUSED  # from the caller of the wrapper that called this
-            serial = get_serial(id(dbapi_connection), 0)
+            extra: Any = reused_payload(depth) if sites else REUSED
+            serial = get_serial(id(fairy.dbapi_connection), 0)
             held_since[serial] = now
-            reused = serial not in fresh
-            if not reused:
+            if serial in fresh:  # its first checkout
                 fresh.discard(serial)
-            waited = waited_so_far()
-            if waited:
-                _waited.set(0.0)
-            extra = checkout_payload(site, reused, waited)
-            name = name_of_caller()
-            if watch is None:
-                with lock:
-                    counts[0] += 1
-                    counts[1] -= 1
-                    write(now, "checkout", serial, name, counts[0], counts[1], counts[2], extra)
-            else:
-                origin = origin_summary()
-                with lock:
-                    counts[0] += 1
-                    counts[1] -= 1
-                    write(now, "checkout", serial, name, counts[0], counts[1], counts[2], extra)
-                    watch.checked_out(serial, now, origin)
-            if listening["_listeners"]:
-                events.flush()
-
-        def checked_in(dbapi_connection: Any) -> None:
-            now = perf_counter()
-            serial = get_serial(id(dbapi_connection), 0)
-            if not serial:  # out since before instrument(): it gets its serial now
-                with lock:
-                    serial = serial_of[id(dbapi_connection)] = next(serials)
-                    self._opened_at[serial] = now
-            since = held_since.pop(serial, now)
-            name = name_of_caller()
-            with lock:
+                extra = (0.0, 0.0, False, "", extra[4]) if extra[4] else None
+            if waited[0]:  # someone's wait is over: was it this caller's?
+                wait_s = _waited.get()
+                if wait_s:
+                    _waited.set(0.0)
+                    site = extra[4] if extra is not None else ""
+                    extra = (wait_s, 0.0, extra is not None and extra[2], "", site)
+                    with lock:
+                        waited[0] -= 1
+            name = task_or_thread_name() if asyncio_pool else names.name or thread_name()
+            lock.acquire()  # (acquire() and release() cost half what a with block does)
+            try:
+                counts[0] += 1
+                counts[1] -= 1
+                record = (now, "checkout", serial, name, counts[0], counts[1], counts[2], extra)
+                append(record)
+                if len(tail) >= CHUNK:
+                    roll()
                 if watch is not None:
-                    watch.returned(serial, now)
-                counts[0] -= 1
-                counts[1] += 1
-                write(now, "checkin", serial, name, counts[0], counts[1], counts[2], since)
-            if listening["_listeners"]:
-                events.flush()
+                    watch.checked_out(serial, now, origin_summary())
+                deliver = listening["_listeners"]
+                if deliver:
+                    hold(record)
+            finally:
+                lock.release()
+            if deliver:
+                flush()
+            return fairy
 
-        return checked_out, checked_in
+        def return_conn(record: Any) -> None:
+            dbapi_connection = record.dbapi_connection
+            if dbapi_connection is not None:  # None: invalidated while out, its close was recorded then
+                now = perf_counter()
+                serial = get_serial(id(dbapi_connection), 0)
+                if not serial:  # out since before instrument(): it gets its serial now
+                    with lock:
+                        serial = serial_of[id(dbapi_connection)] = next(serials)
+                        self._opened_at[serial] = now
+                since = held_since.pop(serial, now)
+                name = task_or_thread_name() if asyncio_pool else names.name or thread_name()
+                lock.acquire()
+                try:
+                    if watch is not None:
+                        watch.returned(serial, now)
+                    counts[0] -= 1
+                    counts[1] += 1
+                    event = (now, "checkin", serial, name, counts[0], counts[1], counts[2], since)
+                    append(event)
+                    if len(tail) >= CHUNK:
+                        roll()
+                    deliver = listening["_listeners"]
+                    if deliver:
+                        hold(event)
+                finally:
+                    lock.release()
+                if deliver:
+                    flush()
+            original_return(record)  # a connection the pool does not keep is closed in here: reason "overflow"
+
+        return connect, return_conn
 
     def on_invalidate(self, dbapi_connection: Any, record: Any, exception: BaseException | None) -> None:
         # A disconnect (pre-ping failing, a dead connection) comes with its exception; invalidate() by hand without.
@@ -247,6 +292,7 @@ class PoolObserver:
         _waited.set(now - started)
         with self.events.lock:
             self.counts[2] -= 1
+            self._waited[0] += 1
 
     def timed_out(self, error: BaseException) -> None:
         now = perf_counter()
@@ -255,6 +301,8 @@ class PoolObserver:
         _wait_started.set(None)
         _waited.set(0.0)
         with self.events.lock:
+            if waited:
+                self._waited[0] -= 1
             if started is not None:
                 self.counts[2] -= 1
                 waited = now - started

@@ -12,7 +12,8 @@ The rare transitions come through SQLAlchemy's own pool events (``connect``,
 ``close``, ``invalidate``, ``soft_invalidate``, ``detach``), appended after any
 listener already there, so the application's listeners run first and see what
 they saw before. The places SQLAlchemy announces nothing are wrapped too: the
-queue's ``get`` (a caller about to block is a ``wait``), ``_invoke_creator``
+queue's ``not_empty`` condition (a caller about to block is a ``wait``; the asyncio queue's ``get``),
+``_invoke_creator``
 (a failed connect is an ``error``), and ``dispose`` / ``_cleanup`` (why the
 connections they close are closed). Every wrapper calls the original with
 the same arguments and returns or raises what it did.
@@ -20,13 +21,13 @@ the same arguments and returns or raises what it did.
 
 from __future__ import annotations
 
-import contextlib
+import contextvars
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.util import queue as sa_queue
 
@@ -41,13 +42,16 @@ def attach(pool: Any, observer: PoolObserver) -> None:
         event.listen(pool, name, _only_for(pool, getattr(observer, f"on_{name}")))
     queue = getattr(pool, "_pool", None)
     if isinstance(queue, sa_queue.Queue):
-        queue.get = _threaded_get(queue, observer)  # type: ignore[method-assign]
+        queue.not_empty = _ObservedCondition(queue.not_empty, observer)
     elif isinstance(queue, sa_queue.AsyncAdaptedQueue):
         queue.get = _asyncio_get(queue, observer)  # type: ignore[method-assign]
-    checked_out, checked_in = observer.hot_path()
-    wrap_connect = _connect_once_per_thread if isinstance(pool, SingletonThreadPool) else _connect
-    pool.connect = wrap_connect(pool.connect, observer, checked_out)
-    pool._return_conn = _return_conn(pool._return_conn, checked_in)
+    if isinstance(pool, SingletonThreadPool):
+        checked_out, return_conn = observer.busy_path(pool.connect, pool._return_conn, depth=3)
+        connect = _connect_once_per_thread(pool.connect, checked_out)
+    else:
+        connect, return_conn = observer.busy_path(pool.connect, pool._return_conn)
+    pool.connect = functools.update_wrapper(connect, pool.connect)
+    pool._return_conn = functools.update_wrapper(return_conn, pool._return_conn)  # type: ignore[method-assign]
     pool._invoke_creator = _invoke_creator(pool._invoke_creator, observer)
     pool.dispose = _closing_as(pool.dispose, observer, "all")
     if isinstance(pool, SingletonThreadPool):
@@ -70,77 +74,73 @@ def records_in(pool: Any) -> list[Any]:
     return list(getattr(pool, "_all_conns", ()))  # SingletonThreadPool
 
 
-def _connect(original: Callable[[], Any], observer: PoolObserver, checked_out: Callable[[Any], None]) -> Any:
-    timed_out = observer.timed_out
-
-    @functools.wraps(original)
-    def connect() -> Any:
-        try:
-            fairy = original()
-        except sa_exc.TimeoutError as error:
-            timed_out(error)
-            raise
-        checked_out(fairy.dbapi_connection)
-        return fairy
-
-    return connect
-
-
-def _connect_once_per_thread(
-    original: Callable[[], Any], observer: PoolObserver, checked_out: Callable[[Any], None]
-) -> Any:
+def _connect_once_per_thread(original: Callable[[], Any], checked_out: Callable[[Any], Any]) -> Any:
     """SingletonThreadPool hands a thread its own connection again: counted by SQLAlchemy, not a new checkout."""
 
-    @functools.wraps(original)
     def connect() -> Any:
         fairy = original()
         if fairy._counter == 1:
-            checked_out(fairy.dbapi_connection)
+            checked_out(fairy)
         return fairy
 
     return connect
 
 
-def _return_conn(original: Callable[[Any], None], checked_in: Callable[[Any], None]) -> Callable[[Any], None]:
-    @functools.wraps(original)
-    def return_conn(record: Any) -> None:
-        connection = record.dbapi_connection
-        if connection is not None:  # None: invalidated while out, its close was recorded then
-            checked_in(connection)
-        original(record)  # a connection the pool does not keep is closed in here: reason "overflow"
+class _ObservedCondition(threading.Condition):
+    """The threaded queue's ``not_empty``, telling the observer when a caller blocks on it and when it stops.
 
-    return return_conn
+    ``get`` waits on ``not_empty`` only when the queue is empty and the caller
+    blocks, holding the queue's mutex, so the first :meth:`wait` of a ``get`` is
+    exactly "empty, so this caller waits"; the ``with not_empty`` block that
+    ``get`` runs in ends (returning or raising ``Empty``) when it stops waiting.
+    A ``get`` that finds a record wakes nobody and costs nothing more. It takes
+    over the original's lock and its list of waiters, so callers blocked on
+    the original before instrumenting are woken by ``put`` as before.
+    """
+
+    def __init__(self, original: threading.Condition, observer: PoolObserver) -> None:
+        super().__init__(original._lock)  # type: ignore[attr-defined]
+        self._waiters = original._waiters  # type: ignore[attr-defined]
+        self._pv_observer = observer
+        self._pv_blocked = 0  # callers blocked on it now, as counted here
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not _blocked_here.get():
+            _blocked_here.set(True)
+            self._pv_blocked += 1
+            self._pv_observer.waits()
+        return super().wait(timeout)
+
+    def __exit__(self, *args: Any) -> Any:
+        if self._pv_blocked and _blocked_here.get():  # this caller blocked in the get now ending
+            _blocked_here.set(False)
+            self._pv_blocked -= 1
+            self._pv_observer.wait_over()
+        return self._lock.__exit__(*args)  # type: ignore[attr-defined]
 
 
-def _threaded_get(queue: Any, observer: PoolObserver) -> Callable[..., Any]:
-    # The queue's mutex is an RLock and its Condition.wait() releases it fully: holding
-    # it across the call makes "empty, so this caller waits" exact.
-    return _observed_get(queue, observer, lambda: queue._qsize() == 0, queue.mutex)
+# Whether this caller (thread, task or greenlet) blocks in a threaded queue's get now.
+_blocked_here: contextvars.ContextVar[bool] = contextvars.ContextVar("poolviz_sqla_blocked", default=False)
 
 
 def _asyncio_get(queue: Any, observer: PoolObserver) -> Callable[..., Any]:
     # One event loop: nothing runs between this check and the queue's own.
-    return _observed_get(queue, observer, lambda: queue._queue.qsize() == 0, contextlib.nullcontext())
+    return _observed_get(queue, observer, lambda: queue._queue.qsize() == 0)
 
 
-def _observed_get(
-    queue: Any, observer: PoolObserver, empty: Callable[[], bool], guard: contextlib.AbstractContextManager[Any]
-) -> Callable[..., Any]:
+def _observed_get(queue: Any, observer: PoolObserver, empty: Callable[[], bool]) -> Callable[..., Any]:
     """The queue's ``get``, telling ``observer`` when a blocking caller finds it empty and when it stops waiting."""
     original = queue.get
 
     @functools.wraps(original)
     def get(block: bool = True, timeout: float | None = None) -> Any:
-        if not block:
+        if not block or not empty():
             return original(block, timeout)
-        with guard:
-            if not empty():
-                return original(block, timeout)
-            observer.waits()
-            try:
-                return original(block, timeout)
-            finally:
-                observer.wait_over()
+        observer.waits()
+        try:
+            return original(block, timeout)
+        finally:
+            observer.wait_over()
 
     return get
 
