@@ -465,3 +465,102 @@ def test_a_background_connect_failure_is_an_error_on_the_worker(pools: list[Any]
     assert error.thread.startswith("bad-worker-") and error.reason == "OperationalError"
     assert str(port) in error.message and "s3cr3t-pw" not in error.message
     assert "connect" not in [e.kind for e in events(pool)]
+
+
+def _backoff_sleeps(monkeypatch: pytest.MonkeyPatch, asynchronous: bool, pause: float = 0.05) -> list[float]:
+    """psycopg_pool's backoff sleeps made short (``pause`` each, whatever the delay): the real seconds each took."""
+    import time
+
+    import psycopg_pool.pool as threaded_module
+    import psycopg_pool.pool_async as async_module
+
+    slept: list[float] = []
+
+    def sleep(_delay: float) -> None:
+        began = time.perf_counter()
+        time.sleep(pause)
+        slept.append(time.perf_counter() - began)
+
+    async def asleep(_delay: float) -> None:
+        began = time.perf_counter()
+        await asyncio.sleep(pause)
+        slept.append(time.perf_counter() - began)
+
+    if asynchronous:
+        monkeypatch.setattr(async_module, "asleep", asleep)
+    else:
+        monkeypatch.setattr(threaded_module, "sleep", sleep)
+    return slept
+
+
+def test_failed_checks_and_their_backoff_count_in_the_checkout_s_wait(
+    dsn: str, pools: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dead idle connections met by check_connection: the checkout's wait_s, like a timeout's, covers the backoff."""
+    import time
+
+    pool = ConnectionPool(dsn, min_size=3, max_size=3, open=False, check=ConnectionPool.check_connection)
+    pools.append(pool)
+    pool.open(wait=True)
+    instrument_psycopg(pool)  # adopts the three idle connections
+    slept = _backoff_sleeps(monkeypatch, asynchronous=False)
+    for conn in list(pool._pool)[:2]:
+        _kill(dsn, conn.info.backend_pid)
+    start = _next_seq(pool)
+    began = time.perf_counter()
+    with pool.connection():
+        took = time.perf_counter() - began
+    rows = pool._poolviz_events.since(start)
+    (checkout,) = [e for e in rows if e.kind == "checkout"]
+    assert [e.reason for e in rows if e.kind == "close"] == ["broken", "broken"]
+    assert len(slept) == 2 and sum(slept) <= checkout.wait_s <= took
+    # Nobody queued: no wait event, and requests_waiting (the events' waiting) stayed 0.
+    assert "wait" not in [e.kind for e in rows] and {e.waiting for e in rows} == {0}
+
+    wait_until(lambda: len(pool._pool) == 3, what="the replacements")
+    for conn in list(pool._pool):
+        _kill(dsn, conn.info.backend_pid)
+    slept = _backoff_sleeps(monkeypatch, asynchronous=False, pause=0.1)
+    start = _next_seq(pool)
+    began = time.perf_counter()
+    with pytest.raises(PoolTimeout):
+        pool.getconn(timeout=0.15)  # dead ones met, 0.1 s after each: past the timeout before a live one
+    took = time.perf_counter() - began
+    (timeout,) = [e for e in pool._poolviz_events.since(start) if e.kind == "timeout"]
+    assert slept and sum(slept) <= timeout.wait_s <= took
+    assert sequence_problems(events(pool), adopted=3) == []
+
+
+def test_asyncio_failed_checks_and_their_backoff_count_in_the_checkout_s_wait(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on an AsyncConnectionPool: the checkout after failed checks carries the backoff in its wait_s."""
+    import time
+
+    slept = _backoff_sleeps(monkeypatch, asynchronous=True)
+
+    async def main() -> tuple[list[Event], float]:
+        pool = AsyncConnectionPool(
+            dsn, min_size=3, max_size=3, open=False, check=AsyncConnectionPool.check_connection, timeout=5.0
+        )
+        await pool.open(wait=True)
+        instrument_psycopg(pool)
+        for conn in list(pool._pool)[:2]:
+            _kill(dsn, conn.info.backend_pid)
+        start = _next_seq(pool)
+        began = time.perf_counter()
+        async with pool.connection():
+            took = time.perf_counter() - began
+        await pool.close()
+        return pool._poolviz_events.since(start), took
+
+    rows, took = asyncio.run(main())
+    (checkout,) = [e for e in rows if e.kind == "checkout"]
+    assert [e.reason for e in rows if e.kind == "close"][:2] == ["broken", "broken"]
+    assert len(slept) == 2 and sum(slept) <= checkout.wait_s <= took
+    assert "wait" not in [e.kind for e in rows]
+
+
+def _next_seq(pool: Any) -> int:
+    last = pool._poolviz_events.last
+    return last.seq + 1 if last is not None else 0

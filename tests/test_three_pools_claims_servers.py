@@ -359,20 +359,35 @@ def _killed_pool(pg_url: str, size: int, check: bool) -> Any:
 def test_a_health_checked_psycopg_pool_replaces_dead_connections_at_checkout_backing_off(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """check=check_connection (Django's CONN_HEALTH_CHECKS): three dead met in turn, sleeps 0, ~1 s, ~2 s, no error."""
+    """check=check_connection (Django's CONN_HEALTH_CHECKS): three dead met in turn, sleeps 0, ~1 s, ~2 s, no error;
+    the checkout's wait_s counts the checks and sleeps (no wait event: the caller never queued)."""
+    import time
+
     import psycopg_pool.pool as pool_module
 
     pool = _killed_pool(pg_url, 3, check=True)
     delays: list[float] = []
-    monkeypatch.setattr(pool_module, "sleep", delays.append)  # what the caller would sleep, without sleeping
+    slept: list[float] = []
+
+    def sleep(delay: float) -> None:  # what the caller would sleep, noted; 0.02 s slept instead
+        delays.append(delay)
+        began = time.perf_counter()
+        time.sleep(0.02)
+        slept.append(time.perf_counter() - began)
+
+    monkeypatch.setattr(pool_module, "sleep", sleep)
     try:
         log = poolviz.events_of(pool)
         start = log.last.seq + 1
         with pool.connection() as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
-        assert [e.reason for e in log.since(start) if e.kind == "close"] == ["broken"] * 3
+        found = log.since(start)
+        assert [e.reason for e in found if e.kind == "close"] == ["broken"] * 3
         assert len(delays) == 3 and delays[0] == 0.0
         assert 0.9 <= delays[1] <= 1.1 and delays[2] == pytest.approx(2 * delays[1])
+        (checkout,) = [e for e in found if e.kind == "checkout"]
+        assert checkout.wait_s >= sum(slept)
+        assert "wait" not in [e.kind for e in found]
     finally:
         pool.close()
 

@@ -58,7 +58,7 @@ class Hooks(Recorder):
         if info is None or info.state != OUT:
             # Not recorded when taken: it came from the queue, or passed the check callback.
             with self._lock:
-                self._pv_checkout(conn)
+                self._pv_checkout(conn, started)
         if self._pv_listening:
             self._pv_deliver()
         return conn

@@ -51,7 +51,7 @@ class AsyncHooks(Recorder):
         info = self._pv_conns.get(id(conn))
         if info is None or info.state != OUT:
             with self._poolviz_events.lock:
-                self._pv_checkout(conn)
+                self._pv_checkout(conn, started)
         self._pv_deliver()
         return conn
 

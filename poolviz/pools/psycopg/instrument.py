@@ -104,6 +104,7 @@ def instrument_psycopg(
         target.__class__ = instrumented_class(type(target), target._check is not None)  # type: ignore[arg-type]
         target._pv_conns = {}
         target._pv_waiters = {}
+        target._pv_retrying = set()
         target._pv_serial = itertools.count(1)
         target._pv_secrets = _secrets(target)
         target._pv_record = log.record

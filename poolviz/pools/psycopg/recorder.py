@@ -134,6 +134,9 @@ class Recorder:
     _pv_append: Any
     # Callers now queued: their key (see _pv_key) -> when they joined the queue.
     _pv_waiters: dict[int, float]
+    # Callers whose check callback refused a connection in this getconn() (they back off and try again):
+    # their checkout's wait_s, like their timeout's, counts from the start of getconn(). Not queued: no wait event.
+    _pv_retrying: set[int]
     # Whether the log has listeners (told by the log itself): delivery is skipped without.
     _pv_listening: bool = False
     # Whether checkouts record their site (poolviz.pools.sites).
@@ -299,8 +302,11 @@ class Recorder:
         self._pv_waiters[key] = perf_counter()
         self._pv_event("wait", NO_CONN, self._pv_name())
 
-    def _pv_checkout(self, conn: Any) -> None:
-        """A caller gets ``conn`` (a null pool opened it for the caller: its connect first)."""
+    def _pv_checkout(self, conn: Any, started: float | None = None) -> None:
+        """A caller gets ``conn`` (a null pool opened it for the caller: its connect first).
+
+        ``started``: when its ``getconn()`` began, the start of its wait if a check failed on the way.
+        """
         info = self._pv_conns.get(id(conn))
         if info is None or info.state == NEW:
             info = self._pv_info(conn)
@@ -311,6 +317,9 @@ class Recorder:
             since = self._pv_waiters.pop(self._pv_key(), None)
             if since is not None:
                 waited = now - since
+        if self._pv_retrying and started is not None and self._pv_key() in self._pv_retrying:
+            self._pv_retrying.discard(self._pv_key())
+            waited = now - started  # failed checks and their backoff: waited since getconn() began
         name = self._pv_name()
         info.state = OUT
         info.checked_out = now
@@ -332,6 +341,9 @@ class Recorder:
     def _pv_left(self, started: float, exc: BaseException) -> None:
         """``getconn()`` raised ``exc``: a timeout, a refusal, or a waiting caller leaving for another reason."""
         waited_since = self._pv_waiters.pop(self._pv_key(), None) if self._pv_waiters else None
+        if self._pv_retrying and self._pv_key() in self._pv_retrying:
+            self._pv_retrying.discard(self._pv_key())
+            waited_since = started  # backed off after failed checks: waited since getconn() began
         if isinstance(exc, TooManyRequests):
             reason = "refused"
         elif isinstance(exc, PoolTimeout):
@@ -363,7 +375,13 @@ class Recorder:
                 info.serial = next(self._pv_serial)
 
     def _pv_check_failed(self, conn: Any) -> None:
-        """The ``check`` callback refused ``conn``: psycopg_pool drops it if it is dead, else puts it back."""
+        """The ``check`` callback refused ``conn``: psycopg_pool drops it if it is dead, else puts it back.
+
+        The caller backs off and tries again: its wait runs from the start of its ``getconn()``
+        (not ``pool.check()``'s, which checks with ``check_connection`` and never gets here).
+        """
+        if not in_check.get():
+            self._pv_retrying.add(self._pv_key())
         if conn.pgconn.transaction_status == UNKNOWN:
             self._pv_dropped(conn)
 

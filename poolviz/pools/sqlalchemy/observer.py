@@ -117,26 +117,18 @@ class PoolObserver:
     ) -> tuple[Callable[..., Any], Callable[[Any], None]]:
         """``pool.connect`` and ``pool._return_conn`` wrapped: each calls the original and records its event.
 
-        The two calls every checkout and checkin make, so each is one flat
-        function with its state in closure cells: the event is appended to the
-        log's tail as a lean record (see :mod:`poolviz.events.store`) with the
-        payload in its compact form (``None``, the cached payload of a reused
-        checkout carrying its site, or the checkout's clock reading, from which
-        a check-in's duration is derived), under the log's lock (no other lock
-        is taken). A waited-for checkout reads its wait only when one was noted.
-        ``depth`` is where the site's walk starts (2: the wrapper's caller). Called with a
-        fairy, the wrapped ``connect`` records its checkout without calling the original.
+        Every checkout and checkin calls them, so each is one flat function with its state in
+        closure cells, appending a lean record (:mod:`poolviz.events.store`) to the log's tail
+        under the log's lock, the payload compact (``None``, a reused checkout's cached payload
+        with its site, or a check-in's checkout time). A checkout reads its wait only when one
+        was noted. ``depth``: where the site's walk starts (2: the wrapper's caller). Given a
+        fairy, ``connect`` records its checkout without calling the original (SingletonThreadPool).
         """
         events = self.events
         lock, tail, roll, hold, flush = events.lock, events.tail, events.roll, events.hold, events.flush
         append = tail.append
-        serial_of, held_since, fresh, counts, waited = (
-            self.serial_of,
-            self._held_since,
-            self._fresh,
-            self.counts,
-            self._waited,
-        )
+        serial_of, held_since, fresh, counts = self.serial_of, self._held_since, self._fresh, self.counts
+        waited = self._waited
         serials, sites, watch, timed_out = self._serials, self.sites, self.leak_watch, self.timed_out
         get_serial, listening, names = serial_of.get, events.__dict__, _thread_names
         asyncio_pool = bool(self.pool._is_asyncio)
@@ -306,6 +298,12 @@ class PoolObserver:
             if started is not None:
                 self.counts[2] -= 1
                 waited = now - started
+            elif not waited:
+                # Found the pool full and gave up without blocking (a timeout of 0: the threaded
+                # queue's get never waits on its condition then): its wait, as it began and ended.
+                self.counts[2] += 1
+                self._record(now, "wait", 0)
+                self.counts[2] -= 1
             self._record(now, "timeout", 0, wait_s=waited, message=mask_text(str(error)))
         self.deliver()
 
