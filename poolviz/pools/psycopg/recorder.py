@@ -334,7 +334,12 @@ class Recorder:
             extra = (waited, 0.0, checkouts > 1, "", "")
         else:
             extra = REUSED if checkouts > 1 else None
-        self._pv_write(now, "checkout", info.serial, name, self._nconns - idle, idle, len(self._waiting), extra)
+        record = (now, "checkout", info.serial, name, self._nconns - idle, idle, len(self._waiting), extra)
+        self._pv_append(record)  # EventLog.write, inlined
+        if len(self._pv_tail) >= CHUNK:
+            self._poolviz_events.roll()
+        if self._pv_listening:
+            self._poolviz_events.hold(record)
         if self._pv_leak_threshold is not None:
             self._pv_watch(info)
 
