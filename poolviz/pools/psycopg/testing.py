@@ -52,6 +52,7 @@ def stats_at_each_event(pool: Any) -> list[tuple[int, int, int]]:
     def checked_write(*args: Any) -> None:  # the hot path: (now, kind, ...)
         note(args[1])
         write(*args)
+
     append = pool._pv_append
 
     def checked_append(record: tuple[Any, ...]) -> None:  # the hot path's own append: (now, kind, ...)
