@@ -160,6 +160,7 @@ class PoolObserver:
                     with lock:
                         waited[0] -= 1
             name = task_or_thread_name() if asyncio_pool else names.name or thread_name()
+            origin = origin_summary() if watch is not None else None  # the stack walked outside the lock
             lock.acquire()  # (acquire() and release() cost half what a with block does)
             try:
                 counts[0] += 1
@@ -168,8 +169,8 @@ class PoolObserver:
                 append(record)
                 if len(tail) >= CHUNK:
                     roll()
-                if watch is not None:
-                    watch.checked_out(serial, now, origin_summary())
+                if origin is not None:
+                    watch.checked_out(serial, now, origin)  # type: ignore[union-attr]
                 deliver = listening["_listeners"]
                 if deliver:
                     hold(record)
