@@ -1,7 +1,8 @@
 """The JupyterLab widgets, re-exported from :mod:`poolviz.live` so ``from poolviz.widgets import PoolDashboard`` works.
 
 Each lives in its own module: :mod:`poolviz.live.dashboard`, :mod:`poolviz.live.replay`,
-:mod:`poolviz.live.compare`, :mod:`poolviz.live.follow` (a recording followed live), all drawing through :class:`poolviz.live.view.LiveView`.
+:mod:`poolviz.live.compare`, :mod:`poolviz.live.follow` (a recording followed live),
+all drawing through :class:`poolviz.live.view.LiveView`.
 """
 
 from __future__ import annotations

@@ -65,7 +65,9 @@ def reachable(url: str, timeout: float = 2.0) -> str | None:
         return f"no server at {host}:{port} ({exc.strerror or exc})"
     # Asking the server is the same for an asyncio URL: the threaded pool of that scheme asks it.
     try:
-        db = connect(url.replace("+asyncpool://", "+pool://", 1), max_connections=1, connect_timeout=max(2, int(timeout)))
+        db = connect(
+            url.replace("+asyncpool://", "+pool://", 1), max_connections=1, connect_timeout=max(2, int(timeout))
+        )
         try:
             with db.connection_context():
                 db.execute_sql("SELECT 1")
