@@ -238,3 +238,29 @@ def run_view_module(script: str, payload: dict[str, Any], tmp_path: Path) -> Any
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+@pytest.fixture
+def app_pool(tmp_path: Path) -> Iterator[Any]:
+    """An application's instrumented SQLite pool of 4 (a file in tmp_path), closed afterwards."""
+    pool = poolviz.connect(f"sqlite+pool:///{tmp_path / 'app.db'}", max_connections=4)
+    yield pool
+    pool.close_all()
+
+
+@pytest.fixture
+def reader() -> Any:
+    """An OpenTelemetry in-memory metric reader (the otel extra)."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    return InMemoryMetricReader()
+
+
+@pytest.fixture
+def provider(reader: Any) -> Iterator[Any]:
+    """A meter provider read by ``reader``; shut down after the test."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    made = MeterProvider(metric_readers=[reader])
+    yield made
+    made.shutdown()

@@ -15,25 +15,18 @@ import poolviz
 from poolviz.testing import SOURCE_ROOT, poolviz_cli, wait_until
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Any:
-    pool = poolviz.connect(f"sqlite+pool:///{tmp_path / 'app.db'}", max_connections=4)
-    yield pool
-    pool.close_all()
-
-
-def test_follow_once_prints_each_process_and_the_connections_held_now(db: Any, tmp_path: Path) -> None:
+def test_follow_once_prints_each_process_and_the_connections_held_now(app_pool: Any, tmp_path: Path) -> None:
     """--once prints one row for this process (its counts, waits, drops) and the held connection, then exits 0."""
-    recorder = poolviz.record(db, tmp_path / "rec", name="shop")
+    recorder = poolviz.record(app_pool, tmp_path / "rec", name="shop")
     for _ in range(3):
-        db.connect()
-        db.close()
-    db.connect()  # held while the command runs, taken here
+        app_pool.connect()
+        app_pool.close()
+    app_pool.connect()  # held while the command runs, taken here
     recorder.flush()
     try:
         done = poolviz_cli("follow", str(tmp_path / "rec"), "--once", cwd=tmp_path, timeout=60)
     finally:
-        db.close()
+        app_pool.close()
         recorder.stop()
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -48,11 +41,11 @@ def test_follow_once_prints_each_process_and_the_connections_held_now(db: Any, t
     assert "tests/test_follow_cli.py:" in holder  # the site where the test took it (contract 1)
 
 
-def test_follow_once_shows_an_ended_stream_as_stopped(db: Any, tmp_path: Path) -> None:
+def test_follow_once_shows_an_ended_stream_as_stopped(app_pool: Any, tmp_path: Path) -> None:
     """A stream whose recorder stopped is shown as stopped, holding nothing."""
-    recorder = poolviz.record(db, tmp_path, name="shop")
-    db.connect()
-    db.close()
+    recorder = poolviz.record(app_pool, tmp_path, name="shop")
+    app_pool.connect()
+    app_pool.close()
     recorder.stop()
     done = poolviz_cli("follow", str(tmp_path), "--once", cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -82,9 +75,9 @@ def test_follow_needs_a_name_when_two_applications_share_the_directory(tmp_path:
     assert done.returncode == 0 and "'shop', 1 process" in done.stdout
 
 
-def test_follow_runs_until_ctrl_c_and_exits_cleanly(db: Any, tmp_path: Path) -> None:
+def test_follow_runs_until_ctrl_c_and_exits_cleanly(app_pool: Any, tmp_path: Path) -> None:
     """Without --once it prints a summary every --interval until SIGINT, then exits 0 with no traceback."""
-    recorder = poolviz.record(db, tmp_path, name="shop")
+    recorder = poolviz.record(app_pool, tmp_path, name="shop")
     recorder.flush()
     proc = subprocess.Popen(
         [sys.executable, "-m", "poolviz", "follow", str(tmp_path), "--interval", "0.05"],
@@ -97,8 +90,8 @@ def test_follow_runs_until_ctrl_c_and_exits_cleanly(db: Any, tmp_path: Path) -> 
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert "'shop', 1 process (1 live)" in first
-        db.connect()
-        db.close()
+        app_pool.connect()
+        app_pool.close()
         wait_until(lambda: "3 events read" in proc.stdout.readline(), timeout=30, what="a later summary")
     finally:
         proc.send_signal(signal.SIGINT)

@@ -30,19 +30,6 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def reader() -> InMemoryMetricReader:
-    return InMemoryMetricReader()
-
-
-@pytest.fixture
-def provider(reader: InMemoryMetricReader) -> Iterator[MeterProvider]:
-    """A meter provider read by ``reader``; shut down after the test."""
-    made = MeterProvider(metric_readers=[reader])
-    yield made
-    made.shutdown()
-
-
-@pytest.fixture
 def observed() -> Iterator[list[Any]]:
     """Observers and pools to close after the test."""
     made: list[Any] = []

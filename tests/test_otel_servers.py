@@ -10,8 +10,6 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import poolviz
 from poolviz import otel
@@ -22,18 +20,6 @@ from poolviz.testing import wait_until
 from poolviz.urls import sqlalchemy_url
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def reader() -> InMemoryMetricReader:
-    return InMemoryMetricReader()
-
-
-@pytest.fixture
-def provider(reader: InMemoryMetricReader) -> Iterator[MeterProvider]:
-    made = MeterProvider(metric_readers=[reader])
-    yield made
-    made.shutdown()
 
 
 @pytest.fixture

@@ -26,12 +26,12 @@ from poolviz.recording.reader import STALL_S
 from poolviz.testing import SOURCE_ROOT, wait_until
 
 
-def cycles(db: Any, count: int) -> None:
+def cycles(app_pool: Any, count: int) -> None:
     """``count`` realistic cycles: checkout, ``SELECT 1``, checkin."""
     for _ in range(count):
-        db.connect()
-        db.execute_sql("SELECT 1").fetchone()
-        db.close()
+        app_pool.connect()
+        app_pool.execute_sql("SELECT 1").fetchone()
+        app_pool.close()
 
 
 def kinds_of(frame: Any, process: int | None = None) -> dict[str, int]:
@@ -39,17 +39,10 @@ def kinds_of(frame: Any, process: int | None = None) -> dict[str, int]:
     return part["kind"].astype(str).value_counts().to_dict()
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Any:
-    pool = poolviz.connect(f"sqlite+pool:///{tmp_path / 'app.db'}", max_connections=4)
-    yield pool
-    pool.close_all()
-
-
-def test_record_then_load_gives_every_event_with_the_process_columns(db: Any, tmp_path: Path) -> None:
+def test_record_then_load_gives_every_event_with_the_process_columns(app_pool: Any, tmp_path: Path) -> None:
     """Recorded events come back in one frame, process = pid, with the columns the merged traces use."""
-    recorder = poolviz.record(db, tmp_path / "rec", name="shop")
-    cycles(db, 25)
+    recorder = poolviz.record(app_pool, tmp_path / "rec", name="shop")
+    cycles(app_pool, 25)
     recorder.stop()
     frame = poolviz.load_recording(tmp_path / "rec")
     assert set(PROCESS_COLUMNS) <= set(frame.columns)
@@ -62,30 +55,30 @@ def test_record_then_load_gives_every_event_with_the_process_columns(db: Any, tm
     assert recorder.stats()["events_written"] == len(frame)
 
 
-def test_the_stream_is_a_header_then_batches_then_an_end_marker(db: Any, tmp_path: Path) -> None:
+def test_the_stream_is_a_header_then_batches_then_an_end_marker(app_pool: Any, tmp_path: Path) -> None:
     """The files are JSON lines: a header (format, version, pid, t0), batches of 13-field events, an end marker."""
-    recorder = poolviz.record(db, tmp_path, name="shop")
-    cycles(db, 3)
+    recorder = poolviz.record(app_pool, tmp_path, name="shop")
+    cycles(app_pool, 3)
     recorder.stop()
     (path,) = tmp_path.glob("shop.*.pvrec")
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     head, *batches, end = lines
     assert (head["format"], head["version"], head["pid"]) == ("poolviz-recording", 1, os.getpid())
-    assert head["t0"] == poolviz.events_of(db).t0
+    assert head["t0"] == poolviz.events_of(app_pool).t0
     events = [e for line in batches for e in fmt.batch_events(line)]
     assert all(len(e) == len(poolviz.FIELDS) for e in events)
     assert [e[2] for e in events].count("checkout") == 3
     assert end == {"end": True, "watermark": end["watermark"], "dropped": 0}
 
 
-def test_a_reader_sees_events_while_the_application_writes(db: Any, tmp_path: Path) -> None:
+def test_a_reader_sees_events_while_the_application_writes(app_pool: Any, tmp_path: Path) -> None:
     """Each poll reads only what is new, within about the flush period, while the stream goes on."""
-    recorder = poolviz.record(db, tmp_path, name="shop")
+    recorder = poolviz.record(app_pool, tmp_path, name="shop")
     reader = RecordingReader(tmp_path)
-    cycles(db, 5)
+    cycles(app_pool, 5)
     wait_until(lambda: reader.poll() or reader.log.get_stats()["requests_num"] >= 5, what="the first 5 checkouts")
     wait_until(lambda: (reader.poll(), reader.log.get_stats()["requests_num"])[1] == 5, what="all 5 released")
-    cycles(db, 7)
+    cycles(app_pool, 7)
     wait_until(lambda: (reader.poll(), reader.log.get_stats()["requests_num"])[1] == 12, what="7 more")
     stream = reader.processes[os.getpid()]
     assert stream.ended == "" and stream.kinds["checkout"] == 12
@@ -94,36 +87,36 @@ def test_a_reader_sees_events_while_the_application_writes(db: Any, tmp_path: Pa
     assert stream.ended == "stopped"
 
 
-def test_load_recording_works_while_the_application_still_writes(db: Any, tmp_path: Path) -> None:
+def test_load_recording_works_while_the_application_still_writes(app_pool: Any, tmp_path: Path) -> None:
     """load_recording reads what is written so far from a live stream, without waiting for it to end."""
-    recorder = poolviz.record(db, tmp_path, name="shop")
-    cycles(db, 4)
+    recorder = poolviz.record(app_pool, tmp_path, name="shop")
+    cycles(app_pool, 4)
     recorder.flush()
     frame = poolviz.load_recording(tmp_path)
     assert kinds_of(frame)["checkout"] == 4
     recorder.stop()
 
 
-def test_a_held_connection_is_listed_among_the_holders(db: Any, tmp_path: Path) -> None:
+def test_a_held_connection_is_listed_among_the_holders(app_pool: Any, tmp_path: Path) -> None:
     """The reader's holders are the connections checked out now, with their thread."""
-    recorder = poolviz.record(db, tmp_path, name="shop")
-    db.connect()
+    recorder = poolviz.record(app_pool, tmp_path, name="shop")
+    app_pool.connect()
     recorder.flush()
     reader = RecordingReader(tmp_path)
     reader.poll()
     ((holder, held_s),) = reader.holders()
     assert (holder.process, holder.thread) == (os.getpid(), "MainThread") and held_s >= 0
-    db.close()
+    app_pool.close()
     recorder.stop()
     reader.poll()
     assert reader.holders() == []
 
 
-def test_recording_a_pool_twice_returns_the_same_recorder(db: Any, tmp_path: Path) -> None:
+def test_recording_a_pool_twice_returns_the_same_recorder(app_pool: Any, tmp_path: Path) -> None:
     """record() on a pool already recorded there returns its recorder; another pool needs another name."""
-    recorder = poolviz.record(db, tmp_path, name="shop")
-    assert poolviz.record(db, tmp_path, name="shop") is recorder
-    other = poolviz.connect(f"sqlite+pool:///{tmp_path / 'other.db'}")
+    recorder = poolviz.record(app_pool, tmp_path, name="shop")
+    assert poolviz.record(app_pool, tmp_path, name="shop") is recorder
+    other = poolviz.connect(f"sqlite+pool:///{tmp_path / 'other.app_pool'}")
     with pytest.raises(ValueError, match="another pool of this process already records as 'shop'"):
         poolviz.record(other, tmp_path, name="shop")
     recorder.stop()
@@ -150,10 +143,10 @@ def test_record_passes_leak_threshold_through(tmp_path: Path) -> None:
     pool.close_all()
 
 
-def test_leak_threshold_for_a_pool_instrumented_already_is_refused(db: Any, tmp_path: Path) -> None:
+def test_leak_threshold_for_a_pool_instrumented_already_is_refused(app_pool: Any, tmp_path: Path) -> None:
     """An instrumented pool has its leak threshold: record(..., leak_threshold=) on it says where to give it."""
     with pytest.raises(ValueError, match="is instrumented already: give leak_threshold where it was instrumented"):
-        poolviz.record(db, tmp_path, leak_threshold=5)
+        poolviz.record(app_pool, tmp_path, leak_threshold=5)
     assert not list(tmp_path.glob("*.pvrec"))
 
 
@@ -216,25 +209,25 @@ def test_record_a_psycopg_pool(pg_url: str, tmp_path: Path) -> None:
     assert kinds_of(poolviz.load_recording(tmp_path))["checkout"] == 4
 
 
-def test_a_forked_child_records_itself_and_the_parent_stream_stays_the_parent_s(db: Any, tmp_path: Path) -> None:
+def test_a_forked_child_records_itself_and_the_parent_stream_stays_the_parent_s(app_pool: Any, tmp_path: Path) -> None:
     """After os.fork the child writes its own stream from the fork on; the parent's holds only the parent's events."""
-    recorder = poolviz.record(db, tmp_path, name="forky")
-    cycles(db, 3)
-    db.close_all()  # the child opens its own connection
+    recorder = poolviz.record(app_pool, tmp_path, name="forky")
+    cycles(app_pool, 3)
+    app_pool.close_all()  # the child opens its own connection
     recorder.flush()
     pid = os.fork()
     if pid == 0:  # the child: 5 cycles, then leave without atexit (as a killed worker would)
         code = 1
         try:
-            cycles(db, 5)
-            poolviz.events_of(db).flush()
+            cycles(app_pool, 5)
+            poolviz.events_of(app_pool).flush()
             recorder.flush()
             code = 0
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    cycles(db, 7)
+    cycles(app_pool, 7)
     recorder.stop()
     frame = poolviz.load_recording(tmp_path)
     assert frame.attrs["processes"] == sorted([os.getpid(), pid])
@@ -247,17 +240,17 @@ def test_a_forked_child_records_itself_and_the_parent_stream_stays_the_parent_s(
     assert reader.processes[pid].ended == "exited" and reader.processes[os.getpid()].ended == "stopped"
 
 
-def _worker(db: Any, count: int) -> None:
-    cycles(db, count)
+def _worker(app_pool: Any, count: int) -> None:
+    cycles(app_pool, count)
 
 
-def test_multiprocessing_workers_merge_on_one_clock(db: Any, tmp_path: Path) -> None:
+def test_multiprocessing_workers_merge_on_one_clock(app_pool: Any, tmp_path: Path) -> None:
     """Forked multiprocessing workers each record a stream; merged, each process's count is its own and they sum."""
-    recorder = poolviz.record(db, tmp_path, name="workers")
-    db.close_all()
+    recorder = poolviz.record(app_pool, tmp_path, name="workers")
+    app_pool.close_all()
     context = multiprocessing.get_context("fork")
     counts = [4, 6, 8]
-    workers = [context.Process(target=_worker, args=(db, n)) for n in counts]
+    workers = [context.Process(target=_worker, args=(app_pool, n)) for n in counts]
     for w in workers:
         w.start()
     for w in workers:
@@ -279,11 +272,11 @@ def test_multiprocessing_workers_merge_on_one_clock(db: Any, tmp_path: Path) -> 
     assert {reader.processes[w.pid].ended for w in workers if w.pid} == {"stopped"}  # ended by its finalizer
 
 
-def test_rotation_keeps_the_limit_and_counts_the_deleted_events(db: Any, tmp_path: Path) -> None:
+def test_rotation_keeps_the_limit_and_counts_the_deleted_events(app_pool: Any, tmp_path: Path) -> None:
     """Past max_segments the oldest segment is deleted and its events are counted as dropped, in later lines too."""
-    recorder = poolviz.record(db, tmp_path, name="small", max_bytes=3000, max_segments=2)
+    recorder = poolviz.record(app_pool, tmp_path, name="small", max_bytes=3000, max_segments=2)
     for _ in range(12):
-        cycles(db, 10)
+        cycles(app_pool, 10)
         recorder.flush()
     recorder.stop()
     stats = recorder.stats()
@@ -308,28 +301,28 @@ def test_events_the_log_no_longer_holds_are_counted_as_dropped(tmp_path: Path) -
     assert len(frame) == stats["events_written"] and frame.attrs["dropped"] == stats["dropped_capacity"]
 
 
-def test_an_unwritable_directory_warns_once_and_the_application_goes_on(db: Any, tmp_path: Path) -> None:
+def test_an_unwritable_directory_warns_once_and_the_application_goes_on(app_pool: Any, tmp_path: Path) -> None:
     """A directory that cannot be created: one RecordingWarning, the pool works, every event counted as dropped."""
     (tmp_path / "file").write_text("not a directory")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        recorder = poolviz.record(db, tmp_path / "file" / "rec", name="shop")
+        recorder = poolviz.record(app_pool, tmp_path / "file" / "rec", name="shop")
         for _ in range(3):
-            cycles(db, 2)
+            cycles(app_pool, 2)
             recorder.flush()
         recorder.stop()
     ours = [w for w in caught if issubclass(w.category, RecordingWarning)]
     assert len(ours) == 1 and "cannot open a file in" in str(ours[0].message)
     stats = recorder.stats()
-    assert stats["events_written"] == 0 and stats["dropped_write"] == len(poolviz.events_of(db).snapshot())
+    assert stats["events_written"] == 0 and stats["dropped_write"] == len(poolviz.events_of(app_pool).snapshot())
 
 
 def test_a_full_disk_drops_what_it_cannot_write_and_recovers(
-    db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    app_pool: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Writes failing with ENOSPC: one warning, drops counted; once writes work again, later lines carry the count."""
-    recorder = poolviz.record(db, tmp_path, name="full")
-    cycles(db, 2)
+    recorder = poolviz.record(app_pool, tmp_path, name="full")
+    cycles(app_pool, 2)
     recorder.flush()
     real_write = os.write
 
@@ -339,13 +332,13 @@ def test_a_full_disk_drops_what_it_cannot_write_and_recovers(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         monkeypatch.setattr(writer_module.os, "write", full)
-        cycles(db, 3)
+        cycles(app_pool, 3)
         recorder.flush()
-        cycles(db, 1)
+        cycles(app_pool, 1)
         recorder.flush()
         monkeypatch.setattr(writer_module.os, "write", real_write)
     assert len([w for w in caught if issubclass(w.category, RecordingWarning)]) == 1
-    cycles(db, 4)
+    cycles(app_pool, 4)
     recorder.stop()
     frame = poolviz.load_recording(tmp_path)
     assert kinds_of(frame)["checkout"] == 6
@@ -487,13 +480,13 @@ def test_a_process_that_exits_normally_flushes_and_ends_its_stream(tmp_path: Pat
     assert json.loads(next(tmp_path.glob("rec/*.pvrec")).read_text().splitlines()[-1])["end"] is True
 
 
-def test_replay_and_the_plots_take_a_recording(db: Any, tmp_path: Path) -> None:
+def test_replay_and_the_plots_take_a_recording(app_pool: Any, tmp_path: Path) -> None:
     """A finished recording plays in Replay and draws on the timeline and occupancy plots."""
     from poolviz import plots
     from poolviz.live.replay import Replay
 
-    recorder = poolviz.record(db, tmp_path, name="shop")
-    cycles(db, 5)
+    recorder = poolviz.record(app_pool, tmp_path, name="shop")
+    cycles(app_pool, 5)
     recorder.stop()
     frame = poolviz.load_recording(tmp_path)
     replay = Replay(frame)
