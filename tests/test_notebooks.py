@@ -80,19 +80,27 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 def test_three_pools_runs_on_sqlite_without_postgresql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Notebook 13 with no PostgreSQL: peewee and SQLAlchemy run on SQLite, each psycopg_pool part says it skipped."""
+    text = run_without_postgresql("13_three_pools_one_workload.ipynb", tmp_path, monkeypatch)
+    assert "this section runs on SQLite instead" in text
+    assert text.count("skipped: psycopg_pool connects to PostgreSQL only") >= 5
+    assert "Done: 2 of 3 configurations ran side by side" in text
+
+
+def run_without_postgresql(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run notebook ``name`` with its small parameters and nothing listening for PostgreSQL; its printed text.
+
+    Fails on any cell's error.
+    """
     from nbclient import NotebookClient
 
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     monkeypatch.setenv("POOLVIZ_SMALL", "1")
     monkeypatch.setenv("POOLVIZ_PLAIN_PROGRESS", "1")
     monkeypatch.setenv("POOLVIZ_PG_URL", "postgresql+pool://postgres@127.0.0.1:1/test")  # nothing listens there
-    notebook = load(NOTEBOOKS / "13_three_pools_one_workload.ipynb")
+    notebook = load(NOTEBOOKS / name)
     NotebookClient(
         notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert [o for o in outputs if o.output_type == "error"] == []
-    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert "this section runs on SQLite instead" in text
-    assert text.count("skipped: psycopg_pool connects to PostgreSQL only") >= 5
-    assert "Done: 2 of 3 configurations ran side by side" in text
+    return "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
