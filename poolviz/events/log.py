@@ -81,28 +81,26 @@ class Cursor:
     def read_rows(self, limit: int | None = None) -> tuple[list[tuple[Any, ...]], int]:
         """Like :meth:`read`, as plain tuples of the 13 :class:`Event` fields: cheaper for a
         reader that only writes them out (a recording's flusher, in the application's process)."""
-        limit = checks.count("limit", limit, none_means="no limit")
-        with self._lock:
-            log = self._log
-            start, records, counts, first = log._copy(self.next_seq, limit)
-            rows = store.rows(start, records, counts, log.t0)
-            lost = max(0, first - self.next_seq)
-            self.next_seq = max(self.next_seq, first) + len(rows)
-            self.lost += lost
-        return rows, lost
+        return self._take(limit, store.rows)
 
     def read(self, limit: int | None = None) -> tuple[list[Event], int]:
         """``(events, lost)``: the events recorded since the last read (at most ``limit``, oldest
         first) and how many this cursor will never see because the log no longer held them
         (dropped by its capacity, or forgotten by :meth:`EventLog.clear`) since the last read.
         """
+        return self._take(limit, store.events)
+
+    def _take(self, limit: int | None, build: Callable[..., list[Any]]) -> tuple[list[Any], int]:
+        # `build(first_seq, records, counts, t0)` turns the copied records into what the reader wants.
         limit = checks.count("limit", limit, none_means="no limit")
         with self._lock:
-            events, first = self._log._read_from(self.next_seq, limit)
+            log = self._log
+            start, records, counts, first = log._copy(self.next_seq, limit)
+            taken = build(start, records, counts, log.t0)
             lost = max(0, first - self.next_seq)
-            self.next_seq = max(self.next_seq, first) + len(events)
+            self.next_seq = max(self.next_seq, first) + len(taken)
             self.lost += lost
-        return events, lost
+        return taken, lost
 
 
 class EventLog:
@@ -390,11 +388,6 @@ class EventLog:
             if start < 0:
                 raise ValueError(f"start_seq must be None or an integer >= 0, got {start_seq!r}")
         return Cursor(self, start)
-
-    def _read_from(self, seq: int, limit: int | None) -> tuple[list[Event], int]:
-        # For Cursor.read: (held events from seq on, at most limit; the oldest seq still available).
-        start, records, counts, first = self._copy(seq, limit)
-        return store.events(start, records, counts, self._t0), first
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.snapshot())
