@@ -229,11 +229,12 @@ class Store:
             position += len(chunk)
         return out, counts
 
-    def counts_now(self) -> Counts | None:
-        """The counts after the newest record (None when nothing was ever recorded)."""
-        if self.next_seq() == 0:
+    def counts_now(self, tail_records: int | None = None) -> Counts | None:
+        """The counts after the newest record, or after the first ``tail_records`` of the tail (None: none ever)."""
+        tail = self.tail if tail_records is None else self.tail[:tail_records]
+        if self.tail_start + len(tail) == 0:
             return None
-        return advance(self._mark(len(self.chunks)), self.tail)
+        return advance(self._mark(len(self.chunks)), tail)
 
     def assume(self, counts: Counts) -> None:
         """Take ``counts`` as the counts before the first record (a pool adopted in use). Before any record only."""
@@ -243,10 +244,13 @@ class Store:
 
     def clear(self) -> None:
         """Forget every record; seqs carry on, and so do the counts."""
-        counts = self.counts_now() or (0, 0, 0)
-        self.tail_start = self.cleared = self.next_seq()
+        # A compiled writer (poolviz.pools.busypath) may append between two of these lines, without the
+        # lock: what it appends after `held` was taken stays, as the first record after the clear.
+        held = len(self.tail)
+        counts = self.counts_now(held) or (0, 0, 0)
+        self.tail_start = self.cleared = self.tail_start + held
         self.tail_mark = counts
-        del self.tail[:]
+        del self.tail[:held]
         self.chunks.clear()
         self.starts.clear()
         self.marks.clear()

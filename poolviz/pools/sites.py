@@ -36,6 +36,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from ..events.store import REUSED
+from .busypath import compiled
 
 #: Modules (and their submodules) whose frames are never a site.
 LIBRARY_MODULES = (
@@ -74,6 +75,8 @@ _library: dict[int, CodeType] = {}
 # id(code) -> (code, {f_lasti: the payload of a reused checkout there}), for application code.
 _lines: dict[int, tuple[CodeType, dict[int, Payload]]] = {}
 _getframe = sys._getframe
+# The same walk in C (None when not built): the cached answer, or None when the Python must look.
+_compiled_payload_at = compiled.payload_at if compiled is not None else None
 
 
 def check_sites(value: Any) -> bool:
@@ -207,6 +210,10 @@ def reused_payload(depth: int = 1) -> Payload:
     itself when no frame is the application's. ``depth`` is where the walk
     starts, as for ``sys._getframe`` (1: the caller).
     """
+    if _compiled_payload_at is not None:
+        found = _compiled_payload_at(depth, _library, _lines)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
     frame: FrameType | None = _getframe(depth)
     library = _library
     lines_of = _lines

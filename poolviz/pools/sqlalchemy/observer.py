@@ -30,7 +30,10 @@ from ...events import EventLog
 from ...events.store import CHUNK, REUSED
 from ..callers import _cache as _thread_names
 from ..callers import task_or_thread_name, thread_name
+from ..busypath import compiled
 from ..leaks import origin_summary
+from ..sites import _library as _library_codes
+from ..sites import _lines as _app_lines
 from ..sites import reused_payload
 from .leaks import LeakWatch
 
@@ -39,6 +42,31 @@ _wait_started: contextvars.ContextVar[float | None] = contextvars.ContextVar("po
 _waited: contextvars.ContextVar[float] = contextvars.ContextVar("poolviz_sqla_waited", default=0.0)
 # Why connections close while one of the pool's own methods runs (dispose, a return that overflows).
 _closing_because: contextvars.ContextVar[str | None] = contextvars.ContextVar("poolviz_sqla_closing", default=None)
+
+
+class Section:
+    """The log's lock, counting its holders in ``busy``: the compiled busy path records only while nobody holds it.
+
+    The compiled checkout and check-in (:mod:`poolviz.pools.busypath`) take no
+    lock: each runs whole between two bytecodes of any other thread. Python
+    code that moves the counts runs many bytecodes, holding the lock; ``busy``
+    tells the compiled path to leave it to the Python, which then waits for
+    the lock as before.
+    """
+
+    __slots__ = ("_lock", "busy")
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+        self.busy = [0]
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self.busy[0] += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.busy[0] -= 1
+        self._lock.release()
 
 
 class PoolObserver:
@@ -57,6 +85,8 @@ class PoolObserver:
         self._fresh: set[int] = set()  # opened and not yet handed out
         self._close_reason: dict[int, str] = {}  # serial -> reason decided before SQLAlchemy closes it
         self.counts = [0, 0, 0]  # in_use, idle, waiting: one list, shared with the hot path's closures
+        #: Hold it to move the counts or record (the log's lock, see Section).
+        self.section = Section(events.lock)
         self._waited = [0]  # callers whose wait is over and not yet on their checkout (see wait_over)
         #: With ``leak_threshold``: the connections held now, as the leak watchdog reads them.
         self.leak_watch: LeakWatch | None = None
@@ -73,7 +103,7 @@ class PoolObserver:
         come back.
         """
         now = perf_counter()
-        with self.events.lock:
+        with self.section:
             for record in idle_records:
                 conn = record.dbapi_connection
                 if conn is None or id(conn) in self.serial_of:
@@ -87,7 +117,7 @@ class PoolObserver:
     # -- recording -----------------------------------------------------------------------------
 
     def _record(self, now: float, kind: str, conn: int, **payload: Any) -> None:
-        # Callers hold self.events.lock, so the counts and the event agree. ``now`` is the
+        # Callers hold self.section, so the counts and the event agree. ``now`` is the
         # reading the caller's durations were taken from; the log stamps its own.
         in_use, idle, waiting = self.counts
         self.events.record(kind, conn, self.name_of_caller(), in_use, idle, waiting, **payload)
@@ -104,7 +134,7 @@ class PoolObserver:
         serial = next(self._serials)
         started = getattr(record, "starttime", None)
         opened_for = max(0.0, time.time() - started) if started else 0.0
-        with self.events.lock:
+        with self.section:
             self.serial_of[id(dbapi_connection)] = serial
             self._opened_at[serial] = now
             self._fresh.add(serial)
@@ -129,9 +159,25 @@ class PoolObserver:
         append = tail.append
         serial_of, held_since, fresh, counts = self.serial_of, self._held_since, self._fresh, self.counts
         waited = self._waited
+        section, busy = self.section, self.section.busy
         serials, sites, watch, timed_out = self._serials, self.sites, self.leak_watch, self.timed_out
         get_serial, listening, names = serial_of.get, events.__dict__, _thread_names
         asyncio_pool = bool(self.pool._is_asyncio)
+        # The usual checkout and check-in in C, when built: the same records, or "not mine".
+        def roll_when_full() -> None:
+            with section:
+                if len(tail) >= CHUNK:
+                    roll()
+
+        fast = None
+        if compiled is not None and watch is None and not asyncio_pool:
+            fast = compiled.SQLAlchemyBusyPath(
+                tail=tail, serial_of=serial_of, held_since=held_since, fresh=fresh, waited=waited, counts=counts,
+                busy=busy, listening=listening, thread_name=thread_name, library=_library_codes,
+                lines=_app_lines, reused=REUSED, roll=roll_when_full, chunk=CHUNK, depth=depth - 1, sites=sites,
+            )  # fmt: skip
+        fast_checkout = fast.checkout if fast is not None else None
+        fast_checkin = fast.checkin if fast is not None else None
 
         # What only this caller touches (its connection's serial and hold, where it asked) is
         # worked out outside the lock; the counts and the event, which other callers move too, inside it.
@@ -144,6 +190,8 @@ class PoolObserver:
                     raise
             else:  # SingletonThreadPool's wrapper got it, and it is a checkout
                 fairy = given
+            if fast_checkout is not None and fast_checkout(fairy.dbapi_connection):
+                return fairy
             now = perf_counter()
             extra: Any = reused_payload(depth) if sites else REUSED
             serial = get_serial(id(fairy.dbapi_connection), 0)
@@ -157,11 +205,12 @@ class PoolObserver:
                     _waited.set(0.0)
                     site = extra[4] if extra is not None else ""
                     extra = (wait_s, 0.0, extra is not None and extra[2], "", site)
-                    with lock:
+                    with section:
                         waited[0] -= 1
             name = task_or_thread_name() if asyncio_pool else names.name or thread_name()
             origin = origin_summary() if watch is not None else None  # the stack walked outside the lock
             lock.acquire()  # (acquire() and release() cost half what a with block does)
+            busy[0] += 1
             try:
                 counts[0] += 1
                 counts[1] -= 1
@@ -175,6 +224,7 @@ class PoolObserver:
                 if deliver:
                     hold(record)
             finally:
+                busy[0] -= 1
                 lock.release()
             if deliver:
                 flush()
@@ -182,16 +232,21 @@ class PoolObserver:
 
         def return_conn(record: Any) -> None:
             dbapi_connection = record.dbapi_connection
-            if dbapi_connection is not None:  # None: invalidated while out, its close was recorded then
+            if dbapi_connection is None:  # invalidated while out, its close was recorded then
+                pass
+            elif fast_checkin is not None and fast_checkin(dbapi_connection):
+                pass
+            else:
                 now = perf_counter()
                 serial = get_serial(id(dbapi_connection), 0)
                 if not serial:  # out since before instrument(): it gets its serial now
-                    with lock:
+                    with section:
                         serial = serial_of[id(dbapi_connection)] = next(serials)
                         self._opened_at[serial] = now
                 since = held_since.pop(serial, now)
                 name = task_or_thread_name() if asyncio_pool else names.name or thread_name()
                 lock.acquire()
+                busy[0] += 1
                 try:
                     if watch is not None:
                         watch.returned(serial, now)
@@ -205,6 +260,7 @@ class PoolObserver:
                     if deliver:
                         hold(event)
                 finally:
+                    busy[0] -= 1
                     lock.release()
                 if deliver:
                     flush()
@@ -234,7 +290,7 @@ class PoolObserver:
 
     def _forget(self, dbapi_connection: Any, reason: str) -> None:
         now = perf_counter()
-        with self.events.lock:
+        with self.section:
             serial = self.serial_of.pop(id(dbapi_connection), 0)
             if not serial:
                 return
@@ -271,7 +327,7 @@ class PoolObserver:
         """The caller found no idle connection and no room to open one: it blocks from now."""
         now = perf_counter()
         _wait_started.set(now)
-        with self.events.lock:
+        with self.section:
             self.counts[2] += 1
             self._record(now, "wait", 0)
 
@@ -283,7 +339,7 @@ class PoolObserver:
         now = perf_counter()
         _wait_started.set(None)
         _waited.set(now - started)
-        with self.events.lock:
+        with self.section:
             self.counts[2] -= 1
             self._waited[0] += 1
 
@@ -293,7 +349,7 @@ class PoolObserver:
         waited = _waited.get()
         _wait_started.set(None)
         _waited.set(0.0)
-        with self.events.lock:
+        with self.section:
             if waited:
                 self._waited[0] -= 1
             if started is not None:
@@ -310,7 +366,7 @@ class PoolObserver:
 
     def connect_failed(self, error: BaseException) -> None:
         now = perf_counter()
-        with self.events.lock:
+        with self.section:
             self._record(now, "error", 0, reason=type(error).__name__, message=mask_text(str(error)))
         self.deliver()
 

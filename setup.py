@@ -1,0 +1,10 @@
+"""The one compiled part of poolviz, optional: everything else is in pyproject.toml.
+
+``poolviz.pools._busypath`` records the usual checkout and check-in in C (see
+``poolviz/pools/busypath.py``). Without a C compiler the build goes on
+without it and poolviz runs the same Python it falls back to.
+"""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("poolviz.pools._busypath", ["poolviz/pools/_busypath.c"], optional=True)])
