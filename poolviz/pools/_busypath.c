@@ -22,6 +22,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <structmember.h>
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 /* 3.11: walk the interpreter's own frames, as sys._getframe() does, without making a frame object
    for each (a frame object made for a walk costs more than the walk, and again when the frame ends). */
@@ -44,11 +45,86 @@ perf_counter(void)
 #endif
 }
 
+/* A cache in front of poolviz.pools.sites' dicts, which are keyed by id(code): ids are addresses, all multiples
+   of 16, and such keys collide in a dict's first probes, so a lookup there costs several times an ordinary one.
+   Here (code, offset) -> payload, or (code, LIBRARY) for library code, in an open-addressing table keyed by the
+   pointer, holding references to what it keeps (so no address is reused while cached). It learns only what the
+   dicts answered, so it is never ahead of them; full, it starts again. */
+
+#define LIBRARY (-2)
+#define SEEN_BITS 12
+#define SEEN_SLOTS (1 << SEEN_BITS)
+#define SEEN_LIMIT (SEEN_SLOTS / 2)
+
+typedef struct {
+    PyObject *code; /* NULL: empty */
+    int lasti;      /* LIBRARY, or the instruction offset of `payload` */
+    PyObject *payload;
+} SeenEntry;
+
+static SeenEntry seen[SEEN_SLOTS];
+static int seen_count;
+
+static inline size_t
+seen_slot(PyObject *code, int lasti)
+{
+    uint64_t key = ((uint64_t)(uintptr_t)code >> 4) ^ ((uint64_t)(uint32_t)lasti << 40);
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - SEEN_BITS));
+}
+
+/* The payload cached for (code, lasti), or LIBRARY's marker: borrowed, NULL when not cached. */
+static inline PyObject *
+seen_get(PyObject *code, int lasti)
+{
+    for (size_t i = seen_slot(code, lasti);; i = (i + 1) & (SEEN_SLOTS - 1)) {
+        SeenEntry *entry = &seen[i];
+        if (entry->code == NULL) {
+            return NULL;
+        }
+        if (entry->code == code && entry->lasti == lasti) {
+            return entry->payload;
+        }
+    }
+}
+
+static void
+seen_put(PyObject *code, int lasti, PyObject *payload)
+{
+    if (seen_count >= SEEN_LIMIT) {
+        for (size_t i = 0; i < SEEN_SLOTS; i++) {
+            Py_CLEAR(seen[i].code);
+            Py_CLEAR(seen[i].payload);
+        }
+        seen_count = 0;
+    }
+    size_t i = seen_slot(code, lasti);
+    while (seen[i].code != NULL) {
+        if (seen[i].code == code && seen[i].lasti == lasti) {
+            return;
+        }
+        i = (i + 1) & (SEEN_SLOTS - 1);
+    }
+    seen[i].code = Py_NewRef(code);
+    seen[i].lasti = lasti;
+    seen[i].payload = Py_NewRef(payload);
+    seen_count++;
+}
+
 /* The cached payload at `code`, instruction offset `lasti` (in bytes, as f_lasti): a new reference;
    Py_None when not cached, or when `code` is library code (*library set); NULL on error. */
 static PyObject *
 cached_payload(PyObject *code, int lasti, PyObject *library, PyObject *lines, int *is_library)
 {
+    PyObject *known = seen_get(code, LIBRARY);
+    if (known != NULL) {
+        *is_library = 1;
+        Py_RETURN_NONE;
+    }
+    known = seen_get(code, lasti);
+    if (known != NULL) {
+        *is_library = 0;
+        return Py_NewRef(known);
+    }
     PyObject *key = PyLong_FromVoidPtr(code); /* id(code) */
     if (key == NULL) {
         return NULL;
@@ -59,6 +135,7 @@ cached_payload(PyObject *code, int lasti, PyObject *library, PyObject *lines, in
         if (*is_library < 0) {
             return NULL;
         }
+        seen_put(code, LIBRARY, Py_None);
         Py_RETURN_NONE;
     }
     PyObject *entry = PyDict_GetItemWithError(lines, key); /* borrowed */
@@ -81,8 +158,8 @@ cached_payload(PyObject *code, int lasti, PyObject *library, PyObject *lines, in
         }
         Py_RETURN_NONE; /* a line not seen yet */
     }
-    Py_INCREF(found);
-    return found;
+    seen_put(code, lasti, found);
+    return Py_NewRef(found);
 }
 
 /* The walk. Returns a new reference to the payload, Py_None when the Python walk must answer, NULL on error. */
@@ -162,6 +239,25 @@ payload_at(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     return walk(depth, args[1], args[2]);
+}
+
+/* A record or payload made here holds only numbers, strings, None and payloads already untracked: it can hold
+   no reference cycle, and the garbage collector would untrack it at its first collection anyway (as it does a
+   tuple the Python makes). Untracked now, it never costs a collection the time to look at it. */
+static inline PyObject *
+untracked(PyObject *tuple)
+{
+    if (tuple == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        if (item != NULL && PyObject_IS_GC(item) && PyObject_GC_IsTracked(item)) {
+            return tuple;
+        }
+    }
+    PyObject_GC_UnTrack(tuple);
+    return tuple;
 }
 
 /* ---- the caller's name ------------------------------------------------------------------ */
@@ -391,7 +487,7 @@ BusyPath_checkout(BusyPath *self, PyObject *dbapi_connection)
     PyTuple_SET_ITEM(record, 5, Py_NewRef(idle));
     PyTuple_SET_ITEM(record, 6, Py_NewRef(waiting));
     PyTuple_SET_ITEM(record, 7, extra);
-    if (append(self, record) < 0) {
+    if (append(self, untracked(record)) < 0) {
         return NULL;
     }
     Py_RETURN_TRUE;
@@ -466,7 +562,7 @@ BusyPath_checkin(BusyPath *self, PyObject *dbapi_connection)
     PyTuple_SET_ITEM(record, 5, Py_NewRef(idle));
     PyTuple_SET_ITEM(record, 6, Py_NewRef(PyList_GET_ITEM(self->counts, 2)));
     PyTuple_SET_ITEM(record, 7, since);
-    if (append(self, record) < 0) {
+    if (append(self, untracked(record)) < 0) {
         return NULL;
     }
     Py_RETURN_TRUE;
@@ -502,6 +598,649 @@ static PyTypeObject BusyPathType = {
     .tp_methods = BusyPath_methods,
 };
 
+/* ---- psycopg_pool's ConnectionPool ---------------------------------------------------------
+
+   Four bound methods of one PsycopgBusyPath replace getconn, _get_ready_connection, putconn and
+   _add_to_pool on the pool instance (poolviz.pools.psycopg.fast). Each calls psycopg_pool's own
+   method, then records the usual case as poolviz.pools.psycopg.hooks.Hooks does inline, and hands
+   anything else to the same Python (the Hooks' and Recorder's methods on the pool). */
+
+enum { STATE_NEW = 0, STATE_IDLE = 1, STATE_OUT = 4 };
+
+/* One driver connection of the pool: poolviz.pools.psycopg.recorder.Tracked, as a C struct the busy path
+   reads and writes directly (Python sees the same attributes, as it does the Python class's slots). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *conn, *serial, *opened, *open_s, *opener, *state, *checked_out, *returned, *held_by;
+    PyObject *checkouts, *holder, *origin, *leaked;
+} Tracked;
+
+#define TRACKED_FIELDS(DO) \
+    DO(conn) DO(serial) DO(opened) DO(open_s) DO(opener) DO(state) DO(checked_out) DO(returned) DO(held_by) \
+    DO(checkouts) DO(holder) DO(origin) DO(leaked)
+
+static int
+Tracked_traverse(Tracked *self, visitproc visit, void *arg)
+{
+#define VISIT(field) Py_VISIT(self->field);
+    TRACKED_FIELDS(VISIT)
+#undef VISIT
+    return 0;
+}
+
+static int
+Tracked_clear(Tracked *self)
+{
+#define CLEAR(field) Py_CLEAR(self->field);
+    TRACKED_FIELDS(CLEAR)
+#undef CLEAR
+    return 0;
+}
+
+static void
+Tracked_dealloc(Tracked *self)
+{
+    PyObject_GC_UnTrack(self);
+    Tracked_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *int_zero, *str_empty;
+
+static int
+Tracked_init(Tracked *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"conn", "opened", "open_s", "opener", "state", NULL};
+    PyObject *conn, *opened, *open_s, *opener, *state = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOO|O:Tracked", kwlist, &conn, &opened, &open_s, &opener,
+                                     &state)) {
+        return -1;
+    }
+    Tracked_clear(self);
+    self->conn = Py_NewRef(conn);
+    self->serial = Py_NewRef(int_zero); /* NO_CONN */
+    self->opened = Py_NewRef(opened);
+    self->open_s = Py_NewRef(open_s);
+    self->opener = Py_NewRef(opener);
+    self->state = state ? Py_NewRef(state) : Py_NewRef(int_zero); /* NEW */
+    self->checked_out = Py_NewRef(Py_None);
+    self->returned = Py_NewRef(Py_None);
+    self->held_by = Py_NewRef(str_empty);
+    self->checkouts = Py_NewRef(int_zero);
+    self->holder = Py_NewRef(Py_None);
+    self->origin = Py_NewRef(str_empty);
+    self->leaked = Py_NewRef(Py_False);
+    return 0;
+}
+
+static PyMemberDef Tracked_members[] = {
+#define MEMBER(field, doc) {#field, T_OBJECT_EX, offsetof(Tracked, field), 0, doc},
+    MEMBER(conn, "the driver connection (held, so id(conn) is not reused)")
+    MEMBER(serial, "poolviz's number for it")
+    MEMBER(opened, "perf_counter() when opened")
+    MEMBER(open_s, "seconds its connect took")
+    MEMBER(opener, "who opened it")
+    MEMBER(state, "NEW, IDLE, TAKEN, HANDED or OUT (poolviz.pools.psycopg.recorder)")
+    MEMBER(checked_out, "perf_counter() of the checkout, None unless a caller holds it")
+    MEMBER(returned, "perf_counter() of the putconn() that returns it")
+    MEMBER(held_by, "the name of the thread or task that checked it out")
+    MEMBER(checkouts, "how many times it was checked out")
+    MEMBER(holder, "with leak_threshold: the holding thread or task")
+    MEMBER(origin, "with leak_threshold: where it asked")
+    MEMBER(leaked, "whether a leak event is open for it")
+#undef MEMBER
+    {NULL},
+};
+
+static PyTypeObject TrackedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "poolviz.pools._busypath.Tracked",
+    .tp_doc = "One driver connection of a psycopg_pool pool (see poolviz.pools.psycopg.recorder.Tracked).",
+    .tp_basicsize = sizeof(Tracked),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Tracked_init,
+    .tp_dealloc = (destructor)Tracked_dealloc,
+    .tp_traverse = (traverseproc)Tracked_traverse,
+    .tp_clear = (inquiry)Tracked_clear,
+    .tp_members = Tracked_members,
+};
+
+/* Whether a state (a small int) is `value`. */
+static int
+state_is(PyObject *state, long value)
+{
+    return state != NULL && PyLong_CheckExact(state) && PyLong_AsLong(state) == value;
+}
+
+/* Replace a Tracked field. */
+#define SET_FIELD(info, field, value) do { PyObject *old_ = (info)->field; (info)->field = Py_NewRef(value); Py_XDECREF(old_); } while (0)
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *pool, *pool_dict;
+    PyObject *next_getconn, *next_get_ready, *next_putconn, *next_add_to_pool; /* psycopg_pool's own */
+    PyObject *conns;          /* pool._pv_conns: id(conn) -> Tracked */
+    PyObject *idle_deque;     /* pool._pool */
+    PyObject *waiting_deque;  /* pool._waiting */
+    PyObject *waiters;        /* pool._pv_waiters */
+    PyObject *tail, *roll, *hold, *listening;
+    PyObject *acquire, *release; /* the pool's lock (also the log's) */
+    PyObject *thread_name, *library, *lines, *reused_payload;
+    PyObject *reused;         /* the payload of a reused checkout without a site */
+    PyObject *unknown;        /* TransactionStatus.UNKNOWN */
+    PyObject *check;          /* None, or called with the kind before each record (poolviz.pools.psycopg.testing) */
+    Py_ssize_t chunk;
+    int has_check;            /* the pool has a check callback: its checkouts wait for it (the Python's) */
+    int sites;
+} PsycopgPath;
+
+#define PSYCOPG_FIELDS(DO) \
+    DO(pool) DO(pool_dict) DO(next_getconn) DO(next_get_ready) DO(next_putconn) DO(next_add_to_pool) DO(conns) \
+    DO(idle_deque) DO(waiting_deque) DO(waiters) DO(tail) DO(roll) DO(hold) DO(listening) DO(acquire) \
+    DO(release) DO(thread_name) DO(library) DO(lines) DO(reused_payload) DO(reused) DO(unknown) DO(check)
+
+static PyObject *str_state, *str_checked_out, *str_returned, *str_held_by, *str_checkouts, *str_serial;
+static PyObject *str_leaked, *str_nconns, *str_pgconn, *str_transaction_status;
+static PyObject *str_pv_take, *str_pv_checkout, *str_pv_getconn_failed, *str_pv_getconn_late;
+static PyObject *str_pv_returning, *str_pv_landed, *str_pv_deliver;
+static PyObject *int_out, *int_idle, *float_zero;
+
+static int
+PsycopgPath_traverse(PsycopgPath *self, visitproc visit, void *arg)
+{
+#define VISIT(field) Py_VISIT(self->field);
+    PSYCOPG_FIELDS(VISIT)
+#undef VISIT
+    return 0;
+}
+
+static int
+PsycopgPath_clear(PsycopgPath *self)
+{
+#define CLEAR(field) Py_CLEAR(self->field);
+    PSYCOPG_FIELDS(CLEAR)
+#undef CLEAR
+    return 0;
+}
+
+static void
+PsycopgPath_dealloc(PsycopgPath *self)
+{
+    PyObject_GC_UnTrack(self);
+    PsycopgPath_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+PsycopgPath_init(PsycopgPath *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"pool", "next_getconn", "next_get_ready", "next_putconn", "next_add_to_pool",
+                             "conns", "idle_deque", "waiting_deque", "waiters", "tail", "roll", "hold",
+                             "listening", "lock", "thread_name", "library", "lines", "reused_payload",
+                             "reused", "unknown", "chunk", "has_check", "sites", NULL};
+    PyObject *pool, *next_getconn, *next_get_ready, *next_putconn, *next_add_to_pool, *conns, *idle_deque;
+    PyObject *waiting_deque, *waiters, *tail, *roll, *hold, *listening, *lock, *thread_name, *library, *lines;
+    PyObject *reused_payload, *reused, *unknown;
+    Py_ssize_t chunk;
+    int has_check, sites;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO!OOO!O!OOO!OOO!O!OOOnpp", kwlist, &pool, &next_getconn,
+                                     &next_get_ready, &next_putconn, &next_add_to_pool, &PyDict_Type, &conns,
+                                     &idle_deque, &waiting_deque, &PyDict_Type, &waiters, &PyList_Type, &tail,
+                                     &roll, &hold, &PyDict_Type, &listening, &lock, &thread_name, &PyDict_Type,
+                                     &library, &PyDict_Type, &lines, &reused_payload, &reused, &unknown, &chunk,
+                                     &has_check, &sites)) {
+        return -1;
+    }
+    PyObject *acquire = PyObject_GetAttrString(lock, "acquire");
+    PyObject *release = acquire ? PyObject_GetAttrString(lock, "release") : NULL;
+    if (release == NULL) {
+        Py_XDECREF(acquire);
+        return -1;
+    }
+    PyObject *pool_dict = PyObject_GenericGetDict(pool, NULL);
+    if (pool_dict == NULL) {
+        Py_DECREF(acquire);
+        Py_DECREF(release);
+        return -1;
+    }
+    PsycopgPath_clear(self);
+    self->pool_dict = pool_dict;
+    self->acquire = acquire;
+    self->release = release;
+    self->check = Py_NewRef(Py_None);
+#define KEEP(field) self->field = Py_NewRef(field);
+    KEEP(pool) KEEP(next_getconn) KEEP(next_get_ready) KEEP(next_putconn) KEEP(next_add_to_pool) KEEP(conns)
+    KEEP(idle_deque) KEEP(waiting_deque) KEEP(waiters) KEEP(tail) KEEP(roll) KEEP(hold) KEEP(listening)
+    KEEP(thread_name) KEEP(library) KEEP(lines) KEEP(reused_payload) KEEP(reused) KEEP(unknown)
+#undef KEEP
+    self->chunk = chunk;
+    self->has_check = has_check;
+    self->sites = sites;
+    return 0;
+}
+
+/* Whether anyone listens to the log: -1 on error. */
+static int
+listened(PsycopgPath *self)
+{
+    PyObject *listeners = PyDict_GetItemWithError(self->listening, str_listeners); /* borrowed */
+    if (listeners == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    return PyObject_IsTrue(listeners);
+}
+
+/* pool.<method>(*args): a new reference, or NULL. */
+static PyObject *
+call_pool(PsycopgPath *self, PyObject *method, PyObject *a, PyObject *b)
+{
+    PyObject *args[3] = {self->pool, a, b};
+    return PyObject_VectorcallMethod(method, args, 1 + (a != NULL) + (b != NULL), NULL);
+}
+
+/* Hand this caller's events to the listeners, if any (never holding the pool lock: callers see to it). */
+static int
+deliver(PsycopgPath *self)
+{
+    int someone = listened(self);
+    if (someone <= 0) {
+        return someone;
+    }
+    PyObject *done = call_pool(self, str_pv_deliver, NULL, NULL);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
+/* The Tracked record of conn (borrowed), or NULL with no error set when conn is not tracked (or tracked otherwise). */
+static Tracked *
+tracked(PsycopgPath *self, PyObject *conn)
+{
+    PyObject *key = PyLong_FromVoidPtr(conn);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *info = PyDict_GetItemWithError(self->conns, key);
+    Py_DECREF(key);
+    return info != NULL && Py_IS_TYPE(info, &TrackedType) ? (Tracked *)info : NULL;
+}
+
+/* Append a record (stealing it), holding the pool lock: the testing check first, the roll and the listeners' copy after. */
+static int
+psycopg_append(PsycopgPath *self, PyObject *record, PyObject *kind)
+{
+    if (self->check != Py_None) {
+        PyObject *checked = PyObject_CallOneArg(self->check, kind);
+        if (checked == NULL) {
+            Py_DECREF(record);
+            return -1;
+        }
+        Py_DECREF(checked);
+    }
+    if (PyList_Append(self->tail, record) < 0) {
+        Py_DECREF(record);
+        return -1;
+    }
+    int failed = 0;
+    if (PyList_GET_SIZE(self->tail) >= self->chunk) {
+        PyObject *rolled = PyObject_CallNoArgs(self->roll);
+        failed = rolled == NULL;
+        Py_XDECREF(rolled);
+    }
+    if (!failed) {
+        int someone = listened(self);
+        if (someone > 0) {
+            PyObject *held = PyObject_CallOneArg(self->hold, record);
+            failed = held == NULL;
+            Py_XDECREF(held);
+        }
+        else {
+            failed = someone < 0;
+        }
+    }
+    Py_DECREF(record);
+    return failed ? -1 : 0;
+}
+
+/* The record (now, kind, serial, thread, in_use, idle, waiting, extra) with the counts as psycopg_pool's
+   get_stats() reads them: a new reference, or NULL. */
+static PyObject *
+psycopg_record(PsycopgPath *self, PyObject *now, PyObject *kind, PyObject *serial, PyObject *thread, PyObject *extra)
+{
+    Py_ssize_t idle = PyObject_Length(self->idle_deque);
+    Py_ssize_t waiting = idle < 0 ? -1 : PyObject_Length(self->waiting_deque);
+    if (waiting < 0) {
+        return NULL;
+    }
+    PyObject *nconns = PyDict_GetItemWithError(self->pool_dict, str_nconns); /* borrowed */
+    if (nconns == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_AttributeError, "the pool has no _nconns");
+        }
+        return NULL;
+    }
+    long size = PyLong_AsLong(nconns);
+    if (size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *record = PyTuple_New(8);
+    PyObject *in_use = PyLong_FromLong(size - (long)idle);
+    PyObject *n_idle = PyLong_FromSsize_t(idle);
+    PyObject *n_waiting = PyLong_FromSsize_t(waiting);
+    if (!record || !in_use || !n_idle || !n_waiting) {
+        Py_XDECREF(record);
+        Py_XDECREF(in_use);
+        Py_XDECREF(n_idle);
+        Py_XDECREF(n_waiting);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(record, 0, Py_NewRef(now));
+    PyTuple_SET_ITEM(record, 1, Py_NewRef(kind));
+    PyTuple_SET_ITEM(record, 2, Py_NewRef(serial));
+    PyTuple_SET_ITEM(record, 3, Py_NewRef(thread));
+    PyTuple_SET_ITEM(record, 4, in_use);
+    PyTuple_SET_ITEM(record, 5, n_idle);
+    PyTuple_SET_ITEM(record, 6, n_waiting);
+    PyTuple_SET_ITEM(record, 7, Py_NewRef(extra));
+    return untracked(record);
+}
+
+/* getconn(timeout=None): psycopg_pool's, the checkout recorded by _get_ready_connection below in the usual case. */
+static PyObject *
+Psycopg_getconn(PsycopgPath *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    double started = perf_counter();
+    /* psycopg_pool's getconn(self, *args, **kwargs), as called */
+    Py_ssize_t total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    if (total > 1) {
+        PyErr_SetString(PyExc_TypeError, "getconn() takes at most 1 argument (timeout)");
+        return NULL;
+    }
+    PyObject *call_args[2] = {self->pool, total ? args[0] : NULL};
+    PyObject *conn = PyObject_Vectorcall(self->next_getconn, call_args, 1 + nargs, kwnames);
+    if (conn == NULL) {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL) {
+            PyException_SetTraceback(value, traceback);
+        }
+        PyObject *at = PyFloat_FromDouble(started);
+        PyObject *done = at ? call_pool(self, str_pv_getconn_failed, at, value) : NULL;
+        Py_XDECREF(at);
+        if (done == NULL) { /* the recording failed: that error goes up */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+            return NULL;
+        }
+        Py_DECREF(done);
+        PyErr_Restore(type, value, traceback);
+        return NULL;
+    }
+    Tracked *info = tracked(self, conn);
+    int failed = PyErr_Occurred() != NULL;
+    if (!failed && (info == NULL || !state_is(info->state, STATE_OUT))) {
+        /* not recorded when taken: it came from the queue, or passed the check callback */
+        PyObject *at = PyFloat_FromDouble(started);
+        PyObject *done = at ? call_pool(self, str_pv_getconn_late, conn, at) : NULL;
+        Py_XDECREF(at);
+        Py_XDECREF(done);
+        failed = done == NULL;
+    }
+    if (failed || deliver(self) < 0) {
+        Py_DECREF(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+/* _get_ready_connection(timeout), called holding the pool lock. */
+static PyObject *
+Psycopg_get_ready(PsycopgPath *self, PyObject *timeout)
+{
+    PyObject *call_args[2] = {self->pool, timeout};
+    PyObject *conn = PyObject_Vectorcall(self->next_get_ready, call_args, 2, NULL);
+    if (conn == NULL || conn == Py_None) {
+        return conn;
+    }
+    Tracked *info = NULL;
+    if (!self->has_check && PyDict_GET_SIZE(self->waiters) == 0) {
+        info = tracked(self, conn);
+        if (info != NULL && state_is(info->state, STATE_NEW)) {
+            info = NULL; /* opened for this caller: its connect first */
+        }
+    }
+    if (info == NULL) { /* a check to pass first, someone queued, a new connection: the Python's */
+        PyObject *done = PyErr_Occurred() ? NULL
+                                          : call_pool(self, self->has_check ? str_pv_take : str_pv_checkout, conn, NULL);
+        if (done == NULL) {
+            Py_DECREF(conn);
+            return NULL;
+        }
+        Py_DECREF(done);
+        return conn;
+    }
+    /* The usual checkout: an idle connection, nobody queued, no leak watch (else no PsycopgPath). */
+    long count = PyLong_AsLong(info->checkouts);
+    if (count == -1 && PyErr_Occurred()) {
+        Py_DECREF(conn);
+        return NULL;
+    }
+    PyObject *site = self->sites ? walk(0, self->library, self->lines) : Py_NewRef(self->reused);
+    if (site == Py_None) { /* not cached yet: the Python walk caches it */
+        Py_DECREF(site);
+        PyObject *one = PyLong_FromLong(1);
+        site = one ? PyObject_CallOneArg(self->reused_payload, one) : NULL;
+        Py_XDECREF(one);
+    }
+    PyObject *extra = NULL;
+    if (site != NULL && (!PyTuple_Check(site) || PyTuple_GET_SIZE(site) != 5)) {
+        PyErr_SetString(PyExc_TypeError, "a checkout payload must be a 5-tuple");
+    }
+    else if (site != NULL && count >= 1) {
+        extra = Py_NewRef(site); /* a reused checkout: the cached payload as it is */
+    }
+    else if (site != NULL) { /* its first checkout: not reused */
+        PyObject *where = PyTuple_GET_ITEM(site, 4);
+        extra = PyObject_IsTrue(where) ? untracked(PyTuple_Pack(5, float_zero, float_zero, Py_False, str_empty, where))
+                                        : Py_NewRef(Py_None);
+    }
+    Py_XDECREF(site);
+    PyObject *name = extra ? thread_name(self->thread_name) : NULL;
+    PyObject *now = name ? PyFloat_FromDouble(perf_counter()) : NULL;
+    PyObject *more = now ? PyLong_FromLong(count + 1) : NULL;
+    PyObject *record = more ? psycopg_record(self, now, str_checkout, info->serial, name, extra) : NULL;
+    if (record != NULL) {
+        SET_FIELD(info, state, int_out);
+        SET_FIELD(info, checked_out, now);
+        SET_FIELD(info, returned, Py_None);
+        SET_FIELD(info, held_by, name);
+        SET_FIELD(info, checkouts, more);
+    }
+    int failed = record == NULL || psycopg_append(self, record, str_checkout) < 0;
+    Py_XDECREF(more);
+    Py_XDECREF(now);
+    Py_XDECREF(name);
+    Py_XDECREF(extra);
+    if (failed) {
+        Py_DECREF(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+/* putconn(conn): the holder lets go now; psycopg_pool's putconn, which lands it through _add_to_pool below. */
+static PyObject *
+Psycopg_putconn(PsycopgPath *self, PyObject *conn)
+{
+    Tracked *info = tracked(self, conn);
+    int usual = 0;
+    if (info != NULL && state_is(info->state, STATE_OUT)) {
+        PyObject *pgconn = PyObject_GetAttr(conn, str_pgconn);
+        PyObject *status = pgconn ? PyObject_GetAttr(pgconn, str_transaction_status) : NULL;
+        Py_XDECREF(pgconn);
+        usual = status ? PyObject_RichCompareBool(status, self->unknown, Py_NE) : -1;
+        Py_XDECREF(status);
+    }
+    else if (PyErr_Occurred()) {
+        usual = -1;
+    }
+    if (usual > 0) { /* only its holder touches its record while it is out */
+        PyObject *now = PyFloat_FromDouble(perf_counter());
+        if (now == NULL) {
+            return NULL;
+        }
+        SET_FIELD(info, returned, now);
+        Py_DECREF(now);
+    }
+    else if (usual == 0) {
+        PyObject *done = call_pool(self, str_pv_returning, conn, NULL);
+        if (done == NULL) {
+            return NULL;
+        }
+        Py_DECREF(done);
+    }
+    else {
+        return NULL;
+    }
+    PyObject *call_args[2] = {self->pool, conn};
+    PyObject *done = PyObject_Vectorcall(self->next_putconn, call_args, 2, NULL);
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback); /* delivered whatever happened, as in a finally block */
+    int delivered = deliver(self);
+    if (type != NULL) {
+        if (delivered < 0) {
+            PyErr_Clear();
+        }
+        PyErr_Restore(type, value, traceback);
+        return NULL;
+    }
+    if (delivered < 0) {
+        Py_XDECREF(done);
+        return NULL;
+    }
+    return done;
+}
+
+/* The usual check-in, if it is one: checked out until now, not leaked, and idle at the deque's end (not handed to a
+   waiter, not closed). 1 recorded, 0 not the usual case, -1 error. Holding the pool lock. */
+static int
+psycopg_checkin(PsycopgPath *self, PyObject *conn)
+{
+    Tracked *info = tracked(self, conn);
+    if (info == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (info->checked_out == Py_None || info->leaked != Py_False || !PyFloat_Check(info->checked_out)) {
+        return 0;
+    }
+    Py_ssize_t idle = PyObject_Length(self->idle_deque);
+    if (idle <= 0) {
+        return idle < 0 ? -1 : 0;
+    }
+    PyObject *last = PySequence_GetItem(self->idle_deque, idle - 1);
+    if (last == NULL) {
+        return -1;
+    }
+    Py_DECREF(last); /* (only compared) */
+    if (last != conn) {
+        return 0;
+    }
+    double now = perf_counter();
+    double until = PyFloat_Check(info->returned) ? PyFloat_AS_DOUBLE(info->returned) : now;
+    PyObject *duration = PyFloat_FromDouble(until - PyFloat_AS_DOUBLE(info->checked_out));
+    PyObject *held = duration ? PyTuple_Pack(5, float_zero, duration, Py_False, str_empty, str_empty) : NULL;
+    untracked(held);
+    PyObject *stamp = held ? PyFloat_FromDouble(now) : NULL;
+    Py_XDECREF(duration);
+    PyObject *record = stamp ? psycopg_record(self, stamp, str_checkin, info->serial, info->held_by, held) : NULL;
+    Py_XDECREF(held);
+    Py_XDECREF(stamp);
+    if (record == NULL) {
+        return -1;
+    }
+    SET_FIELD(info, checked_out, Py_None);
+    SET_FIELD(info, state, int_idle);
+    return psycopg_append(self, record, str_checkin) < 0 ? -1 : 1;
+}
+
+/* _add_to_pool(conn): psycopg_pool's, holding the pool lock around it, so conn is seen where psycopg_pool put it. */
+static PyObject *
+Psycopg_add_to_pool(PsycopgPath *self, PyObject *conn)
+{
+    PyObject *got = PyObject_CallNoArgs(self->acquire);
+    if (got == NULL) {
+        return NULL;
+    }
+    Py_DECREF(got);
+    PyObject *call_args[2] = {self->pool, conn};
+    PyObject *done = PyObject_Vectorcall(self->next_add_to_pool, call_args, 2, NULL);
+    int failed = done == NULL;
+    Py_XDECREF(done);
+    if (!failed) {
+        int recorded = psycopg_checkin(self, conn);
+        if (recorded == 0) { /* new, handed to a waiter, closed, leaked: the Python's */
+            PyObject *landed = call_pool(self, str_pv_landed, conn, NULL);
+            failed = landed == NULL;
+            Py_XDECREF(landed);
+        }
+        else {
+            failed = recorded < 0;
+        }
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyObject *released = PyObject_CallNoArgs(self->release);
+    if (released == NULL) {
+        if (type != NULL) {
+            PyErr_Clear();
+            PyErr_Restore(type, value, traceback);
+        }
+        return NULL;
+    }
+    Py_DECREF(released);
+    if (type != NULL) {
+        PyErr_Restore(type, value, traceback);
+        return NULL;
+    }
+    if (deliver(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef PsycopgPath_methods[] = {
+    {"getconn", (PyCFunction)(void (*)(void))Psycopg_getconn, METH_FASTCALL | METH_KEYWORDS,
+     "psycopg_pool's getconn(timeout=None), recorded."},
+    {"_get_ready_connection", (PyCFunction)Psycopg_get_ready, METH_O,
+     "psycopg_pool's _get_ready_connection(timeout), recorded (called holding the pool lock)."},
+    {"putconn", (PyCFunction)Psycopg_putconn, METH_O, "psycopg_pool's putconn(conn), recorded."},
+    {"_add_to_pool", (PyCFunction)Psycopg_add_to_pool, METH_O, "psycopg_pool's _add_to_pool(conn), recorded."},
+    {NULL},
+};
+
+static PyMemberDef PsycopgPath_members[] = {
+    {"check", T_OBJECT, offsetof(PsycopgPath, check), 0,
+     "None, or a callable given each record's kind before it is appended (poolviz.pools.psycopg.testing)."},
+    {NULL},
+};
+
+static PyTypeObject PsycopgPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "poolviz.pools._busypath.PsycopgBusyPath",
+    .tp_doc = "A psycopg_pool ConnectionPool's usual checkout and check-in, recorded into its event log.",
+    .tp_basicsize = sizeof(PsycopgPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)PsycopgPath_init,
+    .tp_dealloc = (destructor)PsycopgPath_dealloc,
+    .tp_traverse = (traverseproc)PsycopgPath_traverse,
+    .tp_clear = (inquiry)PsycopgPath_clear,
+    .tp_methods = PsycopgPath_methods,
+    .tp_members = PsycopgPath_members,
+};
+
 static PyMethodDef module_methods[] = {
     {"payload_at", (PyCFunction)(void (*)(void))payload_at, METH_FASTCALL,
      "payload_at(depth, library, lines): the cached site payload from sys._getframe(depth) out, or None."},
@@ -526,6 +1265,24 @@ PyInit__busypath(void)
     if (!str_checkout || !str_checkin || !key_thread_name || !str_listeners || PyType_Ready(&BusyPathType) < 0) {
         return NULL;
     }
+#define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
+    INTERN(str_state, "state") INTERN(str_checked_out, "checked_out") INTERN(str_returned, "returned")
+    INTERN(str_held_by, "held_by") INTERN(str_checkouts, "checkouts") INTERN(str_serial, "serial")
+    INTERN(str_leaked, "leaked") INTERN(str_nconns, "_nconns") INTERN(str_pgconn, "pgconn")
+    INTERN(str_transaction_status, "transaction_status") INTERN(str_pv_take, "_pv_take")
+    INTERN(str_pv_checkout, "_pv_checkout") INTERN(str_pv_getconn_failed, "_pv_getconn_failed")
+    INTERN(str_pv_getconn_late, "_pv_getconn_late") INTERN(str_pv_returning, "_pv_returning")
+    INTERN(str_pv_landed, "_pv_landed") INTERN(str_pv_deliver, "_pv_deliver")
+#undef INTERN
+    int_out = PyLong_FromLong(STATE_OUT);
+    int_idle = PyLong_FromLong(STATE_IDLE);
+    int_zero = PyLong_FromLong(0);
+    float_zero = PyFloat_FromDouble(0.0);
+    str_empty = PyUnicode_FromString("");
+    if (!int_out || !int_idle || !int_zero || !float_zero || !str_empty || PyType_Ready(&PsycopgPathType) < 0
+        || PyType_Ready(&TrackedType) < 0) {
+        return NULL;
+    }
     PyObject *module = PyModule_Create(&busypath_module);
     if (module == NULL) {
         return NULL;
@@ -533,6 +1290,18 @@ PyInit__busypath(void)
     Py_INCREF(&BusyPathType);
     if (PyModule_AddObject(module, "SQLAlchemyBusyPath", (PyObject *)&BusyPathType) < 0) {
         Py_DECREF(&BusyPathType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&TrackedType);
+    if (PyModule_AddObject(module, "Tracked", (PyObject *)&TrackedType) < 0) {
+        Py_DECREF(&TrackedType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&PsycopgPathType);
+    if (PyModule_AddObject(module, "PsycopgBusyPath", (PyObject *)&PsycopgPathType) < 0) {
+        Py_DECREF(&PsycopgPathType);
         Py_DECREF(module);
         return NULL;
     }

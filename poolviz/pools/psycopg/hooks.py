@@ -50,18 +50,25 @@ class Hooks(Recorder):
         try:
             conn = self._pv_next_getconn(self, timeout)
         except BaseException as exc:
-            with self._lock:
-                self._pv_left(started, exc)
-            self._pv_deliver()
+            self._pv_getconn_failed(started, exc)
             raise
         info = self._pv_conns.get(id(conn))
         if info is None or info.state != OUT:
-            # Not recorded when taken: it came from the queue, or passed the check callback.
-            with self._lock:
-                self._pv_checkout(conn, started)
+            self._pv_getconn_late(conn, started)
         if self._pv_listening:
             self._pv_deliver()
         return conn
+
+    def _pv_getconn_failed(self, started: float, exc: BaseException) -> None:
+        # getconn() raises exc (a timeout, a refusal, ...): recorded, then it goes up to the caller.
+        with self._lock:
+            self._pv_left(started, exc)
+        self._pv_deliver()
+
+    def _pv_getconn_late(self, conn: Any, started: float) -> None:
+        # Not recorded when taken: it came from the queue, or passed the check callback.
+        with self._lock:
+            self._pv_checkout(conn, started)
 
     def putconn(self, conn: Any) -> None:
         # _pv_returning() inlined for a connection checked out and alive (only its holder touches its record).

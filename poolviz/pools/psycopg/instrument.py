@@ -13,6 +13,7 @@ from ... import checks
 from ...credentials import mask_text, secrets_of
 from ...events import DEFAULT_CAPACITY, EventLog
 from ..sites import check_sites
+from .fast import install_busy_path
 from .hooks import Hooks, NullHooks
 from .hooks_async import AsyncHooks, AsyncNullHooks
 from .leaks import watchdog_for
@@ -119,6 +120,8 @@ def instrument_psycopg(
         target._pv_local = threading.local()  # each thread's site, noted before psycopg_pool's lock
         if leak_threshold is not None:
             target._pv_watchdog = watchdog_for(target, asyncio_pool)
+        elif _hooks_for(type(target).__mro__[1]) is Hooks:
+            install_busy_path(target)
         log.meta.update(describe(target), leak_threshold=leak_threshold)
     return pool
 

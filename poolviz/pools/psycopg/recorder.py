@@ -32,6 +32,7 @@ from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 from ...credentials import mask_text
 from ...events import NO_CONN, EventLog
 from ...events.store import CHUNK, REUSED
+from ..busypath import compiled
 from ..callers import thread_name
 from ..leaks import holder_name, note_holder
 from ..sites import checkout_payload, reused_payload
@@ -83,6 +84,11 @@ class Tracked:
         self.holder: Any = None
         self.origin = ""
         self.leaked = False
+
+
+if compiled is not None:
+    # The same attributes as a C struct, which the compiled busy path (.fast) reads and writes directly.
+    Tracked = compiled.Tracked  # type: ignore[misc]
 
 
 class Scope:

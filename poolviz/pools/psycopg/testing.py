@@ -60,6 +60,9 @@ def stats_at_each_event(pool: Any) -> list[tuple[int, int, int]]:
         append(record)
 
     pool._pv_record, pool._pv_write, pool._pv_append = checked_record, checked_write, checked_append
+    fast = getattr(pool, "_pv_fast", None)
+    if fast is not None:  # the compiled busy path appends to the tail itself: it asks first
+        fast.check = note
     return seen
 
 
