@@ -127,6 +127,8 @@ class EventLog:
         # The counts after the newest record, kept up to date only while anyone listens.
         self._live: tuple[int, int, int] | None = None
         self._listeners: tuple[Listener, ...] = ()
+        #: ``[True]`` while anyone listens, else ``[False]``: one list, read by the compiled busy path.
+        self.listening: list[bool] = [False]
         # Told (under the lock) when the first listener arrives and the last leaves.
         self.on_listening: Callable[[bool], None] | None = None
         self._pending = threading.local()
@@ -334,6 +336,7 @@ class EventLog:
             raise TypeError(f"listener must be callable, got {listener!r}")
         with self.lock:
             self._listeners = (*self._listeners, listener)
+            self.listening[0] = True
             if len(self._listeners) == 1 and self.on_listening is not None:
                 self.on_listening(True)
         return Subscription(self, listener)
@@ -343,6 +346,7 @@ class EventLog:
         with self.lock:
             had = bool(self._listeners)
             self._listeners = tuple(f for f in self._listeners if f is not listener)
+            self.listening[0] = bool(self._listeners)
             if had and not self._listeners:
                 self._live = None
                 if self.on_listening is not None:

@@ -262,13 +262,22 @@ untracked(PyObject *tuple)
 
 /* ---- the caller's name ------------------------------------------------------------------ */
 
-static PyObject *str_checkout, *str_checkin, *str_listeners, *key_thread_name;
+static PyObject *str_checkout, *str_checkin, *key_thread_name;
+
+/* The last thread asked for (its thread state's id, unique for the interpreter's life) and its name. */
+static uint64_t last_thread_id;
+static PyObject *last_thread_name;
 
 /* This thread's name, kept in the thread state's own dict (gone with the thread), asked of `ask` (a Python
    callable: poolviz.pools.callers.thread_name) once per thread. A new reference, or NULL on error. */
 static PyObject *
 thread_name(PyObject *ask)
 {
+    PyThreadState *state = PyThreadState_Get();
+    uint64_t id = PyThreadState_GetID(state);
+    if (id == last_thread_id && last_thread_name != NULL) {
+        return Py_NewRef(last_thread_name);
+    }
     PyObject *mine = PyThreadState_GetDict(); /* borrowed */
     if (mine == NULL) {
         return PyObject_CallNoArgs(ask);
@@ -276,15 +285,19 @@ thread_name(PyObject *ask)
     PyObject *name = PyDict_GetItemWithError(mine, key_thread_name);
     if (name != NULL) {
         Py_INCREF(name);
-        return name;
     }
-    if (PyErr_Occurred()) {
+    else if (PyErr_Occurred()) {
         return NULL;
     }
-    name = PyObject_CallNoArgs(ask);
-    if (name != NULL && PyDict_SetItem(mine, key_thread_name, name) < 0) {
-        Py_CLEAR(name);
+    else {
+        name = PyObject_CallNoArgs(ask);
+        if (name == NULL || PyDict_SetItem(mine, key_thread_name, name) < 0) {
+            Py_XDECREF(name);
+            return NULL;
+        }
     }
+    Py_XSETREF(last_thread_name, Py_NewRef(name));
+    last_thread_id = id;
     return name;
 }
 
@@ -299,7 +312,7 @@ typedef struct {
     PyObject *waited;       /* [callers whose wait is over and not yet on their checkout] */
     PyObject *counts;       /* [in_use, idle, waiting] */
     PyObject *busy;         /* [Python writers inside their locked section now] */
-    PyObject *listening;    /* the log's __dict__: "_listeners" truthy while anyone listens */
+    PyObject *listening;    /* the log's `listening`: [True] while anyone listens */
     PyObject *thread_name;  /* poolviz.pools.callers.thread_name */
     PyObject *library;      /* poolviz.pools.sites' caches */
     PyObject *lines;
@@ -353,7 +366,7 @@ BusyPath_init(BusyPath *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!O!O!O!O!OO!O!OOnip", kwlist,
                                      &PyList_Type, &tail, &PyDict_Type, &serial_of, &PyDict_Type, &held_since,
                                      &PySet_Type, &fresh, &PyList_Type, &waited, &PyList_Type, &counts,
-                                     &PyList_Type, &busy, &PyDict_Type, &listening, &thread_name,
+                                     &PyList_Type, &busy, &PyList_Type, &listening, &thread_name,
                                      &PyDict_Type, &library, &PyDict_Type, &lines, &reused, &roll, &chunk,
                                      &depth, &sites)) {
         return -1;
@@ -390,8 +403,7 @@ usual(BusyPath *self)
     if (nonzero(self->busy)) {
         return 0;
     }
-    PyObject *listeners = PyDict_GetItemWithError(self->listening, str_listeners); /* borrowed */
-    return listeners != NULL && PyObject_IsTrue(listeners) == 0;
+    return PyList_GET_SIZE(self->listening) == 1 && PyList_GET_ITEM(self->listening, 0) == Py_False;
 }
 
 /* counts[index] += change; a borrowed reference to the new value, or NULL. */
@@ -607,6 +619,8 @@ static PyTypeObject BusyPathType = {
 
 enum { STATE_NEW = 0, STATE_IDLE = 1, STATE_OUT = 4 };
 
+static PyTypeObject *rlock_type; /* see "the pool's lock" below */
+
 /* One driver connection of the pool: poolviz.pools.psycopg.recorder.Tracked, as a C struct the busy path
    reads and writes directly (Python sees the same attributes, as it does the Python class's slots). */
 typedef struct {
@@ -725,19 +739,26 @@ typedef struct {
     PyObject *waiting_deque;  /* pool._waiting */
     PyObject *waiters;        /* pool._pv_waiters */
     PyObject *tail, *roll, *hold, *listening;
-    PyObject *acquire, *release; /* the pool's lock (also the log's) */
+    PyObject *lock, *acquire, *release; /* the pool's lock (also the log's), and its methods */
     PyObject *thread_name, *library, *lines, *reused_payload;
     PyObject *reused;         /* the payload of a reused checkout without a site */
     PyObject *unknown;        /* TransactionStatus.UNKNOWN */
     PyObject *check;          /* None, or called with the kind before each record (poolviz.pools.psycopg.testing) */
     Py_ssize_t chunk;
     int has_check;            /* the pool has a check callback: its checkouts wait for it (the Python's) */
+    int plain_rlock;          /* the lock is a _thread.RLock laid out as rlock_layout (see below) */
+    /* What the last lookups in conns and the pool's __dict__ found, while those dicts stay as they were then
+       (DICT_VERSION; borrowed: the dicts hold them, and anything removed changes the version). */
+    uint64_t conns_version, pool_version;
+    PyObject *seen_conn[8];
+    Tracked *seen_info[8];
+    long nconns;
     int sites;
 } PsycopgPath;
 
 #define PSYCOPG_FIELDS(DO) \
     DO(pool) DO(pool_dict) DO(next_getconn) DO(next_get_ready) DO(next_putconn) DO(next_add_to_pool) DO(conns) \
-    DO(idle_deque) DO(waiting_deque) DO(waiters) DO(tail) DO(roll) DO(hold) DO(listening) DO(acquire) \
+    DO(idle_deque) DO(waiting_deque) DO(waiters) DO(tail) DO(roll) DO(hold) DO(listening) DO(lock) DO(acquire) \
     DO(release) DO(thread_name) DO(library) DO(lines) DO(reused_payload) DO(reused) DO(unknown) DO(check)
 
 static PyObject *str_state, *str_checked_out, *str_returned, *str_held_by, *str_checkouts, *str_serial;
@@ -787,7 +808,7 @@ PsycopgPath_init(PsycopgPath *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO!OOO!O!OOO!OOO!O!OOOnpp", kwlist, &pool, &next_getconn,
                                      &next_get_ready, &next_putconn, &next_add_to_pool, &PyDict_Type, &conns,
                                      &idle_deque, &waiting_deque, &PyDict_Type, &waiters, &PyList_Type, &tail,
-                                     &roll, &hold, &PyDict_Type, &listening, &lock, &thread_name, &PyDict_Type,
+                                     &roll, &hold, &PyList_Type, &listening, &lock, &thread_name, &PyDict_Type,
                                      &library, &PyDict_Type, &lines, &reused_payload, &reused, &unknown, &chunk,
                                      &has_check, &sites)) {
         return -1;
@@ -806,6 +827,8 @@ PsycopgPath_init(PsycopgPath *self, PyObject *args, PyObject *kwds)
     }
     PsycopgPath_clear(self);
     self->pool_dict = pool_dict;
+    self->lock = Py_NewRef(lock);
+    self->plain_rlock = rlock_type != NULL && Py_IS_TYPE(lock, rlock_type);
     self->acquire = acquire;
     self->release = release;
     self->check = Py_NewRef(Py_None);
@@ -824,11 +847,7 @@ PsycopgPath_init(PsycopgPath *self, PyObject *args, PyObject *kwds)
 static int
 listened(PsycopgPath *self)
 {
-    PyObject *listeners = PyDict_GetItemWithError(self->listening, str_listeners); /* borrowed */
-    if (listeners == NULL) {
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    return PyObject_IsTrue(listeners);
+    return PyList_GET_SIZE(self->listening) == 1 ? PyList_GET_ITEM(self->listening, 0) != Py_False : 1;
 }
 
 /* pool.<method>(*args): a new reference, or NULL. */
@@ -852,17 +871,67 @@ deliver(PsycopgPath *self)
     return done == NULL ? -1 : 0;
 }
 
+#if PY_VERSION_HEX < 0x030C0000
+/* A dict's version: it changes whenever the dict does (3.11's field; deprecated in 3.12, so not used there). */
+#define DICT_VERSION(d) (((PyDictObject *)(d))->ma_version_tag)
+#endif
+
 /* The Tracked record of conn (borrowed), or NULL with no error set when conn is not tracked (or tracked otherwise). */
 static Tracked *
 tracked(PsycopgPath *self, PyObject *conn)
 {
+#ifdef DICT_VERSION
+    size_t slot = (size_t)((((uint64_t)(uintptr_t)conn >> 4) * 0x9E3779B97F4A7C15ull) >> 61);
+    if (DICT_VERSION(self->conns) != self->conns_version) {
+        memset(self->seen_conn, 0, sizeof(self->seen_conn));
+        self->conns_version = DICT_VERSION(self->conns);
+    }
+    else if (self->seen_conn[slot] == conn) {
+        return self->seen_info[slot];
+    }
+#endif
     PyObject *key = PyLong_FromVoidPtr(conn);
     if (key == NULL) {
         return NULL;
     }
     PyObject *info = PyDict_GetItemWithError(self->conns, key);
     Py_DECREF(key);
-    return info != NULL && Py_IS_TYPE(info, &TrackedType) ? (Tracked *)info : NULL;
+    if (info == NULL || !Py_IS_TYPE(info, &TrackedType)) {
+        return NULL;
+    }
+#ifdef DICT_VERSION
+    self->seen_conn[slot] = conn;
+    self->seen_info[slot] = (Tracked *)info;
+#endif
+    return (Tracked *)info;
+}
+
+/* pool._nconns: 0, or -1 on error. */
+static int
+pool_size(PsycopgPath *self, long *size)
+{
+#ifdef DICT_VERSION
+    if (DICT_VERSION(self->pool_dict) == self->pool_version) {
+        *size = self->nconns;
+        return 0;
+    }
+#endif
+    PyObject *nconns = PyDict_GetItemWithError(self->pool_dict, str_nconns); /* borrowed */
+    if (nconns == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_AttributeError, "the pool has no _nconns");
+        }
+        return -1;
+    }
+    *size = PyLong_AsLong(nconns);
+    if (*size == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+#ifdef DICT_VERSION
+    self->nconns = *size;
+    self->pool_version = DICT_VERSION(self->pool_dict);
+#endif
+    return 0;
 }
 
 /* Append a record (stealing it), holding the pool lock: the testing check first, the roll and the listeners' copy after. */
@@ -912,15 +981,8 @@ psycopg_record(PsycopgPath *self, PyObject *now, PyObject *kind, PyObject *seria
     if (waiting < 0) {
         return NULL;
     }
-    PyObject *nconns = PyDict_GetItemWithError(self->pool_dict, str_nconns); /* borrowed */
-    if (nconns == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_AttributeError, "the pool has no _nconns");
-        }
-        return NULL;
-    }
-    long size = PyLong_AsLong(nconns);
-    if (size == -1 && PyErr_Occurred()) {
+    long size;
+    if (pool_size(self, &size) < 0) {
         return NULL;
     }
     PyObject *record = PyTuple_New(8);
@@ -1123,6 +1185,97 @@ Psycopg_putconn(PsycopgPath *self, PyObject *conn)
     return done;
 }
 
+/* ---- the pool's lock -------------------------------------------------------------------------
+
+   psycopg_pool's lock is a threading.RLock, whose acquire() parses its arguments as keywords: that
+   parsing costs more than the rest of a check-in's bookkeeping. When taking it costs nothing (free,
+   or held by this thread), the busy path takes it as RLock.acquire() does, on the lock's own fields;
+   otherwise it calls acquire(), which waits as always. Only on CPython versions whose RLock has the
+   layout below, and only if a probe at import finds it there (rlock_type stays NULL otherwise). */
+
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock rlock_lock;
+    unsigned long rlock_owner;
+    unsigned long rlock_count;
+    PyObject *in_weakreflist;
+} rlock_layout;
+
+/* Whether RLock objects are laid out as rlock_layout: acquired and released through their methods, and read. */
+static void
+probe_rlock(void)
+{
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    PyObject *thread = PyImport_ImportModule("_thread");
+    PyObject *type = thread ? PyObject_GetAttrString(thread, "RLock") : NULL;
+    PyObject *lock = type && PyType_Check(type) ? PyObject_CallNoArgs(type) : NULL;
+    int fits = lock != NULL && ((PyTypeObject *)type)->tp_basicsize == (Py_ssize_t)sizeof(rlock_layout);
+    if (fits) {
+        rlock_layout *r = (rlock_layout *)lock;
+        unsigned long me = PyThread_get_thread_ident();
+        fits = r->rlock_count == 0;
+        for (int depth = 1; fits && depth <= 2; depth++) {
+            PyObject *got = PyObject_CallMethod(lock, "acquire", NULL);
+            fits = got == Py_True && r->rlock_owner == me && r->rlock_count == (unsigned long)depth;
+            Py_XDECREF(got);
+        }
+        for (int depth = 1; fits && depth >= 0; depth--) {
+            PyObject *done = PyObject_CallMethod(lock, "release", NULL);
+            fits = done != NULL && r->rlock_count == (unsigned long)depth && (depth > 0 || r->rlock_owner == 0);
+            Py_XDECREF(done);
+        }
+    }
+    PyErr_Clear();
+    if (fits) {
+        rlock_type = (PyTypeObject *)Py_NewRef(type);
+    }
+    Py_XDECREF(lock);
+    Py_XDECREF(type);
+    Py_XDECREF(thread);
+#endif
+}
+
+/* Take the pool lock: 0, or -1 on error. */
+static int
+lock_take(PsycopgPath *self)
+{
+    if (self->plain_rlock) {
+        rlock_layout *r = (rlock_layout *)self->lock;
+        unsigned long me = PyThread_get_thread_ident();
+        if (r->rlock_count > 0 && r->rlock_owner == me) {
+            r->rlock_count++;
+            return 0;
+        }
+        if (PyThread_acquire_lock(r->rlock_lock, NOWAIT_LOCK)) {
+            r->rlock_owner = me;
+            r->rlock_count = 1;
+            return 0;
+        }
+    }
+    PyObject *got = PyObject_CallNoArgs(self->acquire); /* waits, letting other threads run */
+    Py_XDECREF(got);
+    return got == NULL ? -1 : 0;
+}
+
+/* Let the pool lock go: 0, or -1 on error. */
+static int
+lock_drop(PsycopgPath *self)
+{
+    if (self->plain_rlock) {
+        rlock_layout *r = (rlock_layout *)self->lock;
+        if (r->rlock_count > 0 && r->rlock_owner == PyThread_get_thread_ident()) {
+            if (--r->rlock_count == 0) {
+                r->rlock_owner = 0;
+                PyThread_release_lock(r->rlock_lock);
+            }
+            return 0;
+        }
+    }
+    PyObject *done = PyObject_CallNoArgs(self->release);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
 /* The usual check-in, if it is one: checked out until now, not leaked, and idle at the deque's end (not handed to a
    waiter, not closed). 1 recorded, 0 not the usual case, -1 error. Holding the pool lock. */
 static int
@@ -1169,11 +1322,9 @@ psycopg_checkin(PsycopgPath *self, PyObject *conn)
 static PyObject *
 Psycopg_add_to_pool(PsycopgPath *self, PyObject *conn)
 {
-    PyObject *got = PyObject_CallNoArgs(self->acquire);
-    if (got == NULL) {
+    if (lock_take(self) < 0) {
         return NULL;
     }
-    Py_DECREF(got);
     PyObject *call_args[2] = {self->pool, conn};
     PyObject *done = PyObject_Vectorcall(self->next_add_to_pool, call_args, 2, NULL);
     int failed = done == NULL;
@@ -1191,15 +1342,13 @@ Psycopg_add_to_pool(PsycopgPath *self, PyObject *conn)
     }
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
-    PyObject *released = PyObject_CallNoArgs(self->release);
-    if (released == NULL) {
+    if (lock_drop(self) < 0) {
         if (type != NULL) {
             PyErr_Clear();
             PyErr_Restore(type, value, traceback);
         }
         return NULL;
     }
-    Py_DECREF(released);
     if (type != NULL) {
         PyErr_Restore(type, value, traceback);
         return NULL;
@@ -1260,9 +1409,8 @@ PyInit__busypath(void)
 {
     str_checkout = PyUnicode_InternFromString("checkout");
     str_checkin = PyUnicode_InternFromString("checkin");
-    str_listeners = PyUnicode_InternFromString("_listeners");
     key_thread_name = PyUnicode_InternFromString("poolviz.thread_name");
-    if (!str_checkout || !str_checkin || !key_thread_name || !str_listeners || PyType_Ready(&BusyPathType) < 0) {
+    if (!str_checkout || !str_checkin || !key_thread_name || PyType_Ready(&BusyPathType) < 0) {
         return NULL;
     }
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;
@@ -1283,6 +1431,7 @@ PyInit__busypath(void)
         || PyType_Ready(&TrackedType) < 0) {
         return NULL;
     }
+    probe_rlock();
     PyObject *module = PyModule_Create(&busypath_module);
     if (module == NULL) {
         return NULL;
@@ -1290,6 +1439,10 @@ PyInit__busypath(void)
     Py_INCREF(&BusyPathType);
     if (PyModule_AddObject(module, "SQLAlchemyBusyPath", (PyObject *)&BusyPathType) < 0) {
         Py_DECREF(&BusyPathType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(module, "RLOCK_LAYOUT_KNOWN", rlock_type != NULL) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -43,7 +43,7 @@ def install_busy_path(pool: Any) -> None:
         tail=log.tail,
         roll=log.roll,
         hold=log.hold,
-        listening=log.__dict__,
+        listening=log.listening,
         lock=pool._lock,
         thread_name=thread_name,
         library=_library,

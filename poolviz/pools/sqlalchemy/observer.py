@@ -173,7 +173,7 @@ class PoolObserver:
         if compiled is not None and watch is None and not asyncio_pool:
             fast = compiled.SQLAlchemyBusyPath(
                 tail=tail, serial_of=serial_of, held_since=held_since, fresh=fresh, waited=waited, counts=counts,
-                busy=busy, listening=listening, thread_name=thread_name, library=_library_codes,
+                busy=busy, listening=events.listening, thread_name=thread_name, library=_library_codes,
                 lines=_app_lines, reused=REUSED, roll=roll_when_full, chunk=CHUNK, depth=depth - 1, sites=sites,
             )  # fmt: skip
         fast_checkout = fast.checkout if fast is not None else None
