@@ -317,15 +317,17 @@ typedef struct {
     PyObject *library;      /* poolviz.pools.sites' caches */
     PyObject *lines;
     PyObject *reused;       /* the payload of a reused checkout without a site */
+    PyObject *reused_payload; /* poolviz.pools.sites.reused_payload: the walk in Python */
     PyObject *roll;         /* rolls the log's tail, taking the section, once it holds `chunk` records */
     Py_ssize_t chunk;
     int depth;              /* where the site walk starts, from the wrapper's frame */
     int sites;
+    int asyncio;            /* an asyncio pool: thread_name is task_or_thread_name, asked every time */
 } BusyPath;
 
 #define BUSYPATH_FIELDS(DO) \
     DO(tail) DO(serial_of) DO(held_since) DO(fresh) DO(waited) DO(counts) DO(busy) DO(listening) \
-    DO(thread_name) DO(library) DO(lines) DO(reused) DO(roll)
+    DO(thread_name) DO(library) DO(lines) DO(reused) DO(reused_payload) DO(roll)
 
 static int
 BusyPath_traverse(BusyPath *self, visitproc visit, void *arg)
@@ -357,18 +359,18 @@ static int
 BusyPath_init(BusyPath *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"tail", "serial_of", "held_since", "fresh", "waited", "counts", "busy",
-                             "listening", "thread_name", "library", "lines", "reused", "roll", "chunk",
-                             "depth", "sites", NULL};
+                             "listening", "thread_name", "library", "lines", "reused", "reused_payload", "roll",
+                             "chunk", "depth", "sites", "asyncio", NULL};
     PyObject *tail, *serial_of, *held_since, *fresh, *waited, *counts, *busy, *listening, *thread_name;
-    PyObject *library, *lines, *reused, *roll;
+    PyObject *library, *lines, *reused, *reused_payload, *roll;
     Py_ssize_t chunk;
-    int depth, sites;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!O!O!O!O!OO!O!OOnip", kwlist,
+    int depth, sites, asyncio = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!O!O!O!O!O!OO!O!OOOnip|p", kwlist,
                                      &PyList_Type, &tail, &PyDict_Type, &serial_of, &PyDict_Type, &held_since,
                                      &PySet_Type, &fresh, &PyList_Type, &waited, &PyList_Type, &counts,
                                      &PyList_Type, &busy, &PyList_Type, &listening, &thread_name,
-                                     &PyDict_Type, &library, &PyDict_Type, &lines, &reused, &roll, &chunk,
-                                     &depth, &sites)) {
+                                     &PyDict_Type, &library, &PyDict_Type, &lines, &reused, &reused_payload, &roll,
+                                     &chunk, &depth, &sites, &asyncio)) {
         return -1;
     }
     if (PyList_GET_SIZE(counts) != 3 || PyList_GET_SIZE(waited) != 1 || PyList_GET_SIZE(busy) != 1) {
@@ -382,6 +384,7 @@ BusyPath_init(BusyPath *self, PyObject *args, PyObject *kwds)
     self->chunk = chunk;
     self->depth = depth;
     self->sites = sites;
+    self->asyncio = asyncio;
     return 0;
 }
 
@@ -452,16 +455,26 @@ append(BusyPath *self, PyObject *record)
 static PyObject *
 BusyPath_checkout(BusyPath *self, PyObject *dbapi_connection)
 {
-    PyObject *name = thread_name(self->thread_name);
+    PyObject *name = self->asyncio ? PyObject_CallNoArgs(self->thread_name) : thread_name(self->thread_name);
     if (name == NULL) {
         return NULL;
     }
-    PyObject *record = PyTuple_New(8);
+    /* The site: cached, or the Python walk's (a code object or line not seen yet, or the caller in the greenlet
+       that switched into this one: SQLAlchemy's AsyncEngine), asked before anything shared is read. */
+    PyObject *extra = self->sites ? walk(self->depth, self->library, self->lines) : Py_NewRef(self->reused);
+    if (extra == Py_None) {
+        Py_DECREF(extra);
+        PyObject *depth = PyLong_FromLong(self->depth + 1); /* from reused_payload's frame: the wrapper is 1 */
+        extra = depth ? PyObject_CallOneArg(self->reused_payload, depth) : NULL;
+        Py_XDECREF(depth);
+    }
+    PyObject *record = extra ? PyTuple_New(8) : NULL;
     if (record == NULL) {
         Py_DECREF(name);
+        Py_XDECREF(extra);
         return NULL;
     }
-    PyObject *serial = NULL, *extra = NULL;
+    PyObject *serial = NULL;
     /* waited: someone's wait is over, maybe this caller's */
     if (!usual(self) || nonzero(self->waited)) {
         goto not_mine;
@@ -474,10 +487,6 @@ BusyPath_checkout(BusyPath *self, PyObject *dbapi_connection)
     Py_DECREF(key);
     if (serial == NULL || PySet_Contains(self->fresh, serial) != 0) {
         goto not_mine; /* adopted while out, or its first checkout */
-    }
-    extra = self->sites ? walk(self->depth, self->library, self->lines) : Py_NewRef(self->reused);
-    if (extra == NULL || extra == Py_None) {
-        goto not_mine; /* a site the Python has not cached yet */
     }
     PyObject *now = PyFloat_FromDouble(perf_counter());
     if (now == NULL || PyDict_SetItem(self->held_since, serial, now) < 0) {
@@ -518,7 +527,7 @@ not_mine:
 static PyObject *
 BusyPath_checkin(BusyPath *self, PyObject *dbapi_connection)
 {
-    PyObject *name = thread_name(self->thread_name);
+    PyObject *name = self->asyncio ? PyObject_CallNoArgs(self->thread_name) : thread_name(self->thread_name);
     if (name == NULL) {
         return NULL;
     }
@@ -747,6 +756,7 @@ typedef struct {
     Py_ssize_t chunk;
     int has_check;            /* the pool has a check callback: its checkouts wait for it (the Python's) */
     int plain_rlock;          /* the lock is a _thread.RLock laid out as rlock_layout (see below) */
+    int asyncio;              /* an AsyncConnectionPool: its methods are coroutines (see Step), its callers tasks */
     /* What the last lookups in conns and the pool's __dict__ found, while those dicts stay as they were then
        (DICT_VERSION; borrowed: the dicts hold them, and anything removed changes the version). */
     uint64_t conns_version, pool_version;
@@ -764,7 +774,7 @@ typedef struct {
 static PyObject *str_state, *str_checked_out, *str_returned, *str_held_by, *str_checkouts, *str_serial;
 static PyObject *str_leaked, *str_nconns, *str_pgconn, *str_transaction_status;
 static PyObject *str_pv_take, *str_pv_checkout, *str_pv_getconn_failed, *str_pv_getconn_late;
-static PyObject *str_pv_returning, *str_pv_landed, *str_pv_deliver;
+static PyObject *str_pv_returning, *str_pv_landed, *str_pv_deliver, *str_pv_got_ready, *str_pv_landed_locked;
 static PyObject *int_out, *int_idle, *float_zero;
 
 static int
@@ -799,18 +809,18 @@ PsycopgPath_init(PsycopgPath *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"pool", "next_getconn", "next_get_ready", "next_putconn", "next_add_to_pool",
                              "conns", "idle_deque", "waiting_deque", "waiters", "tail", "roll", "hold",
                              "listening", "lock", "thread_name", "library", "lines", "reused_payload",
-                             "reused", "unknown", "chunk", "has_check", "sites", NULL};
+                             "reused", "unknown", "chunk", "has_check", "sites", "asyncio", NULL};
     PyObject *pool, *next_getconn, *next_get_ready, *next_putconn, *next_add_to_pool, *conns, *idle_deque;
     PyObject *waiting_deque, *waiters, *tail, *roll, *hold, *listening, *lock, *thread_name, *library, *lines;
     PyObject *reused_payload, *reused, *unknown;
     Py_ssize_t chunk;
-    int has_check, sites;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO!OOO!O!OOO!OOO!O!OOOnpp", kwlist, &pool, &next_getconn,
+    int has_check, sites, asyncio = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOO!OOO!O!OOO!OOO!O!OOOnpp|p", kwlist, &pool, &next_getconn,
                                      &next_get_ready, &next_putconn, &next_add_to_pool, &PyDict_Type, &conns,
                                      &idle_deque, &waiting_deque, &PyDict_Type, &waiters, &PyList_Type, &tail,
                                      &roll, &hold, &PyList_Type, &listening, &lock, &thread_name, &PyDict_Type,
                                      &library, &PyDict_Type, &lines, &reused_payload, &reused, &unknown, &chunk,
-                                     &has_check, &sites)) {
+                                     &has_check, &sites, &asyncio)) {
         return -1;
     }
     PyObject *acquire = PyObject_GetAttrString(lock, "acquire");
@@ -840,6 +850,7 @@ PsycopgPath_init(PsycopgPath *self, PyObject *args, PyObject *kwds)
     self->chunk = chunk;
     self->has_check = has_check;
     self->sites = sites;
+    self->asyncio = asyncio;
     return 0;
 }
 
@@ -1007,39 +1018,40 @@ psycopg_record(PsycopgPath *self, PyObject *now, PyObject *kind, PyObject *seria
     return untracked(record);
 }
 
-/* getconn(timeout=None): psycopg_pool's, the checkout recorded by _get_ready_connection below in the usual case. */
+/* Who is asking: this thread's name, or in an asyncio pool the task's (a new reference, or NULL). */
 static PyObject *
-Psycopg_getconn(PsycopgPath *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+caller_name(PsycopgPath *self)
 {
-    double started = perf_counter();
-    /* psycopg_pool's getconn(self, *args, **kwargs), as called */
-    Py_ssize_t total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
-    if (total > 1) {
-        PyErr_SetString(PyExc_TypeError, "getconn() takes at most 1 argument (timeout)");
-        return NULL;
+    return self->asyncio ? PyObject_CallNoArgs(self->thread_name) : thread_name(self->thread_name);
+}
+
+/* getconn() raised (the exception is set, and still is on return): recorded by the Python. */
+static void
+getconn_failed(PsycopgPath *self, double started)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
     }
-    PyObject *call_args[2] = {self->pool, total ? args[0] : NULL};
-    PyObject *conn = PyObject_Vectorcall(self->next_getconn, call_args, 1 + nargs, kwnames);
-    if (conn == NULL) {
-        PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        PyErr_NormalizeException(&type, &value, &traceback);
-        if (traceback != NULL) {
-            PyException_SetTraceback(value, traceback);
-        }
-        PyObject *at = PyFloat_FromDouble(started);
-        PyObject *done = at ? call_pool(self, str_pv_getconn_failed, at, value) : NULL;
-        Py_XDECREF(at);
-        if (done == NULL) { /* the recording failed: that error goes up */
-            Py_XDECREF(type);
-            Py_XDECREF(value);
-            Py_XDECREF(traceback);
-            return NULL;
-        }
-        Py_DECREF(done);
-        PyErr_Restore(type, value, traceback);
-        return NULL;
+    PyObject *at = PyFloat_FromDouble(started);
+    PyObject *done = at ? call_pool(self, str_pv_getconn_failed, at, value) : NULL;
+    Py_XDECREF(at);
+    if (done == NULL) { /* the recording failed: that error goes up */
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        return;
     }
+    Py_DECREF(done);
+    PyErr_Restore(type, value, traceback);
+}
+
+/* getconn() returned conn (stolen): a checkout not recorded when taken is recorded now. conn, or NULL. */
+static PyObject *
+getconn_done(PsycopgPath *self, PyObject *conn, double started)
+{
     Tracked *info = tracked(self, conn);
     int failed = PyErr_Occurred() != NULL;
     if (!failed && (info == NULL || !state_is(info->state, STATE_OUT))) {
@@ -1057,25 +1069,47 @@ Psycopg_getconn(PsycopgPath *self, PyObject *const *args, Py_ssize_t nargs, PyOb
     return conn;
 }
 
-/* _get_ready_connection(timeout), called holding the pool lock. */
+/* psycopg_pool's getconn(self, *args, **kwargs), as called: its result (a coroutine in an asyncio pool), or NULL. */
 static PyObject *
-Psycopg_get_ready(PsycopgPath *self, PyObject *timeout)
+call_getconn(PsycopgPath *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *call_args[2] = {self->pool, timeout};
-    PyObject *conn = PyObject_Vectorcall(self->next_get_ready, call_args, 2, NULL);
-    if (conn == NULL || conn == Py_None) {
-        return conn;
+    Py_ssize_t total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    if (total > 1) {
+        PyErr_SetString(PyExc_TypeError, "getconn() takes at most 1 argument (timeout)");
+        return NULL;
     }
+    PyObject *call_args[2] = {self->pool, total ? args[0] : NULL};
+    return PyObject_Vectorcall(self->next_getconn, call_args, 1 + nargs, kwnames);
+}
+
+/* getconn(timeout=None): psycopg_pool's, the checkout recorded by _get_ready_connection below in the usual case. */
+static PyObject *
+Psycopg_getconn(PsycopgPath *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    double started = perf_counter();
+    PyObject *conn = call_getconn(self, args, nargs, kwnames);
+    if (conn == NULL) {
+        getconn_failed(self, started);
+        return NULL;
+    }
+    return getconn_done(self, conn, started);
+}
+
+/* _get_ready_connection() returned conn (stolen, not None): its checkout recorded. conn, or NULL. Holding the
+   pool lock (threads), or between two awaits (asyncio). */
+static PyObject *
+ready_done(PsycopgPath *self, PyObject *conn)
+{
     Tracked *info = NULL;
-    if (!self->has_check && PyDict_GET_SIZE(self->waiters) == 0) {
+    if (!self->has_check && PyDict_GET_SIZE(self->waiters) == 0 && !(self->asyncio && listened(self))) {
         info = tracked(self, conn);
         if (info != NULL && state_is(info->state, STATE_NEW)) {
             info = NULL; /* opened for this caller: its connect first */
         }
     }
     if (info == NULL) { /* a check to pass first, someone queued, a new connection: the Python's */
-        PyObject *done = PyErr_Occurred() ? NULL
-                                          : call_pool(self, self->has_check ? str_pv_take : str_pv_checkout, conn, NULL);
+        PyObject *method = self->asyncio ? str_pv_got_ready : self->has_check ? str_pv_take : str_pv_checkout;
+        PyObject *done = PyErr_Occurred() ? NULL : call_pool(self, method, conn, NULL);
         if (done == NULL) {
             Py_DECREF(conn);
             return NULL;
@@ -1109,7 +1143,7 @@ Psycopg_get_ready(PsycopgPath *self, PyObject *timeout)
                                         : Py_NewRef(Py_None);
     }
     Py_XDECREF(site);
-    PyObject *name = extra ? thread_name(self->thread_name) : NULL;
+    PyObject *name = extra ? caller_name(self) : NULL;
     PyObject *now = name ? PyFloat_FromDouble(perf_counter()) : NULL;
     PyObject *more = now ? PyLong_FromLong(count + 1) : NULL;
     PyObject *record = more ? psycopg_record(self, now, str_checkout, info->serial, name, extra) : NULL;
@@ -1132,9 +1166,21 @@ Psycopg_get_ready(PsycopgPath *self, PyObject *timeout)
     return conn;
 }
 
-/* putconn(conn): the holder lets go now; psycopg_pool's putconn, which lands it through _add_to_pool below. */
+/* _get_ready_connection(timeout), called holding the pool lock. */
 static PyObject *
-Psycopg_putconn(PsycopgPath *self, PyObject *conn)
+Psycopg_get_ready(PsycopgPath *self, PyObject *timeout)
+{
+    PyObject *call_args[2] = {self->pool, timeout};
+    PyObject *conn = PyObject_Vectorcall(self->next_get_ready, call_args, 2, NULL);
+    if (conn == NULL || conn == Py_None) {
+        return conn;
+    }
+    return ready_done(self, conn);
+}
+
+/* putconn(conn) is called: the holder lets go now. 0, or -1 on error. */
+static int
+putconn_before(PsycopgPath *self, PyObject *conn)
 {
     Tracked *info = tracked(self, conn);
     int usual = 0;
@@ -1151,31 +1197,33 @@ Psycopg_putconn(PsycopgPath *self, PyObject *conn)
     if (usual > 0) { /* only its holder touches its record while it is out */
         PyObject *now = PyFloat_FromDouble(perf_counter());
         if (now == NULL) {
-            return NULL;
+            return -1;
         }
         SET_FIELD(info, returned, now);
         Py_DECREF(now);
+        return 0;
     }
-    else if (usual == 0) {
-        PyObject *done = call_pool(self, str_pv_returning, conn, NULL);
-        if (done == NULL) {
-            return NULL;
-        }
-        Py_DECREF(done);
+    if (usual < 0) {
+        return -1;
     }
-    else {
-        return NULL;
-    }
-    PyObject *call_args[2] = {self->pool, conn};
-    PyObject *done = PyObject_Vectorcall(self->next_putconn, call_args, 2, NULL);
+    PyObject *done = call_pool(self, str_pv_returning, conn, NULL);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
+/* Deliver to the listeners whatever happened (an exception set stays set, as in a finally block): `done`, or NULL. */
+static PyObject *
+deliver_anyway(PsycopgPath *self, PyObject *done)
+{
     PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback); /* delivered whatever happened, as in a finally block */
+    PyErr_Fetch(&type, &value, &traceback);
     int delivered = deliver(self);
     if (type != NULL) {
         if (delivered < 0) {
             PyErr_Clear();
         }
         PyErr_Restore(type, value, traceback);
+        Py_XDECREF(done);
         return NULL;
     }
     if (delivered < 0) {
@@ -1183,6 +1231,17 @@ Psycopg_putconn(PsycopgPath *self, PyObject *conn)
         return NULL;
     }
     return done;
+}
+
+/* putconn(conn): the holder lets go now; psycopg_pool's putconn, which lands it through _add_to_pool below. */
+static PyObject *
+Psycopg_putconn(PsycopgPath *self, PyObject *conn)
+{
+    if (putconn_before(self, conn) < 0) {
+        return NULL;
+    }
+    PyObject *call_args[2] = {self->pool, conn};
+    return deliver_anyway(self, PyObject_Vectorcall(self->next_putconn, call_args, 2, NULL));
 }
 
 /* ---- the pool's lock -------------------------------------------------------------------------
@@ -1318,6 +1377,20 @@ psycopg_checkin(PsycopgPath *self, PyObject *conn)
     return psycopg_append(self, record, str_checkin) < 0 ? -1 : 1;
 }
 
+/* _add_to_pool(conn) returned: conn is idle in the pool, with a waiting caller, or closed. 0, or -1 on error. */
+static int
+landed(PsycopgPath *self, PyObject *conn)
+{
+    int recorded = self->asyncio && listened(self) ? 0 : psycopg_checkin(self, conn);
+    if (recorded != 0) {
+        return recorded < 0 ? -1 : 0;
+    }
+    /* new, handed to a waiter, closed, leaked: the Python's */
+    PyObject *done = call_pool(self, self->asyncio ? str_pv_landed_locked : str_pv_landed, conn, NULL);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
 /* _add_to_pool(conn): psycopg_pool's, holding the pool lock around it, so conn is seen where psycopg_pool put it. */
 static PyObject *
 Psycopg_add_to_pool(PsycopgPath *self, PyObject *conn)
@@ -1329,17 +1402,7 @@ Psycopg_add_to_pool(PsycopgPath *self, PyObject *conn)
     PyObject *done = PyObject_Vectorcall(self->next_add_to_pool, call_args, 2, NULL);
     int failed = done == NULL;
     Py_XDECREF(done);
-    if (!failed) {
-        int recorded = psycopg_checkin(self, conn);
-        if (recorded == 0) { /* new, handed to a waiter, closed, leaked: the Python's */
-            PyObject *landed = call_pool(self, str_pv_landed, conn, NULL);
-            failed = landed == NULL;
-            Py_XDECREF(landed);
-        }
-        else {
-            failed = recorded < 0;
-        }
-    }
+    failed = failed || landed(self, conn) < 0;
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     if (lock_drop(self) < 0) {
@@ -1359,6 +1422,299 @@ Psycopg_add_to_pool(PsycopgPath *self, PyObject *conn)
     Py_RETURN_NONE;
 }
 
+/* ---- AsyncConnectionPool: each method a Step -------------------------------------------------
+
+   An asyncio pool's getconn, _get_ready_connection, putconn and _add_to_pool are coroutines. Each
+   method here calls psycopg_pool's (making its coroutine) and returns a Step, which runs that
+   coroutine as `await` runs it (send, throw, close) and, in the same turn of the event loop as it
+   returns or raises, records what the Python hooks (AsyncHooks) would. A Step is a coroutine as
+   collections.abc.Coroutine has it, so asyncio.create_task() and wait_for() take it as they take
+   the coroutine it runs. */
+
+enum { STEP_GETCONN, STEP_GET_READY, STEP_PUTCONN, STEP_ADD };
+
+typedef struct {
+    PyObject_HEAD
+    PsycopgPath *path;
+    PyObject *inner; /* psycopg_pool's coroutine, NULL once it has finished */
+    PyObject *conn;  /* putconn's and _add_to_pool's argument */
+    double started;  /* getconn's start */
+    int kind;
+} Step;
+
+static PyTypeObject StepType;
+
+static PyObject *
+step_new(PsycopgPath *path, PyObject *inner, int kind, PyObject *conn, double started)
+{
+    if (inner == NULL) {
+        return NULL;
+    }
+    Step *step = PyObject_GC_New(Step, &StepType);
+    if (step == NULL) {
+        Py_DECREF(inner);
+        return NULL;
+    }
+    step->path = (PsycopgPath *)Py_NewRef(path);
+    step->inner = inner;
+    step->conn = Py_XNewRef(conn);
+    step->started = started;
+    step->kind = kind;
+    PyObject_GC_Track(step);
+    return (PyObject *)step;
+}
+
+static int
+Step_traverse(Step *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->path);
+    Py_VISIT(self->inner);
+    Py_VISIT(self->conn);
+    return 0;
+}
+
+static int
+Step_clear(Step *self)
+{
+    Py_CLEAR(self->path);
+    Py_CLEAR(self->inner);
+    Py_CLEAR(self->conn);
+    return 0;
+}
+
+static void
+Step_dealloc(Step *self)
+{
+    PyObject_GC_UnTrack(self);
+    Step_clear(self);
+    PyObject_GC_Del(self);
+}
+
+/* The coroutine returned `value` (stolen): what the Step returns (a new reference), or NULL. */
+static PyObject *
+step_returned(Step *self, PyObject *value)
+{
+    PsycopgPath *path = self->path;
+    switch (self->kind) {
+    case STEP_GETCONN:
+        return getconn_done(path, value, self->started);
+    case STEP_GET_READY:
+        return value == Py_None ? value : ready_done(path, value);
+    case STEP_ADD:
+        if (landed(path, self->conn) < 0 || deliver(path) < 0) {
+            Py_DECREF(value);
+            return NULL;
+        }
+        return value;
+    default: /* STEP_PUTCONN */
+        return deliver_anyway(path, value);
+    }
+}
+
+/* The coroutine raised (the exception is set, and stays set, or another takes its place). */
+static void
+step_raised(Step *self)
+{
+    if (self->kind == STEP_GETCONN) {
+        getconn_failed(self->path, self->started);
+    }
+    else if (self->kind == STEP_PUTCONN) {
+        (void)deliver_anyway(self->path, NULL);
+    }
+}
+
+/* How the coroutine's step ended: PYGEN_NEXT (it awaits: *result), PYGEN_RETURN (*result) or PYGEN_ERROR. */
+static PySendResult
+step_ended(Step *self, PySendResult status, PyObject *value, PyObject **result)
+{
+    if (status == PYGEN_NEXT) {
+        *result = value;
+        return PYGEN_NEXT;
+    }
+    Py_CLEAR(self->inner);
+    if (status == PYGEN_RETURN) {
+        *result = step_returned(self, value);
+        return *result != NULL ? PYGEN_RETURN : PYGEN_ERROR;
+    }
+    step_raised(self);
+    *result = NULL;
+    return PYGEN_ERROR;
+}
+
+static PySendResult
+Step_am_send(Step *self, PyObject *arg, PyObject **result)
+{
+    if (self->inner == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    PyObject *value = NULL;
+    PySendResult status = PyIter_Send(self->inner, arg, &value);
+    return step_ended(self, status, value, result);
+}
+
+/* The Python face of a step's end: the value it awaits, or NULL with StopIteration(return value) or the error set. */
+static PyObject *
+step_as_python(PySendResult status, PyObject *result)
+{
+    if (status == PYGEN_NEXT) {
+        return result;
+    }
+    if (status == PYGEN_RETURN) {
+        if (result == Py_None) {
+            PyErr_SetNone(PyExc_StopIteration);
+        }
+        else {
+            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+            if (stop != NULL) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        Py_DECREF(result);
+    }
+    return NULL;
+}
+
+static PyObject *
+Step_send(Step *self, PyObject *arg)
+{
+    PyObject *result = NULL;
+    PySendResult status = Step_am_send(self, arg, &result);
+    return step_as_python(status, result);
+}
+
+static PyObject *
+Step_iternext(Step *self)
+{
+    PyObject *result = NULL;
+    PySendResult status = Step_am_send(self, Py_None, &result);
+    if (status == PYGEN_RETURN) { /* the iterator protocol: StopIteration(value) */
+        return step_as_python(status, result);
+    }
+    return status == PYGEN_NEXT ? result : NULL;
+}
+
+static PyObject *
+Step_throw(Step *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (self->inner == NULL) { /* finished: raise what was thrown in, as a finished coroutine does */
+        if (nargs >= 1 && PyExceptionInstance_Check(args[0])) {
+            PyErr_SetObject((PyObject *)Py_TYPE(args[0]), args[0]);
+        }
+        else if (nargs >= 1) {
+            PyErr_SetObject(args[0], nargs >= 2 ? args[1] : NULL);
+        }
+        return NULL;
+    }
+    PyObject *method = PyObject_GetAttrString(self->inner, "throw");
+    if (method == NULL) {
+        return NULL;
+    }
+    PyObject *value = PyObject_Vectorcall(method, args, nargs, NULL);
+    Py_DECREF(method);
+    PyObject *result = NULL;
+    PySendResult status;
+    if (value != NULL) {
+        status = step_ended(self, PYGEN_NEXT, value, &result);
+    }
+    else if (PyErr_ExceptionMatches(PyExc_StopIteration)) { /* the coroutine returned */
+        PyObject *type, *exc, *traceback;
+        PyErr_Fetch(&type, &exc, &traceback);
+        PyErr_NormalizeException(&type, &exc, &traceback);
+        PyObject *returned = exc ? PyObject_GetAttrString(exc, "value") : Py_NewRef(Py_None);
+        Py_XDECREF(type);
+        Py_XDECREF(exc);
+        Py_XDECREF(traceback);
+        if (returned == NULL) {
+            return NULL;
+        }
+        status = step_ended(self, PYGEN_RETURN, returned, &result);
+    }
+    else {
+        status = step_ended(self, PYGEN_ERROR, NULL, &result);
+    }
+    return step_as_python(status, result);
+}
+
+static PyObject *
+Step_close(Step *self, PyObject *unused)
+{
+    if (self->inner == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *inner = self->inner;
+    self->inner = NULL;
+    PyObject *done = PyObject_CallMethod(inner, "close", NULL);
+    Py_DECREF(inner);
+    return done;
+}
+
+static PyObject *
+Step_await(Step *self)
+{
+    return Py_NewRef(self);
+}
+
+static PyMethodDef Step_methods[] = {
+    {"send", (PyCFunction)Step_send, METH_O, "Resume the coroutine with a value."},
+    {"throw", (PyCFunction)(void (*)(void))Step_throw, METH_FASTCALL, "Raise an exception in the coroutine."},
+    {"close", (PyCFunction)Step_close, METH_NOARGS, "Close the coroutine."},
+    {NULL},
+};
+
+static PyAsyncMethods Step_async = {
+    .am_await = (unaryfunc)Step_await,
+    .am_send = (sendfunc)Step_am_send,
+};
+
+static PyTypeObject StepType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "poolviz.pools._busypath.Step",
+    .tp_doc = "psycopg_pool's coroutine, run as await runs it, and recorded as it ends.",
+    .tp_basicsize = sizeof(Step),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = (destructor)Step_dealloc,
+    .tp_traverse = (traverseproc)Step_traverse,
+    .tp_clear = (inquiry)Step_clear,
+    .tp_as_async = &Step_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Step_iternext,
+    .tp_methods = Step_methods,
+};
+
+static PyObject *
+Psycopg_agetconn(PsycopgPath *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    double started = perf_counter();
+    return step_new(self, call_getconn(self, args, nargs, kwnames), STEP_GETCONN, NULL, started);
+}
+
+static PyObject *
+Psycopg_aget_ready(PsycopgPath *self, PyObject *timeout)
+{
+    PyObject *call_args[2] = {self->pool, timeout};
+    return step_new(self, PyObject_Vectorcall(self->next_get_ready, call_args, 2, NULL), STEP_GET_READY, NULL, 0.0);
+}
+
+static PyObject *
+Psycopg_aputconn(PsycopgPath *self, PyObject *conn)
+{
+    if (putconn_before(self, conn) < 0) {
+        return NULL;
+    }
+    PyObject *call_args[2] = {self->pool, conn};
+    return step_new(self, PyObject_Vectorcall(self->next_putconn, call_args, 2, NULL), STEP_PUTCONN, conn, 0.0);
+}
+
+static PyObject *
+Psycopg_aadd_to_pool(PsycopgPath *self, PyObject *conn)
+{
+    PyObject *call_args[2] = {self->pool, conn};
+    return step_new(self, PyObject_Vectorcall(self->next_add_to_pool, call_args, 2, NULL), STEP_ADD, conn, 0.0);
+}
+
 static PyMethodDef PsycopgPath_methods[] = {
     {"getconn", (PyCFunction)(void (*)(void))Psycopg_getconn, METH_FASTCALL | METH_KEYWORDS,
      "psycopg_pool's getconn(timeout=None), recorded."},
@@ -1366,6 +1722,13 @@ static PyMethodDef PsycopgPath_methods[] = {
      "psycopg_pool's _get_ready_connection(timeout), recorded (called holding the pool lock)."},
     {"putconn", (PyCFunction)Psycopg_putconn, METH_O, "psycopg_pool's putconn(conn), recorded."},
     {"_add_to_pool", (PyCFunction)Psycopg_add_to_pool, METH_O, "psycopg_pool's _add_to_pool(conn), recorded."},
+    {"agetconn", (PyCFunction)(void (*)(void))Psycopg_agetconn, METH_FASTCALL | METH_KEYWORDS,
+     "An asyncio pool's getconn(timeout=None), recorded: a Step to await."},
+    {"a_get_ready_connection", (PyCFunction)Psycopg_aget_ready, METH_O,
+     "An asyncio pool's _get_ready_connection(timeout), recorded: a Step to await."},
+    {"aputconn", (PyCFunction)Psycopg_aputconn, METH_O, "An asyncio pool's putconn(conn), recorded: a Step to await."},
+    {"a_add_to_pool", (PyCFunction)Psycopg_aadd_to_pool, METH_O,
+     "An asyncio pool's _add_to_pool(conn), recorded: a Step to await."},
     {NULL},
 };
 
@@ -1421,6 +1784,7 @@ PyInit__busypath(void)
     INTERN(str_pv_checkout, "_pv_checkout") INTERN(str_pv_getconn_failed, "_pv_getconn_failed")
     INTERN(str_pv_getconn_late, "_pv_getconn_late") INTERN(str_pv_returning, "_pv_returning")
     INTERN(str_pv_landed, "_pv_landed") INTERN(str_pv_deliver, "_pv_deliver")
+    INTERN(str_pv_got_ready, "_pv_got_ready") INTERN(str_pv_landed_locked, "_pv_landed_locked")
 #undef INTERN
     int_out = PyLong_FromLong(STATE_OUT);
     int_idle = PyLong_FromLong(STATE_IDLE);
@@ -1428,6 +1792,7 @@ PyInit__busypath(void)
     float_zero = PyFloat_FromDouble(0.0);
     str_empty = PyUnicode_FromString("");
     if (!int_out || !int_idle || !int_zero || !float_zero || !str_empty || PyType_Ready(&PsycopgPathType) < 0
+        || PyType_Ready(&StepType) < 0
         || PyType_Ready(&TrackedType) < 0) {
         return NULL;
     }

@@ -44,17 +44,45 @@ class AsyncHooks(Recorder):
         try:
             conn = await self._pv_next_getconn(self, timeout)
         except BaseException as exc:
-            with self._poolviz_events.lock:
-                self._pv_left(started, exc)
-            self._pv_deliver()
+            self._pv_getconn_failed(started, exc)
             raise
         info = self._pv_conns.get(id(conn))
         if info is None or info.state != OUT:
-            with self._poolviz_events.lock:
-                self._pv_checkout(conn, started)
+            self._pv_getconn_late(conn, started)
         if self._pv_listening:
             self._pv_deliver()
         return conn
+
+    # The steps after psycopg_pool's coroutine returned or raised: the compiled busy path (.fast) calls them too.
+
+    def _pv_getconn_failed(self, started: float, exc: BaseException) -> None:
+        with self._poolviz_events.lock:
+            self._pv_left(started, exc)
+        self._pv_deliver()
+
+    def _pv_getconn_late(self, conn: Any, started: float) -> None:
+        # Not recorded when taken: it came from the queue, or passed the check callback.
+        with self._poolviz_events.lock:
+            self._pv_checkout(conn, started)
+
+    def _pv_got_ready(self, conn: Any) -> None:
+        lock = self._poolviz_events.lock
+        lock.acquire()  # (acquire() and release() cost half what a with block does)
+        try:
+            if self._check is None:
+                self._pv_checkout(conn)  # handed over as it is: checked out now
+            else:
+                self._pv_take(conn)
+        finally:
+            lock.release()
+
+    def _pv_landed_locked(self, conn: Any) -> None:
+        lock = self._poolviz_events.lock
+        lock.acquire()
+        try:
+            self._pv_landed(conn)
+        finally:
+            lock.release()
 
     async def putconn(self, conn: Any) -> None:
         self._pv_returning(conn)
@@ -67,15 +95,7 @@ class AsyncHooks(Recorder):
     async def _get_ready_connection(self, timeout: float | None) -> Any:
         conn = await self._pv_next__get_ready_connection(self, timeout)
         if conn is not None:
-            lock = self._poolviz_events.lock
-            lock.acquire()  # (acquire() and release() cost half what a with block does)
-            try:
-                if self._check is None:
-                    self._pv_checkout(conn)  # handed over as it is: checked out now
-                else:
-                    self._pv_take(conn)
-            finally:
-                lock.release()
+            self._pv_got_ready(conn)
         return conn
 
     async def _check_connection(self, conn: Any) -> None:
@@ -108,12 +128,7 @@ class AsyncHooks(Recorder):
 
     async def _add_to_pool(self, conn: Any) -> None:
         await self._pv_next__add_to_pool(self, conn)
-        lock = self._poolviz_events.lock
-        lock.acquire()
-        try:
-            self._pv_landed(conn)
-        finally:
-            lock.release()
+        self._pv_landed_locked(conn)
         if self._pv_listening:
             self._pv_deliver()
 

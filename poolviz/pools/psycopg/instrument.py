@@ -120,8 +120,8 @@ def instrument_psycopg(
         target._pv_local = threading.local()  # each thread's site, noted before psycopg_pool's lock
         if leak_threshold is not None:
             target._pv_watchdog = watchdog_for(target, asyncio_pool)
-        elif _hooks_for(type(target).__mro__[1]) is Hooks:
-            install_busy_path(target)
+        elif _hooks_for(type(target).__mro__[1]) in (Hooks, AsyncHooks):
+            install_busy_path(target, asyncio=asyncio_pool)
         log.meta.update(describe(target), leak_threshold=leak_threshold)
     return pool
 

@@ -170,11 +170,13 @@ class PoolObserver:
                     roll()
 
         fast = None
-        if compiled is not None and watch is None and not asyncio_pool:
+        if compiled is not None and watch is None:
             fast = compiled.SQLAlchemyBusyPath(
                 tail=tail, serial_of=serial_of, held_since=held_since, fresh=fresh, waited=waited, counts=counts,
-                busy=busy, listening=events.listening, thread_name=thread_name, library=_library_codes,
-                lines=_app_lines, reused=REUSED, roll=roll_when_full, chunk=CHUNK, depth=depth - 1, sites=sites,
+                busy=busy, listening=events.listening, thread_name=self.name_of_caller, library=_library_codes,
+                lines=_app_lines, reused=REUSED, reused_payload=reused_payload, roll=roll_when_full, chunk=CHUNK,
+                depth=depth - 1, sites=sites,
+                asyncio=asyncio_pool,
             )  # fmt: skip
         fast_checkout = fast.checkout if fast is not None else None
         fast_checkin = fast.checkin if fast is not None else None
