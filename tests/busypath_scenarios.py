@@ -13,6 +13,7 @@ without its times: kind, conn, thread, counts, reused, reason, and message
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from typing import Any
@@ -40,14 +41,11 @@ def sqlalchemy(url: str) -> list[list[Any]]:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     held = engine.pool.connect()  # the second site
-    try:
+    with contextlib.suppress(exc.TimeoutError):
         engine.pool.connect()
-    except exc.TimeoutError:
-        pass
     before.close()
-    with log.subscribe(lambda event: None):
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+    with log.subscribe(lambda event: None), engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
     held.invalidate()
     held.close()
     for _ in range(2):
@@ -70,10 +68,8 @@ def sqlalchemy_async(url: str) -> list[list[Any]]:
                 await conn.execute(text("SELECT 1"))
         held = await asyncio.create_task(engine.connect().start(), name="holder")
         other = await engine.connect().start()
-        try:
+        with contextlib.suppress(exc.TimeoutError):
             await engine.connect().start()
-        except exc.TimeoutError:
-            pass
         await other.close()
         with log.subscribe(lambda event: None):
             async with engine.connect() as conn:
@@ -100,14 +96,11 @@ def psycopg(url: str) -> list[list[Any]]:
         with pool.connection() as conn:
             conn.execute("SELECT 1")
     held = pool.getconn()  # the second site
-    try:
+    with contextlib.suppress(PoolTimeout):
         pool.getconn()
-    except PoolTimeout:
-        pass
     pool.putconn(before)
-    with log.subscribe(lambda event: None):
-        with pool.connection() as conn:
-            conn.execute("SELECT 1")
+    with log.subscribe(lambda event: None), pool.connection() as conn:
+        conn.execute("SELECT 1")
     held.close()  # broken: psycopg_pool replaces it in the background
     pool.putconn(held)
     pool.wait()
@@ -132,17 +125,13 @@ def psycopg_async(url: str) -> list[list[Any]]:
             async with pool.connection() as conn:
                 await conn.execute("SELECT 1")
         held = await asyncio.create_task(pool.getconn(), name="taker")
-        try:
+        with contextlib.suppress(PoolTimeout):
             await asyncio.wait_for(pool.getconn(), 5)
-        except PoolTimeout:
-            pass
         waiter = asyncio.create_task(pool.getconn(timeout=5), name="cancelled")
         await asyncio.sleep(0.01)
         waiter.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await waiter
-        except asyncio.CancelledError:
-            pass
         await pool.putconn(before)
         with log.subscribe(lambda event: None):
             async with pool.connection() as conn:

@@ -78,7 +78,7 @@ def test_sqlalchemy_pools_record_the_same_events_compiled_or_not(
     requires_compiled()
     asyncio_engine = scenario.endswith("-async")
     if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'scenario.db'}" if asyncio_engine else f"sqlite:///{tmp_path / 'scenario.db'}"
+        url = f"sqlite{'+aiosqlite' if asyncio_engine else ''}:///{tmp_path / 'scenario.db'}"
     else:
         from poolviz.urls import sqlalchemy_url
 

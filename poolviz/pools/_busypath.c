@@ -1,12 +1,11 @@
-/* poolviz.pools._busypath: the compiled half of the busy path (a checkout and its checkin).
+/* poolviz.pools._busypath: the compiled half of the busy path (a checkout and its check-in).
 
    Optional. Built when a C compiler is at hand (setup.py), used unless
    POOLVIZ_PURE_PYTHON is set (poolviz/pools/busypath.py). Every function
-   here does what a few lines of Python next to its caller do, and answers
-   "not mine" (None or False) for anything but the usual case, which the
-   Python then handles as it always did. It never calls back into Python
-   code, so each call runs whole under the GIL, between two bytecodes of
-   every other thread.
+   here does what the Python beside its caller does, records the usual case
+   itself, and hands anything else to that same Python (by answering "not
+   mine", or by calling the hook's own Python method). tests/test_busypath.py
+   runs each library's script both ways and compares the events.
 
    payload_at(depth, library, lines)
        sites.reused_payload's walk: the cached payload of the first
@@ -16,8 +15,15 @@
        off this greenlet's stack.
 
    SQLAlchemyBusyPath(...)
-       A SQLAlchemy pool's usual checkout and checkin, recorded as
-       poolviz.pools.sqlalchemy.observer's busy_path does in Python.
+       A SQLAlchemy pool's usual checkout and check-in, recorded as
+       poolviz.pools.sqlalchemy.observer's busy_path does in Python,
+       without the log's lock: each runs whole between two bytecodes of
+       every other thread (see "The usual checkout and check-in run whole").
+
+   Tracked, PsycopgBusyPath(...), Step
+       A psycopg_pool pool's connection record as a struct, its four hooked
+       methods (poolviz.pools.psycopg.fast), and the awaitable an asyncio
+       pool's hooked method returns.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

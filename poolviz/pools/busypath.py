@@ -5,19 +5,26 @@ their usual case (an idle connection handed out at once, the same one
 handed back, nobody listening) is also written in C
 (``poolviz/pools/_busypath.c``, built by ``setup.py`` when a compiler is at
 hand). Each compiled function does what the Python beside its caller does,
-and answers "not mine" for anything else, which that Python then handles.
-Set ``POOLVIZ_PURE_PYTHON=1`` before importing poolviz to run the Python
-alone (the test suite runs both).
+and hands anything else to that Python. Set ``POOLVIZ_PURE_PYTHON=1``
+before importing poolviz to run the Python alone (the test suite runs both
+and compares their events, tests/test_busypath.py).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
-compiled: ModuleType | None = None
-if not os.environ.get("POOLVIZ_PURE_PYTHON"):
+
+def _load() -> ModuleType | None:
+    if os.environ.get("POOLVIZ_PURE_PYTHON"):
+        return None
     try:
-        from . import _busypath as compiled
+        return importlib.import_module("poolviz.pools._busypath")
     except ImportError:  # built without a C compiler: the Python does it all
-        compiled = None
+        return None
+
+
+#: The extension module, or None (not built, or POOLVIZ_PURE_PYTHON set).
+compiled: ModuleType | None = _load()

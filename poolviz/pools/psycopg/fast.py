@@ -29,7 +29,7 @@ TAKEN_OVER = ("getconn", "_get_ready_connection", "putconn", "_add_to_pool")
 
 
 def install_busy_path(pool: Any, asyncio: bool = False) -> None:
-    """Give an instrumented ``ConnectionPool`` (or ``AsyncConnectionPool``) the compiled busy path (nothing without it)."""
+    """Give an instrumented ``ConnectionPool`` or ``AsyncConnectionPool`` the compiled busy path (if built)."""
     if compiled is None:
         return
     log = pool._poolviz_events

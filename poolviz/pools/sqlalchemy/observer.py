@@ -28,9 +28,9 @@ from sqlalchemy import exc as sa_exc
 from ...credentials import mask_text
 from ...events import EventLog
 from ...events.store import CHUNK, REUSED
+from ..busypath import compiled
 from ..callers import _cache as _thread_names
 from ..callers import task_or_thread_name, thread_name
-from ..busypath import compiled
 from ..leaks import origin_summary
 from ..sites import _library as _library_codes
 from ..sites import _lines as _app_lines
@@ -147,39 +147,34 @@ class PoolObserver:
     ) -> tuple[Callable[..., Any], Callable[[Any], None]]:
         """``pool.connect`` and ``pool._return_conn`` wrapped: each calls the original and records its event.
 
-        Every checkout and checkin calls them, so each is one flat function with its state in
-        closure cells, appending a lean record (:mod:`poolviz.events.store`) to the log's tail
-        under the log's lock, the payload compact (``None``, a reused checkout's cached payload
-        with its site, or a check-in's checkout time). A checkout reads its wait only when one
-        was noted. ``depth``: where the site's walk starts (2: the wrapper's caller). Given a
-        fairy, ``connect`` records its checkout without calling the original (SingletonThreadPool).
+        Every checkout and checkin calls them. The usual ones are recorded in C when
+        :mod:`poolviz.pools.busypath` was built; the rest, or all without it, by one flat
+        function each with its state in closure cells, appending a lean record
+        (:mod:`poolviz.events.store`) to the log's tail under the log's lock, the payload
+        compact (``None``, a reused checkout's cached payload with its site, or a check-in's
+        checkout time). A checkout reads its wait only when one was noted. ``depth``: where
+        the site's walk starts (2: the wrapper's caller). Given a fairy, ``connect`` records
+        its checkout without calling the original (SingletonThreadPool).
         """
+        fast = self._compiled_busy_path(depth)
+        fast_checkout = fast.checkout if fast is not None else None
+        fast_checkin = fast.checkin if fast is not None else None
+        return self._checkout_hook(original_connect, depth, fast_checkout), self._checkin_hook(
+            original_return, fast_checkin
+        )
+
+    def _checkout_hook(
+        self, original_connect: Callable[..., Any], depth: int, fast_checkout: Callable[[Any], bool] | None
+    ) -> Callable[..., Any]:
+        """``pool.connect`` wrapped (see :meth:`busy_path`); ``fast_checkout``: the compiled usual case, if any."""
         events = self.events
         lock, tail, roll, hold, flush = events.lock, events.tail, events.roll, events.hold, events.flush
         append = tail.append
-        serial_of, held_since, fresh, counts = self.serial_of, self._held_since, self._fresh, self.counts
-        waited = self._waited
+        held_since, fresh, counts, waited = self._held_since, self._fresh, self.counts, self._waited
         section, busy = self.section, self.section.busy
-        serials, sites, watch, timed_out = self._serials, self.sites, self.leak_watch, self.timed_out
-        get_serial, listening, names = serial_of.get, events.__dict__, _thread_names
+        sites, watch, timed_out = self.sites, self.leak_watch, self.timed_out
+        get_serial, listening, names = self.serial_of.get, events.__dict__, _thread_names
         asyncio_pool = bool(self.pool._is_asyncio)
-        # The usual checkout and check-in in C, when built: the same records, or "not mine".
-        def roll_when_full() -> None:
-            with section:
-                if len(tail) >= CHUNK:
-                    roll()
-
-        fast = None
-        if compiled is not None and watch is None:
-            fast = compiled.SQLAlchemyBusyPath(
-                tail=tail, serial_of=serial_of, held_since=held_since, fresh=fresh, waited=waited, counts=counts,
-                busy=busy, listening=events.listening, thread_name=self.name_of_caller, library=_library_codes,
-                lines=_app_lines, reused=REUSED, reused_payload=reused_payload, roll=roll_when_full, chunk=CHUNK,
-                depth=depth - 1, sites=sites,
-                asyncio=asyncio_pool,
-            )  # fmt: skip
-        fast_checkout = fast.checkout if fast is not None else None
-        fast_checkin = fast.checkin if fast is not None else None
 
         # What only this caller touches (its connection's serial and hold, where it asked) is
         # worked out outside the lock; the counts and the event, which other callers move too, inside it.
@@ -232,12 +227,25 @@ class PoolObserver:
                 flush()
             return fairy
 
+        return connect
+
+    def _checkin_hook(
+        self, original_return: Callable[[Any], None], fast_checkin: Callable[[Any], bool] | None
+    ) -> Callable[[Any], None]:
+        """``pool._return_conn`` wrapped (see :meth:`busy_path`); ``fast_checkin``: the compiled usual case, if any."""
+        events = self.events
+        lock, tail, roll, hold, flush = events.lock, events.tail, events.roll, events.hold, events.flush
+        append = tail.append
+        serial_of, held_since, counts = self.serial_of, self._held_since, self.counts
+        section, busy = self.section, self.section.busy
+        serials, watch = self._serials, self.leak_watch
+        get_serial, listening, names = serial_of.get, events.__dict__, _thread_names
+        asyncio_pool = bool(self.pool._is_asyncio)
+
         def return_conn(record: Any) -> None:
             dbapi_connection = record.dbapi_connection
-            if dbapi_connection is None:  # invalidated while out, its close was recorded then
-                pass
-            elif fast_checkin is not None and fast_checkin(dbapi_connection):
-                pass
+            if dbapi_connection is None or (fast_checkin is not None and fast_checkin(dbapi_connection)):
+                pass  # None: invalidated while out, its close was recorded then
             else:
                 now = perf_counter()
                 serial = get_serial(id(dbapi_connection), 0)
@@ -268,7 +276,29 @@ class PoolObserver:
                     flush()
             original_return(record)  # a connection the pool does not keep is closed in here: reason "overflow"
 
-        return connect, return_conn
+        return return_conn
+
+    def _compiled_busy_path(self, depth: int) -> Any:
+        """The usual checkout and check-in in C (:mod:`poolviz.pools.busypath`): the same records, or "not mine".
+
+        None when not built, or with a leak watch (whose every checkout the Python records).
+        """
+        if compiled is None or self.leak_watch is not None:
+            return None
+        events, section = self.events, self.section
+        tail, roll = events.tail, events.roll
+
+        def roll_when_full() -> None:
+            with section:
+                if len(tail) >= CHUNK:
+                    roll()
+
+        return compiled.SQLAlchemyBusyPath(
+            tail=tail, serial_of=self.serial_of, held_since=self._held_since, fresh=self._fresh, waited=self._waited,
+            counts=self.counts, busy=section.busy, listening=events.listening, thread_name=self.name_of_caller,
+            library=_library_codes, lines=_app_lines, reused=REUSED, reused_payload=reused_payload,
+            roll=roll_when_full, chunk=CHUNK, depth=depth - 1, sites=self.sites, asyncio=bool(self.pool._is_asyncio),
+        )  # fmt: skip
 
     def on_invalidate(self, dbapi_connection: Any, record: Any, exception: BaseException | None) -> None:
         # A disconnect (pre-ping failing, a dead connection) comes with its exception; invalidate() by hand without.
