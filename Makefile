@@ -20,7 +20,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 setup: $(STAMP)
 
 # One progress line per step. -qq keeps pip to its errors, which still print (PIPFLAGS= shows everything).
-$(STAMP): pyproject.toml setup.py poolviz/pools/_busypath.c
+$(STAMP): pyproject.toml setup.py poolviz/pools/_busypath.c $(wildcard poolviz/pools/busypath_src/*.h)
 	@start=$$(date +%s); \
 	if [ -x $(PY) ]; then echo "==> updating $(VENV)/ (pyproject.toml changed)"; \
 	else echo "==> creating the environment in $(VENV)/"; fi && \

@@ -5,6 +5,14 @@
 without it and poolviz runs the same Python it falls back to.
 """
 
+from pathlib import Path
+
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("poolviz.pools._busypath", ["poolviz/pools/_busypath.c"], optional=True)])
+PARTS = sorted(str(path) for path in Path("poolviz/pools/busypath_src").glob("*.h"))
+
+setup(
+    ext_modules=[
+        Extension("poolviz.pools._busypath", ["poolviz/pools/_busypath.c"], depends=PARTS, optional=True),
+    ]
+)

@@ -28,3 +28,11 @@ def _load() -> ModuleType | None:
 
 #: The extension module, or None (not built, or POOLVIZ_PURE_PYTHON set).
 compiled: ModuleType | None = _load()
+
+
+def busy_path_in_use() -> str:
+    """Which busy path runs, in words (the benchmarks print it beside their figures)."""
+    if compiled is not None:
+        return f"busy path: compiled ({os.path.basename(compiled.__file__ or '_busypath')})"
+    why = "POOLVIZ_PURE_PYTHON is set" if os.environ.get("POOLVIZ_PURE_PYTHON") else "the extension was not built"
+    return f"busy path: Python ({why})"
