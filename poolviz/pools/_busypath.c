@@ -72,7 +72,11 @@ PyInit__busypath(void)
     str_checkout = PyUnicode_InternFromString("checkout");
     str_checkin = PyUnicode_InternFromString("checkin");
     key_thread_name = PyUnicode_InternFromString("poolviz.thread_name");
-    if (!str_checkout || !str_checkin || !key_thread_name || PyType_Ready(&BusyPathType) < 0) {
+    str_get_name = PyUnicode_InternFromString("get_name");
+    if (!str_checkout || !str_checkin || !key_thread_name || !str_get_name || PyType_Ready(&BusyPathType) < 0) {
+        return NULL;
+    }
+    if (find_current_task() < 0) {
         return NULL;
     }
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL;

@@ -32,6 +32,21 @@ untracked(PyObject *tuple)
     return tuple;
 }
 
+/* untracked() for a record (now, kind, conn, thread, in_use, idle, waiting, extra): only its payload can be a
+   container, so only that is looked at. */
+static inline PyObject *
+untracked_record(PyObject *record)
+{
+    if (record == NULL) {
+        return NULL;
+    }
+    PyObject *extra = PyTuple_GET_ITEM(record, 7);
+    if (extra == NULL || !PyObject_IS_GC(extra) || !PyObject_GC_IsTracked(extra)) {
+        PyObject_GC_UnTrack(record);
+    }
+    return record;
+}
+
 /* ---- the caller's name ------------------------------------------------------------------ */
 
 static PyObject *str_checkout, *str_checkin, *key_thread_name;
@@ -71,4 +86,85 @@ thread_name(PyObject *ask)
     Py_XSETREF(last_thread_name, Py_NewRef(name));
     last_thread_id = id;
     return name;
+}
+
+/* asyncio.current_task, and "get_name" (set when the module is made); where asyncio keeps the running task of
+   each loop in a dict (asyncio.tasks._current_tasks, CPython 3.11), that dict and _asyncio._get_running_loop,
+   which answer as current_task() does without its Python frame. */
+static PyObject *current_task_fn, *str_get_name, *running_loop_fn, *current_tasks;
+
+/* The running task, borrowed (NULL without an error: none, or no loop running in this thread). */
+static PyObject *
+running_task(PyObject **owned)
+{
+    *owned = NULL;
+    if (running_loop_fn != NULL && current_tasks != NULL) {
+        PyObject *loop = PyObject_CallNoArgs(running_loop_fn);
+        if (loop == NULL || loop == Py_None) {
+            Py_XDECREF(loop);
+            return NULL;
+        }
+        PyObject *task = PyDict_GetItemWithError(current_tasks, loop);
+        Py_DECREF(loop);
+        return task == Py_None ? NULL : task;
+    }
+    PyObject *task = PyObject_CallNoArgs(current_task_fn);
+    if (task == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+            PyErr_Clear(); /* no event loop in this thread */
+        }
+        return NULL;
+    }
+    if (task == Py_None) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    *owned = task;
+    return task;
+}
+
+/* The caller's name as the Python hooks give it (poolviz.pools.callers): in an asyncio pool the running task's
+   name, else (or with no task running) this thread's. `ask` as for thread_name. A new reference, or NULL. */
+static PyObject *
+task_or_thread_name(int asyncio, PyObject *ask)
+{
+    if (asyncio) {
+        PyObject *owned;
+        PyObject *task = running_task(&owned);
+        if (task != NULL) {
+            PyObject *name = PyObject_CallMethodNoArgs(task, str_get_name);
+            Py_XDECREF(owned);
+            return name;
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return thread_name(ask);
+}
+
+/* Find asyncio's current_task, and its faster equivalent where there is one. 0, or -1 on error. */
+static int
+find_current_task(void)
+{
+    PyObject *asyncio = PyImport_ImportModule("asyncio");
+    current_task_fn = asyncio ? PyObject_GetAttrString(asyncio, "current_task") : NULL;
+    Py_XDECREF(asyncio);
+    if (current_task_fn == NULL) {
+        return -1;
+    }
+    PyObject *tasks = PyImport_ImportModule("asyncio.tasks");
+    PyObject *native = tasks ? PyImport_ImportModule("_asyncio") : NULL;
+    PyObject *dict = tasks ? PyObject_GetAttrString(tasks, "_current_tasks") : NULL;
+    PyObject *loop_fn = native ? PyObject_GetAttrString(native, "_get_running_loop") : NULL;
+    PyErr_Clear(); /* any of them missing: current_task() it is */
+    if (dict != NULL && PyDict_CheckExact(dict) && loop_fn != NULL) {
+        current_tasks = Py_NewRef(dict);
+        running_loop_fn = Py_NewRef(loop_fn);
+    }
+    Py_XDECREF(dict);
+    Py_XDECREF(loop_fn);
+    Py_XDECREF(native);
+    Py_XDECREF(tasks);
+    return 0;
 }

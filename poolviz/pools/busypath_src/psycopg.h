@@ -397,14 +397,14 @@ psycopg_record(PsycopgPath *self, PyObject *now, PyObject *kind, PyObject *seria
     PyTuple_SET_ITEM(record, 5, n_idle);
     PyTuple_SET_ITEM(record, 6, n_waiting);
     PyTuple_SET_ITEM(record, 7, Py_NewRef(extra));
-    return untracked(record);
+    return untracked_record(record);
 }
 
 /* Who is asking: this thread's name, or in an asyncio pool the task's (a new reference, or NULL). */
 static PyObject *
 caller_name(PsycopgPath *self)
 {
-    return self->asyncio ? PyObject_CallNoArgs(self->thread_name) : thread_name(self->thread_name);
+    return task_or_thread_name(self->asyncio, self->thread_name);
 }
 
 /* getconn() raised (the exception is set, and still is on return): recorded by the Python. */

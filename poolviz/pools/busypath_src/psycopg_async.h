@@ -23,16 +23,28 @@ typedef struct {
 
 static PyTypeObject StepType;
 
+/* Steps put by for reuse (four are made per checkout and check-in), as CPython keeps its tuples. */
+#define STEP_FREELIST 16
+static Step *step_freelist[STEP_FREELIST];
+static int step_freelist_count;
+
 static PyObject *
 step_new(PsycopgPath *path, PyObject *inner, int kind, PyObject *conn, double started)
 {
     if (inner == NULL) {
         return NULL;
     }
-    Step *step = PyObject_GC_New(Step, &StepType);
-    if (step == NULL) {
-        Py_DECREF(inner);
-        return NULL;
+    Step *step;
+    if (step_freelist_count > 0) {
+        step = step_freelist[--step_freelist_count];
+        _Py_NewReference((PyObject *)step);
+    }
+    else {
+        step = PyObject_GC_New(Step, &StepType);
+        if (step == NULL) {
+            Py_DECREF(inner);
+            return NULL;
+        }
     }
     step->path = (PsycopgPath *)Py_NewRef(path);
     step->inner = inner;
@@ -66,6 +78,10 @@ Step_dealloc(Step *self)
 {
     PyObject_GC_UnTrack(self);
     Step_clear(self);
+    if (step_freelist_count < STEP_FREELIST && Py_IS_TYPE(self, &StepType)) {
+        step_freelist[step_freelist_count++] = self;
+        return;
+    }
     PyObject_GC_Del(self);
 }
 

@@ -25,15 +25,14 @@ psycopg_checkin(PsycopgPath *self, PyObject *conn)
     if (last != conn) {
         return 0;
     }
+    /* Held from its checkout until putconn(): the payload is the float `since`, duration_s = now - since
+       (poolviz.events.store), as Recorder._pv_landed writes it. */
     double now = perf_counter();
     double until = PyFloat_Check(info->returned) ? PyFloat_AS_DOUBLE(info->returned) : now;
-    PyObject *duration = PyFloat_FromDouble(until - PyFloat_AS_DOUBLE(info->checked_out));
-    PyObject *held = duration ? PyTuple_Pack(5, float_zero, duration, Py_False, str_empty, str_empty) : NULL;
-    untracked(held);
-    PyObject *stamp = held ? PyFloat_FromDouble(now) : NULL;
-    Py_XDECREF(duration);
-    PyObject *record = stamp ? psycopg_record(self, stamp, str_checkin, info->serial, info->held_by, held) : NULL;
-    Py_XDECREF(held);
+    PyObject *since = PyFloat_FromDouble(now - (until - PyFloat_AS_DOUBLE(info->checked_out)));
+    PyObject *stamp = since ? PyFloat_FromDouble(now) : NULL;
+    PyObject *record = stamp ? psycopg_record(self, stamp, str_checkin, info->serial, info->held_by, since) : NULL;
+    Py_XDECREF(since);
     Py_XDECREF(stamp);
     if (record == NULL) {
         return -1;

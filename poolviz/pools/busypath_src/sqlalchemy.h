@@ -22,7 +22,7 @@ typedef struct {
     Py_ssize_t chunk;
     int depth;              /* where the site walk starts, from the wrapper's frame */
     int sites;
-    int asyncio;            /* an asyncio pool: thread_name is task_or_thread_name, asked every time */
+    int asyncio;            /* an asyncio pool: its callers are tasks, named as tasks */
 } BusyPath;
 
 #define BUSYPATH_FIELDS(DO) \
@@ -155,7 +155,7 @@ append(BusyPath *self, PyObject *record)
 static PyObject *
 BusyPath_checkout(BusyPath *self, PyObject *dbapi_connection)
 {
-    PyObject *name = self->asyncio ? PyObject_CallNoArgs(self->thread_name) : thread_name(self->thread_name);
+    PyObject *name = task_or_thread_name(self->asyncio, self->thread_name);
     if (name == NULL) {
         return NULL;
     }
@@ -208,7 +208,7 @@ BusyPath_checkout(BusyPath *self, PyObject *dbapi_connection)
     PyTuple_SET_ITEM(record, 5, Py_NewRef(idle));
     PyTuple_SET_ITEM(record, 6, Py_NewRef(waiting));
     PyTuple_SET_ITEM(record, 7, extra);
-    if (append(self, untracked(record)) < 0) {
+    if (append(self, untracked_record(record)) < 0) {
         return NULL;
     }
     Py_RETURN_TRUE;
@@ -227,7 +227,7 @@ not_mine:
 static PyObject *
 BusyPath_checkin(BusyPath *self, PyObject *dbapi_connection)
 {
-    PyObject *name = self->asyncio ? PyObject_CallNoArgs(self->thread_name) : thread_name(self->thread_name);
+    PyObject *name = task_or_thread_name(self->asyncio, self->thread_name);
     if (name == NULL) {
         return NULL;
     }
@@ -283,7 +283,7 @@ BusyPath_checkin(BusyPath *self, PyObject *dbapi_connection)
     PyTuple_SET_ITEM(record, 5, Py_NewRef(idle));
     PyTuple_SET_ITEM(record, 6, Py_NewRef(PyList_GET_ITEM(self->counts, 2)));
     PyTuple_SET_ITEM(record, 7, since);
-    if (append(self, untracked(record)) < 0) {
+    if (append(self, untracked_record(record)) < 0) {
         return NULL;
     }
     Py_RETURN_TRUE;

@@ -21,7 +21,7 @@ from psycopg.pq import TransactionStatus
 
 from ...events.store import CHUNK, REUSED
 from ..busypath import compiled
-from ..callers import task_or_thread_name, thread_name
+from ..callers import thread_name
 from ..sites import _library, _lines, reused_payload
 
 #: The methods the compiled busy path takes over on the pool instance.
@@ -54,7 +54,7 @@ def install_busy_path(pool: Any, asyncio: bool = False) -> None:
         hold=log.hold,
         listening=log.listening,
         lock=log.lock,
-        thread_name=task_or_thread_name if asyncio else thread_name,
+        thread_name=thread_name,
         library=_library,
         lines=_lines,
         reused_payload=reused_payload,

@@ -161,7 +161,7 @@ class Hooks(Recorder):
                 info.state = IDLE
                 idle = len(pool)
                 now = perf_counter()
-                held = (0.0, (info.returned or now) - checked_out, False, "", "")
+                held = now - ((info.returned or now) - checked_out)  # since: duration_s = now - since (events.store)
                 waiting = len(self._waiting)
                 record = (now, "checkin", info.serial, info.held_by, self._nconns - idle, idle, waiting, held)
                 self._pv_append(record)

@@ -287,7 +287,7 @@ class Recorder:
             idle = len(pool)
             # The hot path: a lean record appended to the log's tail (see EventLog.write); held until putconn().
             now = perf_counter()
-            held = (0.0, (info.returned or now) - checked_out, False, "", "")
+            held = now - ((info.returned or now) - checked_out)  # since: duration_s = now - since (events.store)
             record = (now, "checkin", info.serial, info.held_by, self._nconns - idle, idle, len(self._waiting), held)
             self._pv_append(record)
             if len(self._pv_tail) >= CHUNK:

@@ -295,7 +295,7 @@ class PoolObserver:
 
         return compiled.SQLAlchemyBusyPath(
             tail=tail, serial_of=self.serial_of, held_since=self._held_since, fresh=self._fresh, waited=self._waited,
-            counts=self.counts, busy=section.busy, listening=events.listening, thread_name=self.name_of_caller,
+            counts=self.counts, busy=section.busy, listening=events.listening, thread_name=thread_name,
             library=_library_codes, lines=_app_lines, reused=REUSED, reused_payload=reused_payload,
             roll=roll_when_full, chunk=CHUNK, depth=depth - 1, sites=self.sites, asyncio=bool(self.pool._is_asyncio),
         )  # fmt: skip
