@@ -159,9 +159,8 @@ class PoolObserver:
         fast = self._compiled_busy_path(depth)
         fast_checkout = fast.checkout if fast is not None else None
         fast_checkin = fast.checkin if fast is not None else None
-        return self._checkout_hook(original_connect, depth, fast_checkout), self._checkin_hook(
-            original_return, fast_checkin
-        )
+        connect = self._checkout_hook(original_connect, depth, fast_checkout)
+        return connect, self._checkin_hook(original_return, fast_checkin)
 
     def _checkout_hook(
         self, original_connect: Callable[..., Any], depth: int, fast_checkout: Callable[[Any], bool] | None
