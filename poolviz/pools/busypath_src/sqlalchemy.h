@@ -146,6 +146,26 @@ append(BusyPath *self, PyObject *record)
     return 0;
 }
 
+/* Fill the record (now, kind, serial, name, in_use, idle, waiting, extra) made beforehand, append it, and answer
+   True (NULL on error). It takes over `record`, `now`, `name` and `extra`; the rest are borrowed. */
+static PyObject *
+fill_and_append(BusyPath *self, PyObject *record, PyObject *now, PyObject *kind, PyObject *serial, PyObject *name,
+                PyObject *in_use, PyObject *idle, PyObject *extra)
+{
+    PyTuple_SET_ITEM(record, 0, now);
+    PyTuple_SET_ITEM(record, 1, Py_NewRef(kind));
+    PyTuple_SET_ITEM(record, 2, Py_NewRef(serial));
+    PyTuple_SET_ITEM(record, 3, name);
+    PyTuple_SET_ITEM(record, 4, Py_NewRef(in_use));
+    PyTuple_SET_ITEM(record, 5, Py_NewRef(idle));
+    PyTuple_SET_ITEM(record, 6, Py_NewRef(PyList_GET_ITEM(self->counts, 2)));
+    PyTuple_SET_ITEM(record, 7, extra);
+    if (append(self, untracked_record(record)) < 0) {
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
 /* The usual checkout and check-in run whole between two bytecodes of every other thread: after the
    caller's name (asked of Python once per thread) and the record's tuple (whose allocation may start a
    garbage collection, which may run Python code) are at hand, nothing is called that could run Python
@@ -199,19 +219,7 @@ BusyPath_checkout(BusyPath *self, PyObject *dbapi_connection)
         Py_DECREF(now);
         goto not_mine;
     }
-    PyObject *waiting = PyList_GET_ITEM(self->counts, 2);
-    PyTuple_SET_ITEM(record, 0, now);
-    PyTuple_SET_ITEM(record, 1, Py_NewRef(str_checkout));
-    PyTuple_SET_ITEM(record, 2, Py_NewRef(serial));
-    PyTuple_SET_ITEM(record, 3, name);
-    PyTuple_SET_ITEM(record, 4, Py_NewRef(in_use));
-    PyTuple_SET_ITEM(record, 5, Py_NewRef(idle));
-    PyTuple_SET_ITEM(record, 6, Py_NewRef(waiting));
-    PyTuple_SET_ITEM(record, 7, extra);
-    if (append(self, untracked_record(record)) < 0) {
-        return NULL;
-    }
-    Py_RETURN_TRUE;
+    return fill_and_append(self, record, now, str_checkout, serial, name, in_use, idle, extra);
 
 not_mine:
     Py_DECREF(name);
@@ -275,18 +283,7 @@ BusyPath_checkin(BusyPath *self, PyObject *dbapi_connection)
         Py_DECREF(now);
         goto not_mine;
     }
-    PyTuple_SET_ITEM(record, 0, now);
-    PyTuple_SET_ITEM(record, 1, Py_NewRef(str_checkin));
-    PyTuple_SET_ITEM(record, 2, Py_NewRef(serial));
-    PyTuple_SET_ITEM(record, 3, name);
-    PyTuple_SET_ITEM(record, 4, Py_NewRef(in_use));
-    PyTuple_SET_ITEM(record, 5, Py_NewRef(idle));
-    PyTuple_SET_ITEM(record, 6, Py_NewRef(PyList_GET_ITEM(self->counts, 2)));
-    PyTuple_SET_ITEM(record, 7, since);
-    if (append(self, untracked_record(record)) < 0) {
-        return NULL;
-    }
-    Py_RETURN_TRUE;
+    return fill_and_append(self, record, now, str_checkin, serial, name, in_use, idle, since);
 
 not_mine:
     Py_DECREF(name);
