@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from types import ModuleType
 
 
 def _load() -> ModuleType | None:
     if os.environ.get("POOLVIZ_PURE_PYTHON"):
+        return None
+    gil_enabled = getattr(sys, "_is_gil_enabled", lambda: True)
+    if not gil_enabled():  # the compiled path relies on the GIL: each of its calls runs whole under it
         return None
     try:
         return importlib.import_module("poolviz.pools._busypath")
@@ -34,5 +38,10 @@ def busy_path_in_use() -> str:
     """Which busy path runs, in words (the benchmarks print it beside their figures)."""
     if compiled is not None:
         return f"busy path: compiled ({os.path.basename(compiled.__file__ or '_busypath')})"
-    why = "POOLVIZ_PURE_PYTHON is set" if os.environ.get("POOLVIZ_PURE_PYTHON") else "the extension was not built"
+    if os.environ.get("POOLVIZ_PURE_PYTHON"):
+        why = "POOLVIZ_PURE_PYTHON is set"
+    elif not getattr(sys, "_is_gil_enabled", lambda: True)():
+        why = "this Python runs without the GIL, which the compiled path relies on"
+    else:
+        why = "the extension was not built"
     return f"busy path: Python ({why})"
