@@ -194,12 +194,19 @@ Step_iternext(Step *self)
 static PyObject *
 Step_throw(Step *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
+        return NULL;
+    }
     if (self->inner == NULL) { /* finished: raise what was thrown in, as a finished coroutine does */
-        if (nargs >= 1 && PyExceptionInstance_Check(args[0])) {
+        if (PyExceptionInstance_Check(args[0])) {
             PyErr_SetObject((PyObject *)Py_TYPE(args[0]), args[0]);
         }
-        else if (nargs >= 1) {
+        else if (PyExceptionClass_Check(args[0])) {
             PyErr_SetObject(args[0], nargs >= 2 ? args[1] : NULL);
+        }
+        else {
+            PyErr_SetString(PyExc_TypeError, "exceptions must be classes or instances deriving from BaseException");
         }
         return NULL;
     }
