@@ -1,4 +1,4 @@
-"""The database server on a CPU of its own while a benchmark runs, and the benchmark on the others (Linux).
+"""Fair server figures: the database server on a CPU of its own while a benchmark runs, and the median over pairs.
 
 Two pools measured side by side talk to different server processes, and on
 a small machine where the scheduler puts each one (beside the benchmark,
@@ -7,13 +7,16 @@ against each other read anywhere from 0.82x to 1.22x. With every server
 process on the last CPU and the benchmark's threads on the others, the same
 pairs read 0.99x to 1.02x. The old affinities come back when the block ends.
 Without permission to move the server (not root, not Linux, one CPU) it
-measures as it is and says so.
+measures as it is and says so. A server figure is then the median over
+several pool pairs, each with connections (server processes) of its own
+(:func:`median_of_pairs`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,3 +77,12 @@ def _restore(saved: dict[int, set[int]], names: tuple[str, ...], every: set[int]
     for task, cpus in saved.items():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.sched_setaffinity(task, cpus)
+
+
+def median_of_pairs(label: str, ratios: list[float], target: float) -> float:
+    """Print and return a server figure: the median of the pool pairs' ratios, each pair's shown beside it."""
+    figure = statistics.median(ratios)
+    verdict = "within" if figure <= target else "above"
+    shown = ", ".join(f"{r:.3f}" for r in ratios)
+    print(f"{label:<42} median of {len(ratios)} pairs {figure:5.3f}x  ({verdict} the {target}x target; pairs: {shown})")
+    return figure

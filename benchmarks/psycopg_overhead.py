@@ -31,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from cpus import server_on_its_own_cpu
+from cpus import median_of_pairs, server_on_its_own_cpu
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from poolviz import servers
@@ -113,14 +113,6 @@ async def ainterleave(
     return base, inst
 
 
-def pairs_median(name: str, ratios: list[float], target: float) -> None:
-    """The query figure: the median over pool pairs (each pair's connections are their own server processes)."""
-    figure = statistics.median(ratios)
-    verdict = "ok" if figure <= target else f"above the {target:.2f}x target"
-    shown = ", ".join(f"{r:.3f}" for r in ratios)
-    print(f"{name:<42} median of {len(ratios)} pool pairs {figure:5.3f}x  ({verdict}; pairs: {shown})")
-
-
 def threaded(dsn: str, count: int, rounds: int, pairs: int) -> None:
     ratios = []
     for pair in range(pairs):
@@ -135,7 +127,7 @@ def threaded(dsn: str, count: int, rounds: int, pairs: int) -> None:
                 report("ConnectionPool getconn+putconn", *interleave(bare, plain, ours, count, rounds), count, 1.25)
             name = f"ConnectionPool connection()+SELECT 1 [{pair + 1}]"
             ratios.append(report(name, *interleave(query, plain, ours, count // 10, rounds), count // 10, 1.03))
-    pairs_median("ConnectionPool connection()+SELECT 1", ratios, 1.03)
+    median_of_pairs("ConnectionPool connection()+SELECT 1", ratios, 1.03)
 
 
 async def asynchronous(dsn: str, count: int, rounds: int, pairs: int) -> None:
@@ -153,7 +145,7 @@ async def asynchronous(dsn: str, count: int, rounds: int, pairs: int) -> None:
                 report(name, *await ainterleave(abare, plain, ours, count, rounds), count, 1.25)
             name = f"AsyncConnectionPool connection()+SELECT 1 [{pair + 1}]"
             ratios.append(report(name, *await ainterleave(aquery, plain, ours, count // 10, rounds), count // 10, 1.03))
-    pairs_median("AsyncConnectionPool connection()+SELECT 1", ratios, 1.03)
+    median_of_pairs("AsyncConnectionPool connection()+SELECT 1", ratios, 1.03)
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cpus import server_on_its_own_cpu
+from cpus import median_of_pairs, server_on_its_own_cpu
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
@@ -132,14 +132,6 @@ def async_cycles(url: str, cycles: int, rounds: int, label: str, target: float) 
     return asyncio.run(measure())
 
 
-def pairs_median(label: str, ratios: list[float], target: float) -> None:
-    """A server's figure: the median over engine pairs (each pair's connections are their own server processes)."""
-    figure = statistics.median(ratios)
-    verdict = "within" if figure <= target else "above"
-    shown = ", ".join(f"{r:.3f}" for r in ratios)
-    print(f"{label:<40} median of {len(ratios)} engine pairs {figure:5.3f}x ({verdict} the {target}x target; {shown})")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=200, help="bare cycles per pool per round")
@@ -175,7 +167,7 @@ def measure_all(args: argparse.Namespace) -> None:
                                   time.perf_counter, 1.03))  # fmt: skip
             for engine in (plain, ours):
                 engine.dispose()
-        pairs_median(f"connect + SELECT 1 + close, {name}", ratios, 1.03)
+        median_of_pairs(f"connect + SELECT 1 + close, {name}", ratios, 1.03)
         if name == "PostgreSQL":
             async_cycles(sqlalchemy_url(url, asyncio=True), args.server_cycles, args.rounds // 2,
                          "AsyncEngine connect + SELECT 1, PostgreSQL", 1.03)  # fmt: skip

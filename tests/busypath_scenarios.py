@@ -20,6 +20,7 @@ from typing import Any
 
 import poolviz
 from poolviz.pools.busypath import compiled
+from poolviz.testing import wait_until_async
 
 
 def described(log: Any) -> list[list[Any]]:
@@ -128,7 +129,7 @@ def psycopg_async(url: str) -> list[list[Any]]:
         with contextlib.suppress(PoolTimeout):
             await asyncio.wait_for(pool.getconn(), 5)
         waiter = asyncio.create_task(pool.getconn(timeout=5), name="cancelled")
-        await asyncio.sleep(0.01)
+        await wait_until_async(lambda: pool.get_stats().get("requests_waiting") == 2, what="the waiter queued")
         waiter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await waiter

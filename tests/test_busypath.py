@@ -12,18 +12,19 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import json
+import linecache
 import os
 import re
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from poolviz.pools.busypath import compiled
+from poolviz.testing import wait_until, wait_until_async
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -128,7 +129,7 @@ def test_an_asyncio_pool_s_methods_are_coroutines_to_asyncio(pg_url: str) -> Non
         step.close()  # never started: psycopg_pool's coroutine is closed, nothing recorded
         conn = await asyncio.create_task(pool.getconn(), name="taker")
         waiter = asyncio.create_task(pool.getconn(), name="cancelled")
-        await asyncio.sleep(0.05)
+        await wait_until_async(lambda: pool.get_stats().get("requests_waiting") == 1, what="the waiter queued")
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
@@ -144,6 +145,14 @@ def test_an_asyncio_pool_s_methods_are_coroutines_to_asyncio(pg_url: str) -> Non
         return kinds
 
     assert asyncio.run(run()) == ["checkout", "wait", "timeout", "wait", "timeout", "checkin", "checkout", "checkin"]
+
+
+def in_add_to_pool(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is calling psycopg_pool's ``_add_to_pool`` (from ``_return_connection``) now."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    if frame is None or frame.f_code.co_name != "_return_connection":
+        return False
+    return "_add_to_pool" in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
 
 
 def test_a_check_in_waits_for_a_pool_lock_another_thread_holds(pg_url: str) -> None:
@@ -163,7 +172,8 @@ def test_a_check_in_waits_for_a_pool_lock_another_thread_holds(pg_url: str) -> N
         with pool._lock:
             thread = threading.Thread(target=lambda: (pool.putconn(conn), returned.set()))
             thread.start()
-            time.sleep(0.1)  # time for the putconn to reach the lock (it must wait there)
+            # Its putconn reaches psycopg_pool's _add_to_pool call (ours, compiled), where the lock stops it.
+            wait_until(lambda: in_add_to_pool(thread), what="the putconn at _add_to_pool")
             assert not returned.is_set()
             assert [e.kind for e in poolviz.events_of(pool).snapshot()] == ["checkout"]
         assert returned.wait(5)

@@ -146,12 +146,22 @@ append(BusyPath *self, PyObject *record)
     return 0;
 }
 
-/* Fill the record (now, kind, serial, name, in_use, idle, waiting, extra) made beforehand, append it, and answer
-   True (NULL on error). It takes over `record`, `now`, `name` and `extra`; the rest are borrowed. */
+/* Move the counts (`out`: +1 a checkout, -1 a check-in), fill the record (now, kind, serial, name, in_use, idle,
+   waiting, extra) made beforehand, append it, and answer True (NULL on error). It takes over `record`, `now`,
+   `name` and `extra`; `kind` and `serial` are borrowed. */
 static PyObject *
-fill_and_append(BusyPath *self, PyObject *record, PyObject *now, PyObject *kind, PyObject *serial, PyObject *name,
-                PyObject *in_use, PyObject *idle, PyObject *extra)
+count_and_append(BusyPath *self, int out, PyObject *record, PyObject *now, PyObject *kind, PyObject *serial,
+                 PyObject *name, PyObject *extra)
 {
+    PyObject *in_use = bump(self->counts, 0, out);
+    PyObject *idle = in_use ? bump(self->counts, 1, -out) : NULL;
+    if (idle == NULL) {
+        Py_DECREF(record);
+        Py_DECREF(now);
+        Py_DECREF(name);
+        Py_DECREF(extra);
+        return NULL;
+    }
     PyTuple_SET_ITEM(record, 0, now);
     PyTuple_SET_ITEM(record, 1, Py_NewRef(kind));
     PyTuple_SET_ITEM(record, 2, Py_NewRef(serial));
@@ -213,13 +223,7 @@ BusyPath_checkout(BusyPath *self, PyObject *dbapi_connection)
         Py_XDECREF(now);
         goto not_mine;
     }
-    PyObject *in_use = bump(self->counts, 0, 1);
-    PyObject *idle = in_use ? bump(self->counts, 1, -1) : NULL;
-    if (idle == NULL) {
-        Py_DECREF(now);
-        goto not_mine;
-    }
-    return fill_and_append(self, record, now, str_checkout, serial, name, in_use, idle, extra);
+    return count_and_append(self, 1, record, now, str_checkout, serial, name, extra);
 
 not_mine:
     Py_DECREF(name);
@@ -276,14 +280,7 @@ BusyPath_checkin(BusyPath *self, PyObject *dbapi_connection)
     else {
         since = Py_NewRef(now);
     }
-    PyObject *in_use = bump(self->counts, 0, -1);
-    PyObject *idle = in_use ? bump(self->counts, 1, 1) : NULL;
-    if (idle == NULL) {
-        Py_DECREF(since);
-        Py_DECREF(now);
-        goto not_mine;
-    }
-    return fill_and_append(self, record, now, str_checkin, serial, name, in_use, idle, since);
+    return count_and_append(self, -1, record, now, str_checkin, serial, name, since);
 
 not_mine:
     Py_DECREF(name);
